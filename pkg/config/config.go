@@ -1,0 +1,312 @@
+// Package config holds a node's configuration, read only from environment
+// variables (with github.com/caarlos0/env/v10) into one documented struct.
+//
+// Every field's doc gives its variable, unit and default; the defaults are
+// the envDefault tags, so this file is the one place they live. Validate
+// checks ranges and names the variable in every error. Port 0 works
+// everywhere, so tests can run many nodes.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// Config is the whole configuration of one node.
+type Config struct {
+	// Name is the server's name, shown in its AT replies and to its peers:
+	// 1 to 64 letters, digits, '.', '_' or '-'. Required.
+	Name string `env:"HERD_NAME,required,notEmpty"`
+
+	// ClientAddr is the TCP address of the client protocol.
+	ClientAddr string `env:"HERD_CLIENT_ADDR" envDefault:":12200"`
+	// PeerAddr is the TCP address on which neighbours connect.
+	PeerAddr string `env:"HERD_PEER_ADDR" envDefault:":12300"`
+	// Peers are the neighbours, "Name=host:port,Name=host:port".
+	Peers Peers `env:"HERD_PEERS"`
+	// PeerSecret authenticates both ends of every peer link; at least 16
+	// bytes. Required when Peers is set. Never logged.
+	PeerSecret Secret `env:"HERD_PEER_SECRET"`
+	// PeerHeartbeat is how often an idle peer link says it is alive.
+	PeerHeartbeat time.Duration `env:"HERD_PEER_HEARTBEAT" envDefault:"500ms"`
+	// PeerTimeout is how long a peer link may stay silent, or a write to it
+	// may block, before it is dropped and re-dialled. At least twice
+	// PeerHeartbeat.
+	PeerTimeout time.Duration `env:"HERD_PEER_TIMEOUT" envDefault:"3s"`
+	// PeerBackoffMax caps the jittered exponential backoff between dials
+	// of a neighbour that is down.
+	PeerBackoffMax time.Duration `env:"HERD_PEER_BACKOFF_MAX" envDefault:"2s"`
+
+	// MetricsAddr is the HTTP address of /metrics, /healthz and /readyz.
+	MetricsAddr string `env:"HERD_METRICS_ADDR" envDefault:":9100"`
+	// ReadyGrace is how long /readyz waits for the first reconciliation
+	// with a neighbour before it reports ready anyway.
+	ReadyGrace time.Duration `env:"HERD_READY_GRACE" envDefault:"5s"`
+
+	// Places chooses the places provider: auto (google when
+	// HERD_GOOGLE_API_KEY is set, otherwise offline), offline, google (the
+	// legacy Nearby Search) or google-new (Places API (New)).
+	Places string `env:"HERD_PLACES" envDefault:"auto"`
+	// GoogleAPIKey is the Google Places API key. Never logged.
+	GoogleAPIKey Secret `env:"HERD_GOOGLE_API_KEY"`
+	// GoogleBaseURL replaces the Google endpoint's scheme and host, for
+	// tests and proxies. Empty means Google's own.
+	GoogleBaseURL string `env:"HERD_GOOGLE_BASE_URL"`
+	// PlacesTimeout bounds each upstream places request.
+	PlacesTimeout time.Duration `env:"HERD_PLACES_TIMEOUT" envDefault:"5s"`
+	// PlacesMaxConcurrent bounds the upstream places requests in flight.
+	PlacesMaxConcurrent int `env:"HERD_PLACES_MAX_CONCURRENT" envDefault:"32"`
+	// PlacesCacheTTL is how long a places answer is reused for the same
+	// position and radius; 0 turns the cache off.
+	PlacesCacheTTL time.Duration `env:"HERD_PLACES_CACHE_TTL" envDefault:"60s"`
+	// PlacesCacheSize bounds the number of cached places answers.
+	PlacesCacheSize int `env:"HERD_PLACES_CACHE_SIZE" envDefault:"10000"`
+
+	// MaxLine is the longest client line accepted, in bytes, without its
+	// line end; a longer line closes the connection.
+	MaxLine int `env:"HERD_MAX_LINE" envDefault:"4096"`
+	// MaxConns bounds the open client connections; more are closed at once.
+	MaxConns int `env:"HERD_MAX_CONNS" envDefault:"10000"`
+	// IdleTimeout closes a client connection that sends nothing for this
+	// long while no reply is owed to it.
+	IdleTimeout time.Duration `env:"HERD_IDLE_TIMEOUT" envDefault:"5m"`
+	// WriteTimeout closes a client connection that does not take a reply
+	// within this time.
+	WriteTimeout time.Duration `env:"HERD_WRITE_TIMEOUT" envDefault:"10s"`
+	// ShutdownTimeout bounds the wait for replies in flight on SIGINT or
+	// SIGTERM.
+	ShutdownTimeout time.Duration `env:"HERD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	// LogFile, when set, receives the log as well as standard error.
+	LogFile string `env:"HERD_LOG_FILE"`
+	// LogLevel is debug, info, warn or error; the protocol log (every line
+	// and reply) is at info.
+	LogLevel slog.Level `env:"HERD_LOG_LEVEL" envDefault:"info"`
+	// LogFormat is json or text.
+	LogFormat string `env:"HERD_LOG_FORMAT" envDefault:"json"`
+}
+
+// Places providers.
+const (
+	PlacesAuto      = "auto"
+	PlacesOffline   = "offline"
+	PlacesGoogle    = "google"
+	PlacesGoogleNew = "google-new"
+)
+
+// MinSecretLen is the shortest accepted peer secret, in bytes.
+const MinSecretLen = 16
+
+// Load reads the configuration from the environment and validates it.
+func Load() (Config, error) {
+	return parse(env.Options{})
+}
+
+// FromMap reads the configuration from vars instead of the process
+// environment, as `herd local` and tests do, and validates it.
+func FromMap(vars map[string]string) (Config, error) {
+	return parse(env.Options{Environment: vars})
+}
+
+func parse(opts env.Options) (Config, error) {
+	var c Config
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return c, nameVariables(err)
+	}
+	return c, c.Validate()
+}
+
+// nameVariables rewrites the env package's parse errors, which name Go
+// fields, to name the environment variables instead.
+func nameVariables(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	t := reflect.TypeFor[Config]()
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+				e = fmt.Errorf("%s: %w", name, pe.Err)
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks every field and returns all problems at once, each naming
+// its variable and what it accepts.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(variable, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{variable}, args...)...))
+	}
+	if !ValidName(c.Name) {
+		bad("HERD_NAME", "%q is not 1 to 64 letters, digits, '.', '_' or '-'", c.Name)
+	}
+	for variable, addr := range map[string]string{
+		"HERD_CLIENT_ADDR": c.ClientAddr, "HERD_PEER_ADDR": c.PeerAddr, "HERD_METRICS_ADDR": c.MetricsAddr,
+	} {
+		if err := validAddr(addr); err != nil {
+			bad(variable, "%v", err)
+		}
+	}
+	for _, p := range c.Peers {
+		if p.Name == c.Name {
+			bad("HERD_PEERS", "%s lists this server itself", p.Name)
+		}
+	}
+	if len(c.Peers) > 0 && len(c.PeerSecret) < MinSecretLen {
+		bad("HERD_PEER_SECRET", "must be at least %d bytes when HERD_PEERS is set", MinSecretLen)
+	}
+	switch c.Places {
+	case PlacesAuto, PlacesOffline:
+	case PlacesGoogle, PlacesGoogleNew:
+		if c.GoogleAPIKey == "" {
+			bad("HERD_GOOGLE_API_KEY", "must be set when HERD_PLACES is %s", c.Places)
+		}
+	default:
+		bad("HERD_PLACES", "%q is not one of auto, offline, google, google-new", c.Places)
+	}
+	if c.GoogleBaseURL != "" {
+		if u, err := url.Parse(c.GoogleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("HERD_GOOGLE_BASE_URL", "%q is not an http or https URL", c.GoogleBaseURL)
+		}
+	}
+	positive := []struct {
+		variable string
+		d        time.Duration
+	}{
+		{"HERD_PEER_HEARTBEAT", c.PeerHeartbeat}, {"HERD_PEER_BACKOFF_MAX", c.PeerBackoffMax},
+		{"HERD_READY_GRACE", c.ReadyGrace}, {"HERD_PLACES_TIMEOUT", c.PlacesTimeout},
+		{"HERD_IDLE_TIMEOUT", c.IdleTimeout}, {"HERD_WRITE_TIMEOUT", c.WriteTimeout},
+		{"HERD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.variable, "must be a positive duration, such as 500ms or 5s")
+		}
+	}
+	if c.PeerTimeout < 2*c.PeerHeartbeat {
+		bad("HERD_PEER_TIMEOUT", "must be at least twice HERD_PEER_HEARTBEAT (%v)", c.PeerHeartbeat)
+	}
+	if c.PlacesCacheTTL < 0 {
+		bad("HERD_PLACES_CACHE_TTL", "must be 0 (no cache) or a positive duration")
+	}
+	ranges := []struct {
+		variable  string
+		v, lo, hi int
+	}{
+		{"HERD_PLACES_MAX_CONCURRENT", c.PlacesMaxConcurrent, 1, 10000},
+		{"HERD_PLACES_CACHE_SIZE", c.PlacesCacheSize, 1, 10_000_000},
+		{"HERD_MAX_LINE", c.MaxLine, 64, 1 << 20},
+		{"HERD_MAX_CONNS", c.MaxConns, 1, 1 << 20},
+	}
+	for _, r := range ranges {
+		if r.v < r.lo || r.v > r.hi {
+			bad(r.variable, "%d is not within %d to %d", r.v, r.lo, r.hi)
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("HERD_LOG_FORMAT", "%q is not json or text", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// ValidName reports whether s can name a server: 1 to 64 letters, digits,
+// '.', '_' or '-', so that it is one field of an AT line.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q has a bad port", addr)
+	}
+	return nil
+}
+
+// Peer is one neighbour.
+type Peer struct {
+	Name string
+	Addr string // host:port of its peer listener
+}
+
+// Peers is the neighbour list, parsed from "Name=host:port,...".
+type Peers []Peer
+
+// UnmarshalText parses "Name=host:port,Name=host:port"; spaces around
+// entries are ignored and an empty string is no neighbours.
+func (p *Peers) UnmarshalText(b []byte) error {
+	*p = nil
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(string(b), ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(item, "=")
+		if !ok || !ValidName(name) {
+			return fmt.Errorf("%q is not Name=host:port", item)
+		}
+		if err := validAddr(addr); err != nil {
+			return fmt.Errorf("%s: %v", name, err)
+		}
+		if seen[name] {
+			return fmt.Errorf("%s is listed twice", name)
+		}
+		seen[name] = true
+		*p = append(*p, Peer{Name: name, Addr: addr})
+	}
+	return nil
+}
+
+// String returns the list in the form UnmarshalText reads.
+func (p Peers) String() string {
+	s := make([]string, len(p))
+	for i, x := range p {
+		s[i] = x.Name + "=" + x.Addr
+	}
+	return strings.Join(s, ",")
+}
+
+// Secret is a string that never shows itself in logs or formatted output.
+type Secret string
+
+// String hides the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString hides the secret from %#v.
+func (s Secret) GoString() string { return s.String() }
+
+// LogValue hides the secret from log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

@@ -1,0 +1,195 @@
+// Package metrics defines every Prometheus metric a node exports, on a
+// registry of its own so that several nodes can live in one process.
+//
+// Names follow Prometheus conventions: a herd_ prefix, the subsystem, base
+// units (seconds), _total on counters, and labels only from small closed
+// sets (command, outcome, reason, source, neighbour name, provider,
+// status), never a client id. The README lists them all; a test keeps the
+// README, the Grafana dashboard and this file in step.
+package metrics
+
+import (
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Label values used by more than one package.
+const (
+	SourceClient    = "client"
+	SourceFlood     = "flood"
+	SourceReconcile = "reconcile"
+)
+
+// latencyBuckets run from 10µs to 10s in 1-2.5-5 steps: propagation on
+// loopback takes tens of microseconds, a Google request hundreds of
+// milliseconds, and a reconciliation after an outage seconds.
+var latencyBuckets = []float64{
+	10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
+	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+	1, 2.5, 5, 10,
+}
+
+// Metrics holds a node's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ClientRequests        *prometheus.CounterVec   // command, outcome
+	ClientRequestDuration *prometheus.HistogramVec // command
+	ClientConnections     prometheus.Gauge
+	ClientAccepted        prometheus.Counter
+	ClientRefused         *prometheus.CounterVec // reason
+	ClientDisconnects     *prometheus.CounterVec // reason
+
+	StoreUpdates        *prometheus.CounterVec // source
+	StoreUpdatesDropped *prometheus.CounterVec // source
+
+	PropagationDelay *prometheus.HistogramVec // source
+	PropagationHops  prometheus.Histogram
+
+	PeerUp                *prometheus.GaugeVec   // peer
+	PeerConnects          *prometheus.CounterVec // peer
+	PeerDisconnects       *prometheus.CounterVec // peer, reason
+	PeerBacklog           *prometheus.GaugeVec   // peer
+	PeerRecordsSent       *prometheus.CounterVec // peer, kind
+	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
+	PeerHandshakeFailures *prometheus.CounterVec // reason
+
+	PlacesRequests     *prometheus.CounterVec   // provider, status
+	PlacesDuration     *prometheus.HistogramVec // provider
+	PlacesCacheHits    prometheus.Counter
+	PlacesCacheMisses  prometheus.Counter
+	PlacesCacheShared  prometheus.Counter
+	PlacesInflight     prometheus.Gauge
+	PlacesCacheEntries prometheus.Gauge
+	PlacesLimitWaits   prometheus.Counter
+}
+
+// New creates a registry with every metric, the Go runtime and process
+// collectors, and herd_build_info.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	f := factory{r}
+	m := &Metrics{
+		Registry: r,
+
+		ClientRequests: f.counterVec("herd_client_requests_total",
+			"Client lines answered, by command (IAMAT, WHATSAT, other) and outcome (ok, invalid, places_error).",
+			"command", "outcome"),
+		ClientRequestDuration: f.histogramVec("herd_client_request_duration_seconds",
+			"Time from reading a client line to its reply being ready, by command.", latencyBuckets, "command"),
+		ClientConnections: f.gauge("herd_client_connections", "Open client connections."),
+		ClientAccepted:    f.counter("herd_client_connections_accepted_total", "Client connections accepted."),
+		ClientRefused: f.counterVec("herd_client_connections_refused_total",
+			"Client connections closed at once because a limit was reached, by reason.", "reason"),
+		ClientDisconnects: f.counterVec("herd_client_disconnects_total",
+			"Client connections closed, by reason (eof, idle, line_too_long, write_error, read_error, shutdown).", "reason"),
+
+		StoreUpdates: f.counterVec("herd_store_updates_total",
+			"Records stored because they were newer, by source (client, flood, reconcile).", "source"),
+		StoreUpdatesDropped: f.counterVec("herd_store_updates_dropped_total",
+			"Records dropped because they were not newer than the stored one, by source.", "source"),
+
+		PropagationDelay: f.histogramVec("herd_propagation_delay_seconds",
+			"Time from the origin server receiving an IAMAT to this server storing the record, by source (flood, reconcile).",
+			latencyBuckets, "source"),
+		PropagationHops: f.histogram("herd_propagation_hops",
+			"Peer links crossed by records stored from peers.", []float64{1, 2, 3, 4, 5, 6, 8, 10, 16}),
+
+		PeerUp:       f.gaugeVec("herd_peer_up", "1 when the link to a neighbour is up and reconciled, else 0.", "peer"),
+		PeerConnects: f.counterVec("herd_peer_connects_total", "Peer links established, by neighbour.", "peer"),
+		PeerDisconnects: f.counterVec("herd_peer_disconnects_total",
+			"Peer links lost, by neighbour and reason (eof, timeout, error, replaced, shutdown).", "peer", "reason"),
+		PeerBacklog: f.gaugeVec("herd_peer_backlog_records",
+			"Changes stored here and not yet sent to a neighbour (the outgoing queue).", "peer"),
+		PeerRecordsSent: f.counterVec("herd_peer_records_sent_total",
+			"Records sent to a neighbour, by kind (flood, reconcile).", "peer", "kind"),
+		PeerRecordsReceived: f.counterVec("herd_peer_records_received_total",
+			"Records received from a neighbour, by kind (flood, reconcile), newer or not.", "peer", "kind"),
+		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
+			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, duplicate).",
+			"reason"),
+
+		PlacesRequests: f.counterVec("herd_places_requests_total",
+			"Places lookups answered by the provider (cache misses), by provider and status (OK, ZERO_RESULTS, OVER_QUERY_LIMIT, ...).",
+			"provider", "status"),
+		PlacesDuration: f.histogramVec("herd_places_request_duration_seconds",
+			"Duration of places lookups sent to the provider.", latencyBuckets, "provider"),
+		PlacesCacheHits:   f.counter("herd_places_cache_hits_total", "WHATSAT lookups answered from the places cache."),
+		PlacesCacheMisses: f.counter("herd_places_cache_misses_total", "WHATSAT lookups not in the places cache."),
+		PlacesCacheShared: f.counter("herd_places_cache_shared_total",
+			"Cache misses that joined an identical lookup already in flight instead of sending their own."),
+		PlacesInflight:     f.gauge("herd_places_inflight_requests", "Places lookups in flight to the provider."),
+		PlacesCacheEntries: f.gauge("herd_places_cache_entries", "Answers held in the places cache."),
+		PlacesLimitWaits: f.counter("herd_places_limit_waits_total",
+			"Places lookups that had to wait for a free slot under HERD_PLACES_MAX_CONCURRENT."),
+	}
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	version, revision := build()
+	f.gaugeVec("herd_build_info", "Always 1; the labels tell the build.", "version", "revision", "goversion").
+		WithLabelValues(version, revision, runtime.Version()).Set(1)
+	return m
+}
+
+// build returns the module version and VCS revision of the binary.
+func build() (version, revision string) {
+	version, revision = "(devel)", "unknown"
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	if info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			revision = s.Value
+		}
+	}
+	return
+}
+
+// GaugeFunc registers a gauge whose value is read at every scrape.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+type factory struct{ r prometheus.Registerer }
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	f.r.MustRegister(c)
+	return c
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	f.r.MustRegister(c)
+	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	f.r.MustRegister(g)
+	return g
+}
+
+func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+	f.r.MustRegister(g)
+	return g
+}
+
+func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+	f.r.MustRegister(h)
+	return h
+}
+
+func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+	f.r.MustRegister(h)
+	return h
+}

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"hash/maphash"
+	"strings"
+)
+
+// index maps a client id to its slot. It is an open-addressing hash table
+// of slot numbers whose keys are the client ids at the start of the slots'
+// own texts, so a client costs a few bytes here instead of a second copy of
+// its id and a map entry (see TestMemoryPerRecord). Records are never
+// removed, so linear probing needs no tombstones.
+type index struct {
+	seed  maphash.Seed
+	table []uint32 // slot number + 1; 0 is empty
+	n     int
+}
+
+func newIndex() index {
+	return index{seed: maphash.MakeSeed(), table: make([]uint32, 64)}
+}
+
+// clientOf returns the client id at the start of a record text.
+func clientOf(text string) string { return text[:strings.IndexByte(text, ' ')] }
+
+// hasClient reports whether text is a record of client.
+func hasClient(text, client string) bool {
+	return len(text) > len(client) && text[len(client)] == ' ' && text[:len(client)] == client
+}
+
+// find returns the slot of client, or the table position where it would go.
+func (x *index) find(slots []slot, client string) (slotNum uint32, pos int, ok bool) {
+	mask := len(x.table) - 1
+	pos = int(maphash.String(x.seed, client)) & mask
+	for {
+		v := x.table[pos]
+		if v == 0 {
+			return 0, pos, false
+		}
+		if hasClient(slots[v-1].text, client) {
+			return v - 1, pos, true
+		}
+		pos = (pos + 1) & mask
+	}
+}
+
+// insert records that slot holds client, at the position find returned.
+func (x *index) insert(slots []slot, pos int, slotNum uint32) {
+	x.table[pos] = slotNum + 1
+	x.n++
+	if x.n*4 >= len(x.table)*3 {
+		x.grow(slots)
+	}
+}
+
+func (x *index) grow(slots []slot) {
+	old := x.table
+	x.table = make([]uint32, 2*len(old))
+	mask := len(x.table) - 1
+	for _, v := range old {
+		if v == 0 {
+			continue
+		}
+		pos := int(maphash.String(x.seed, clientOf(slots[v-1].text))) & mask
+		for x.table[pos] != 0 {
+			pos = (pos + 1) & mask
+		}
+		x.table[pos] = v
+	}
+}

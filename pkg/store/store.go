@@ -1,0 +1,222 @@
+package store
+
+import (
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Link identifies where a record came from: NoLink for a client of this
+// server (or a record read back from disk), otherwise the number a peer
+// link was given by its owner. A link's reader never gets back the records
+// that came in on it.
+type Link uint16
+
+// NoLink is the source of records that did not arrive over a peer link.
+const NoLink Link = 0
+
+// Change is one entry of the change log: the current record of a client
+// and the change number under which this server stored it.
+type Change struct {
+	Seq    uint64
+	Record Record
+	From   Link
+}
+
+// Store holds the newest record of every client, numbers every change, and
+// keeps the live changes in order so that a peer can be sent everything
+// after a change number in time proportional to what it missed.
+//
+// Memory per client is the record text, one slot (40 bytes), one to two
+// index words and one to one and a half change-log entries (16 bytes); see
+// TestMemoryPerRecord.
+type Store struct {
+	mu      sync.RWMutex
+	index   index // client id -> slot
+	slots   []slot
+	log     []entry // in increasing seq; stale entries are skipped and compacted away
+	stale   int     // entries of log that an update has superseded
+	seq     uint64  // the last change number given out
+	origins origins
+	subs    []chan struct{}
+}
+
+type slot struct {
+	text   string
+	recv   int64
+	seq    uint64
+	origin uint16
+	from   Link
+	hops   uint8
+}
+
+type entry struct {
+	seq  uint64
+	slot uint32
+}
+
+// minCompact is the smallest number of stale log entries worth a
+// compaction; below it the log's slack costs less than the copying.
+const minCompact = 4096
+
+// New returns an empty store whose change numbers continue after seq (0 for
+// a fresh store).
+func New(seq uint64) *Store {
+	return &Store{index: newIndex(), seq: seq, origins: newOrigins()}
+}
+
+// Apply stores r if it is newer than the client's current record (see
+// Newer) and reports the change number it was given. A record that is not
+// newer is dropped: it changes nothing and must not be forwarded. from is
+// the link r came in on.
+func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
+	client := r.Client()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, pos, exists := s.index.find(s.slots, client)
+	if exists && !Newer(r, s.slots[i].record(&s.origins)) {
+		return 0, false
+	}
+	origin, ok := s.origins.intern(r.Origin)
+	if !ok {
+		return 0, false
+	}
+	s.seq++
+	sl := slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops}
+	if exists {
+		s.slots[i] = sl
+		s.stale++
+	} else {
+		i = uint32(len(s.slots))
+		s.slots = append(s.slots, sl)
+		s.index.insert(s.slots, pos, i)
+	}
+	s.log = append(s.log, entry{seq: s.seq, slot: i})
+	if s.stale >= minCompact && 2*s.stale > len(s.slots) {
+		s.compact()
+	}
+	for _, c := range s.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	return s.seq, true
+}
+
+// compact drops the stale entries of the log; it keeps their order.
+func (s *Store) compact() {
+	live := make([]entry, 0, len(s.slots)+len(s.slots)/2)
+	for _, e := range s.log {
+		if s.slots[e.slot].seq == e.seq {
+			live = append(live, e)
+		}
+	}
+	s.log = live
+	s.stale = 0
+}
+
+func (sl *slot) record(o *origins) Record {
+	return Record{Text: sl.text, Origin: o.name(sl.origin), Recv: sl.recv, Hops: sl.hops}
+}
+
+// Get returns the current record of a client.
+func (s *Store) Get(client string) (Record, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, _, ok := s.index.find(s.slots, client)
+	if !ok {
+		return Record{}, false
+	}
+	return s.slots[i].record(&s.origins), true
+}
+
+// Len returns the number of clients known.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.slots)
+}
+
+// Seq returns the last change number given out.
+func (s *Store) Seq() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.seq
+}
+
+// Changes appends to dst, in change-number order, up to max of the current
+// records whose change number is greater than after, and returns them with
+// the cursor to pass next time. Once every change up to the last one given
+// out has been read, the cursor is that change number, so a reader that
+// skipped some changes (because they came from its own peer) still
+// advances. The cost is a binary search plus the entries read.
+func (s *Store) Changes(after uint64, max int, dst []Change) ([]Change, uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i := sort.Search(len(s.log), func(k int) bool { return s.log[k].seq > after })
+	next := after
+	for ; i < len(s.log) && len(dst) < max; i++ {
+		e := s.log[i]
+		next = e.seq
+		sl := &s.slots[e.slot]
+		if sl.seq != e.seq {
+			continue
+		}
+		dst = append(dst, Change{Seq: e.seq, Record: sl.record(&s.origins), From: sl.from})
+	}
+	if i == len(s.log) {
+		next = s.seq
+	}
+	return dst, next
+}
+
+// Subscribe returns a channel that receives a value after changes are
+// stored; several changes may share one value. Unsubscribe releases it.
+func (s *Store) Subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs = append(s.subs, c)
+	s.mu.Unlock()
+	return c
+}
+
+// Unsubscribe stops the notifications of a channel from Subscribe.
+func (s *Store) Unsubscribe(c <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, sub := range s.subs {
+		if sub == c {
+			s.subs = append(s.subs[:i], s.subs[i+1:]...)
+			return
+		}
+	}
+}
+
+// origins interns the names of origin servers, which are few, so that a
+// slot holds two bytes instead of a string.
+type origins struct {
+	names []string
+	index map[string]uint16
+}
+
+func newOrigins() origins { return origins{index: make(map[string]uint16)} }
+
+// maxOrigins bounds the distinct origin names; a herd has a handful.
+const maxOrigins = 1 << 16
+
+func (o *origins) intern(name string) (uint16, bool) {
+	if i, ok := o.index[name]; ok {
+		return i, true
+	}
+	if len(o.names) == maxOrigins {
+		return 0, false
+	}
+	i := uint16(len(o.names))
+	name = strings.Clone(name)
+	o.names = append(o.names, name)
+	o.index[name] = i
+	return i, true
+}
+
+func (o *origins) name(i uint16) string { return o.names[i] }

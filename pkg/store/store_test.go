@@ -1,0 +1,328 @@
+package store
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+)
+
+func rec(client, pos, time, origin string, recv int64) Record {
+	return Record{Text: client + " " + pos + " " + time, Origin: origin, Recv: recv}
+}
+
+func TestNewer(t *testing.T) {
+	base := rec("k", "+1+2", "10.5", "Hill", 100)
+	tests := []struct {
+		name string
+		a    Record
+		want bool
+	}{
+		{"same record", base, false},
+		{"later time", rec("k", "+1+2", "10.6", "Hill", 100), true},
+		{"earlier time", rec("k", "+1+2", "10.4", "Hill", 100), false},
+		{"later time by a tenth decimal", rec("k", "+1+2", "10.5000000001", "Hill", 100), true},
+		{"same instant written longer, else equal", rec("k", "+1+2", "10.50", "Hill", 100), true},
+		{"equal time, greater origin", rec("k", "+1+2", "10.5", "Jaquez", 100), true},
+		{"equal time, smaller origin", rec("k", "+1+2", "10.5", "Campbell", 100), false},
+		{"equal time and origin, greater position", rec("k", "+3+2", "10.5", "Hill", 100), true},
+		{"equal time and origin, smaller position", rec("k", "+0+2", "10.5", "Hill", 100), false},
+		{"only receive time later", rec("k", "+1+2", "10.5", "Hill", 101), true},
+		{"only receive time earlier", rec("k", "+1+2", "10.5", "Hill", 99), false},
+		{"more hops is not newer", Record{Text: base.Text, Origin: "Hill", Recv: 100, Hops: 3}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Newer(tt.a, base); got != tt.want {
+				t.Errorf("Newer(%+v, base) = %v, want %v", tt.a, got, tt.want)
+			}
+			if tt.want && Newer(base, tt.a) {
+				t.Errorf("Newer is not antisymmetric for %+v", tt.a)
+			}
+		})
+	}
+}
+
+// TestNewerConvergesInAnyOrder applies the same set of competing records in
+// every order and checks that the winner never depends on the order.
+func TestNewerConvergesInAnyOrder(t *testing.T) {
+	recs := []Record{
+		rec("k", "+1+2", "5", "Hill", 1),
+		rec("k", "+1+3", "5", "Hill", 1),
+		rec("k", "+1+2", "5", "Smith", 1),
+		rec("k", "+1+2", "5.0", "Hill", 2),
+		rec("k", "+9+9", "4.99", "Singleton", 9),
+	}
+	var want string
+	permute(recs, 0, func(order []Record) {
+		s := New(0)
+		for _, r := range order {
+			s.Apply(r, NoLink)
+		}
+		got, _ := s.Get("k")
+		key := fmt.Sprintf("%+v", got)
+		if want == "" {
+			want = key
+		} else if key != want {
+			t.Fatalf("order %v kept %s, another order kept %s", order, key, want)
+		}
+	})
+}
+
+func permute(a []Record, k int, f func([]Record)) {
+	if k == len(a) {
+		f(a)
+		return
+	}
+	for i := k; i < len(a); i++ {
+		a[k], a[i] = a[i], a[k]
+		permute(a, k+1, f)
+		a[k], a[i] = a[i], a[k]
+	}
+}
+
+func TestRecordFields(t *testing.T) {
+	r := rec("kiwi.cs.ucla.edu", "+34.068930-118.445127", "1621464827.959498503", "Hill", 1621464828223371889)
+	if r.Client() != "kiwi.cs.ucla.edu" || r.Pos() != "+34.068930-118.445127" || r.Time() != "1621464827.959498503" {
+		t.Errorf("fields of %q: %q %q %q", r.Text, r.Client(), r.Pos(), r.Time())
+	}
+	if got := string(r.AppendAT(nil)); got != "AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503" {
+		t.Errorf("AppendAT = %q", got)
+	}
+}
+
+func TestApplyAndGet(t *testing.T) {
+	s := New(0)
+	if _, ok := s.Get("k"); ok {
+		t.Fatal("empty store has a record")
+	}
+	steps := []struct {
+		r       Record
+		applied bool
+		seq     uint64
+	}{
+		{rec("k", "+1+2", "10", "Hill", 1), true, 1},
+		{rec("k", "+1+2", "9", "Hill", 2), false, 0},
+		{rec("k", "+1+2", "10", "Hill", 1), false, 0},
+		{rec("j", "+1+2", "1", "Hill", 1), true, 2},
+		{rec("k", "+5+5", "11", "Smith", 3), true, 3},
+	}
+	for i, st := range steps {
+		seq, ok := s.Apply(st.r, NoLink)
+		if ok != st.applied || seq != st.seq {
+			t.Fatalf("step %d: Apply = %d %v, want %d %v", i, seq, ok, st.seq, st.applied)
+		}
+	}
+	got, ok := s.Get("k")
+	if !ok || got.Text != "k +5+5 11" || got.Origin != "Smith" || got.Recv != 3 {
+		t.Errorf("Get(k) = %+v %v", got, ok)
+	}
+	if s.Len() != 2 || s.Seq() != 3 {
+		t.Errorf("Len, Seq = %d, %d; want 2, 3", s.Len(), s.Seq())
+	}
+}
+
+func TestChanges(t *testing.T) {
+	s := New(0)
+	s.Apply(rec("a", "+1+1", "1", "Hill", 1), NoLink) // 1
+	s.Apply(rec("b", "+1+1", "1", "Hill", 1), 2)      // 2
+	s.Apply(rec("c", "+1+1", "1", "Hill", 1), NoLink) // 3
+	s.Apply(rec("a", "+1+1", "2", "Hill", 1), 1)      // 4, supersedes 1
+	tests := []struct {
+		after uint64
+		max   int
+		want  []string
+		next  uint64
+	}{
+		{0, 10, []string{"b 2", "c 3", "a 4"}, 4},
+		{0, 1, []string{"b 2"}, 2},
+		{2, 10, []string{"c 3", "a 4"}, 4},
+		{3, 10, []string{"a 4"}, 4},
+		{4, 10, nil, 4},
+	}
+	for _, tt := range tests {
+		got, next := s.Changes(tt.after, tt.max, nil)
+		var names []string
+		for _, c := range got {
+			names = append(names, fmt.Sprintf("%s %d", c.Record.Client(), c.Seq))
+		}
+		if fmt.Sprint(names) != fmt.Sprint(tt.want) || next != tt.next {
+			t.Errorf("Changes(%d, %d) = %v, %d; want %v, %d", tt.after, tt.max, names, next, tt.want, tt.next)
+		}
+	}
+	got, _ := s.Changes(0, 10, nil)
+	if got[0].From != 2 || got[2].From != 1 {
+		t.Errorf("Changes lost the links: %+v", got)
+	}
+}
+
+func TestCompactionKeepsOrder(t *testing.T) {
+	s := New(0)
+	const clients = 100
+	for round := 0; round < 200; round++ {
+		for c := 0; c < clients; c++ {
+			s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(round), "Hill", 1), NoLink)
+		}
+	}
+	if len(s.log) > 2*clients+minCompact {
+		t.Errorf("log holds %d entries for %d clients", len(s.log), clients)
+	}
+	got, next := s.Changes(0, 1000, nil)
+	if len(got) != clients || next != s.Seq() {
+		t.Fatalf("Changes(0) = %d changes, next %d; want %d, %d", len(got), next, clients, s.Seq())
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Seq <= got[i-1].Seq {
+			t.Fatalf("changes out of order at %d", i)
+		}
+	}
+	// A cursor from before the compaction still works.
+	got, _ = s.Changes(s.Seq()-10, 1000, nil)
+	if len(got) != 10 {
+		t.Errorf("Changes(seq-10) = %d changes, want 10", len(got))
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	s := New(0)
+	c := s.Subscribe()
+	s.Apply(rec("a", "+1+1", "1", "Hill", 1), NoLink)
+	s.Apply(rec("b", "+1+1", "1", "Hill", 1), NoLink)
+	select {
+	case <-c:
+	default:
+		t.Fatal("no notification after Apply")
+	}
+	s.Unsubscribe(c)
+	s.Apply(rec("c", "+1+1", "1", "Hill", 1), NoLink)
+	select {
+	case <-c:
+		t.Fatal("notification after Unsubscribe")
+	default:
+	}
+}
+
+// TestConcurrentUse runs writers, readers and change readers at once; run
+// it with -race. Whatever the interleaving, the newest record must win.
+func TestConcurrentUse(t *testing.T) {
+	s := New(0)
+	const writers, clients, rounds = 4, 50, 200
+	var wg, readers sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				for c := range clients {
+					s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(r*writers+w), "Hill", 1), Link(w))
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	readers.Go(func() {
+		var cursor uint64
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var batch []Change
+			batch, cursor = s.Changes(cursor, 64, batch)
+			s.Get("1")
+		}
+	})
+	wg.Wait()
+	close(done)
+	readers.Wait()
+	for c := range clients {
+		got, _ := s.Get(fmt.Sprint(c))
+		if want := fmt.Sprint((rounds-1)*writers + writers - 1); got.Time() != want {
+			t.Errorf("client %d holds time %s, want %s", c, got.Time(), want)
+		}
+	}
+}
+
+// TestMemoryPerRecord checks that a million clients fit a small container:
+// it fills a store and measures the heap it holds per record.
+func TestMemoryPerRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a large store")
+	}
+	const n = 200_000
+	perRecord := measureMemory(n)
+	t.Logf("%.0f bytes per record, %.0f MB per million clients", perRecord, perRecord)
+	if perRecord > 200 {
+		t.Errorf("a record costs %.0f bytes; budget 200 (200 MB per million clients)", perRecord)
+	}
+}
+
+func measureMemory(n int) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := New(0)
+	for i := range n {
+		// Realistic sizes: a host name, a six-decimal position, a nanosecond time.
+		s.Apply(Record{
+			Text:   fmt.Sprintf("client-%07d.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", i),
+			Origin: "Hill", Recv: 1621464828223371889,
+		}, NoLink)
+	}
+	// And a second round of updates, as a live herd would see.
+	for i := range n {
+		s.Apply(Record{
+			Text:   fmt.Sprintf("client-%07d.cs.ucla.edu +34.068930-118.445127 1621464828.959498503", i),
+			Origin: "Hill", Recv: 1621464829223371889,
+		}, NoLink)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(s)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
+
+func BenchmarkApplyNew(b *testing.B) {
+	texts := make([]string, b.N)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("client-%d +34.068930-118.445127 1621464827.959498503", i)
+	}
+	s := New(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s.Apply(Record{Text: texts[i], Origin: "Hill", Recv: 1}, NoLink)
+	}
+}
+
+func BenchmarkApplyUpdate(b *testing.B) {
+	const clients = 10_000
+	texts := make([]string, 1000)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("client-%d +34.068930-118.445127 1621464827.%09d", i%clients, i)
+	}
+	s := New(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s.Apply(Record{Text: texts[i%len(texts)], Origin: "Hill", Recv: int64(i)}, NoLink)
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	s := New(0)
+	for i := range 10_000 {
+		s.Apply(Record{Text: fmt.Sprintf("client-%d +34.068930-118.445127 1", i), Origin: "Hill", Recv: 1}, NoLink)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.Get("client-5000")
+		}
+	})
+}
+
+func BenchmarkMemoryPerRecord(b *testing.B) {
+	for range b.N {
+		b.ReportMetric(measureMemory(1_000_000), "B/record")
+	}
+}
