@@ -11,6 +11,7 @@ package metrics
 import (
 	"runtime"
 	"runtime/debug"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,6 +36,7 @@ var latencyBuckets = []float64{
 // Metrics holds a node's collectors.
 type Metrics struct {
 	Registry *prometheus.Registry
+	names    *[]string
 
 	ClientRequests        *prometheus.CounterVec   // command, outcome
 	ClientRequestDuration *prometheus.HistogramVec // command
@@ -71,9 +73,10 @@ type Metrics struct {
 // collectors, and herd_build_info.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
-	f := factory{r}
+	f := factory{r: r, names: new([]string)}
 	m := &Metrics{
 		Registry: r,
+		names:    f.names,
 
 		ClientRequests: f.counterVec("herd_client_requests_total",
 			"Client lines answered, by command (IAMAT, WHATSAT, other) and outcome (ok, invalid, places_error).",
@@ -154,42 +157,55 @@ func build() (version, revision string) {
 // GaugeFunc registers a gauge whose value is read at every scrape.
 func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	*m.names = append(*m.names, name)
 }
 
-type factory struct{ r prometheus.Registerer }
+// Names returns the names of the herd_ metrics registered so far, whether
+// or not they have a sample yet.
+func (m *Metrics) Names() []string { return slices.Clone(*m.names) }
+
+type factory struct {
+	r     prometheus.Registerer
+	names *[]string
+}
+
+func (f factory) register(name string, c prometheus.Collector) {
+	f.r.MustRegister(c)
+	*f.names = append(*f.names, name)
+}
 
 func (f factory) counter(name, help string) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
-	f.r.MustRegister(c)
+	f.register(name, c)
 	return c
 }
 
 func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
-	f.r.MustRegister(c)
+	f.register(name, c)
 	return c
 }
 
 func (f factory) gauge(name, help string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
-	f.r.MustRegister(g)
+	f.register(name, g)
 	return g
 }
 
 func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
-	f.r.MustRegister(g)
+	f.register(name, g)
 	return g
 }
 
 func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
-	f.r.MustRegister(h)
+	f.register(name, h)
 	return h
 }
 
 func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
-	f.r.MustRegister(h)
+	f.register(name, h)
 	return h
 }
