@@ -44,6 +44,9 @@ const (
 // that was parsed, so they are valid only as long as that line is.
 type Command struct {
 	Kind Kind
+	// Verb is IAMAT or WHATSAT when the line starts with that word, even if
+	// the rest is invalid, and Invalid otherwise; for metrics.
+	Verb Kind
 	// Reason says why the line is Invalid, for the log; it is a constant
 	// string and never echoes input.
 	Reason string
@@ -88,13 +91,18 @@ func Parse(line []byte) Command {
 	if n == 0 {
 		return Command{Kind: Blank}
 	}
+	var c Command
 	switch string(f[0]) {
 	case "IAMAT":
-		return parseIAMAT(f[:n])
+		c = parseIAMAT(f[:n])
+		c.Verb = IAMAT
 	case "WHATSAT":
-		return parseWHATSAT(f[:n])
+		c = parseWHATSAT(f[:n])
+		c.Verb = WHATSAT
+	default:
+		c = invalid("unknown command")
 	}
-	return invalid("unknown command")
+	return c
 }
 
 func invalid(reason string) Command { return Command{Kind: Invalid, Reason: reason} }

@@ -1,0 +1,182 @@
+// Package server serves the client protocol on TCP: it reads lines, parses
+// them with package protocol, stores IAMATs in the store, answers WHATSATs
+// from the store and a places provider, and writes replies in order.
+//
+// A connection has one reader goroutine that parses and executes commands
+// in order. Replies that are ready at once (AT lines, "? " lines) are
+// batched and written together when the reader has no more input buffered,
+// so pipelined commands cost one write per batch and a single command one
+// write per reply. A WHATSAT looks its places up in a goroutine of its
+// own, so a slow upstream holds back only the replies behind it on the
+// same connection; a queue keeps replies in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// Config holds the server's settings; see package config for their
+// variables and defaults.
+type Config struct {
+	Name         string        // this server's name, in its AT replies
+	Addr         string        // TCP address to listen on
+	MaxLine      int           // longest line accepted, without its line end
+	MaxConns     int           // open connections beyond this are closed at once
+	MaxInflight  int           // WHATSAT lookups in flight per connection before reading pauses
+	IdleTimeout  time.Duration // a connection with nothing to say or owed is closed after this
+	WriteTimeout time.Duration // a reply not taken within this closes the connection
+}
+
+// Server is the client protocol server of one node.
+type Server struct {
+	cfg    Config
+	store  *store.Store
+	places places.Provider
+	m      *metrics.Metrics
+	log    *slog.Logger
+	now    func() time.Time
+	stats  stats
+
+	ln      net.Listener
+	ctx     context.Context // cancelled when shutdown gives up waiting
+	cancel  context.CancelFunc
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+	open    atomic.Int64
+	nextID  atomic.Uint64
+}
+
+// New returns a server that stores records in st and answers WHATSAT from
+// pl. Call Listen, then Serve.
+func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, log *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg, store: st, places: pl, m: m, log: log.With("component", "client"), now: time.Now,
+		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}),
+	}
+}
+
+// Listen binds the server's address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the address the server listens on, once Listen returned.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+func (s *Server) Serve() error {
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: back off, 5 ms
+				// doubling to 1 s, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.m.ClientAccepted.Inc()
+		if s.open.Load() >= int64(s.cfg.MaxConns) {
+			s.m.ClientRefused.WithLabelValues("max_conns").Inc()
+			s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", "max_conns")
+			nc.Close()
+			continue
+		}
+		c := s.newConn(nc)
+		if !s.track(c, true) {
+			nc.Close()
+			return nil
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// track adds or removes a connection; it refuses to add one once shutdown
+// has begun.
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing {
+			return false
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.open.Add(1)
+		s.m.ClientConnections.Inc()
+		return true
+	}
+	delete(s.conns, c)
+	s.wg.Done()
+	s.open.Add(-1)
+	s.m.ClientConnections.Dec()
+	return true
+}
+
+// Shutdown stops accepting, lets every connection finish the commands it
+// has read (including WHATSAT lookups in flight) and write their replies,
+// then closes them. When ctx ends first, lookups are cancelled and the
+// remaining connections closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.interrupt()
+	}
+	s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,471 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fixedNow is the server's clock in tests: 0.263873386 s after the spec's
+// example client time.
+var fixedNow = time.Unix(1621464828, 223371889)
+
+const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+const kiwiAT = "AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+
+// fakePlaces answers every query with one result per query field, or
+// blocks until release is closed when gate is set.
+type fakePlaces struct {
+	mu      sync.Mutex
+	queries []places.Query
+	gate    chan struct{}
+	started chan struct{}
+}
+
+func (f *fakePlaces) Name() string { return "fake" }
+
+func (f *fakePlaces) Nearby(ctx context.Context, q places.Query) *places.Response {
+	f.mu.Lock()
+	f.queries = append(f.queries, q)
+	f.mu.Unlock()
+	if f.started != nil {
+		f.started <- struct{}{}
+	}
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return places.Failure(places.StatusUnknownError, "cancelled")
+		}
+	}
+	r, err := places.Parse([]byte(`{"html_attributions":[],"results":[{"name":"A"},{"name":"B"},{"name":"C"}],"status":"OK"}`))
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+type testServer struct {
+	*Server
+	st     *store.Store
+	places *fakePlaces
+	m      *metrics.Metrics
+}
+
+func newTestServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "Hill"
+	}
+	cfg.Addr = "127.0.0.1:0"
+	if cfg.MaxLine == 0 {
+		cfg.MaxLine = 4096
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 100
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 8
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts.Server = New(cfg, ts.st, ts.places, ts.m, log)
+	ts.Server.now = func() time.Time { return fixedNow }
+	if err := ts.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ts.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ts.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ts
+}
+
+// tWriter sends logs to t.Log.
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// client is a transcript-style test client.
+type client struct {
+	t  *testing.T
+	nc *net.TCPConn
+	br *bufio.Reader
+}
+
+func dial(t *testing.T, addr net.Addr) *client {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &client{t: t, nc: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	if _, err := c.nc.Write([]byte(s)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expect reads one line (without its LF) and compares it.
+func (c *client) expect(want string) {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := c.br.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("reading, want %q: %v (got %q)", want, err, got)
+	}
+	if got = strings.TrimSuffix(got, "\n"); got != want {
+		c.t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+// expectWhatsat reads a WHATSAT reply: the AT line, JSON, and a blank line.
+func (c *client) expectWhatsat(at string, results int) string {
+	c.t.Helper()
+	c.expect(at)
+	var js strings.Builder
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("reading WHATSAT JSON: %v", err)
+		}
+		if l == "\n" {
+			break
+		}
+		js.WriteString(l)
+	}
+	got := js.String()
+	if n := strings.Count(got, `"name"`); n != results {
+		c.t.Fatalf("%d results in %s, want %d", n, got, results)
+	}
+	return got
+}
+
+// expectClosed reads to EOF and checks that nothing more came.
+func (c *client) expectClosed() {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rest, err := io.ReadAll(c.br)
+	if err != nil && !isReset(err) {
+		c.t.Fatalf("waiting for close: %v", err)
+	}
+	if len(rest) > 0 {
+		c.t.Fatalf("unexpected data before close: %q", rest)
+	}
+}
+
+func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }
+
+// TestGraderExchange sends one line, half-closes and reads once: the whole
+// reply must come in that read, and the server must close.
+func TestGraderExchange(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n")
+	c.nc.CloseWrite()
+	buf := make([]byte, 4096)
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := c.nc.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != kiwiAT+"\n" {
+		t.Fatalf("one read got %q", got)
+	}
+	c.expectClosed()
+}
+
+func TestLastLineWithoutNewline(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi)
+	c.nc.CloseWrite()
+	c.expect(kiwiAT)
+	c.expectClosed()
+}
+
+func TestTranscripts(t *testing.T) {
+	tests := []struct {
+		name string
+		send string
+		want []string
+	}{
+		{"iamat", kiwi + "\n", []string{kiwiAT}},
+		{"crlf", kiwi + "\r\n", []string{kiwiAT}},
+		{"whitespace runs", "  IAMAT\t kiwi.cs.ucla.edu \v+34.068930-118.445127\f 1621464827.959498503 \r\n", []string{kiwiAT}},
+		{"stale iamat still answered", kiwi + "\nIAMAT kiwi.cs.ucla.edu +1+1 1\n",
+			[]string{kiwiAT, "AT Hill +1621464827.223371889 kiwi.cs.ucla.edu +1+1 1"}},
+		{"negative difference", "IAMAT k +1+1 1621464830.723371889\n", []string{"AT Hill -2.500000000 k +1+1 1621464830.723371889"}},
+		{"blank lines get nothing", "\n \t\r\n" + kiwi + "\n", []string{kiwiAT}},
+		{"invalid echoed", "IAMAT Clark +12-118\n", []string{"? IAMAT Clark +12-118"}},
+		{"invalid keeps inner whitespace", "  FOO \t bar \r\n", []string{"?   FOO \t bar "}},
+		{"invalid keeps a lone CR", "FOO\rbar\n", []string{"? FOO\rbar"}},
+		{"AT from a client is refused", kiwiAT + "\n", []string{"? " + kiwiAT}},
+		{"unknown whatsat client", "WHATSAT nobody 10 5\n", []string{"? WHATSAT nobody 10 5"}},
+		{"bad whatsat radius", kiwi + "\nWHATSAT kiwi.cs.ucla.edu 51 5\n", []string{kiwiAT, "? WHATSAT kiwi.cs.ucla.edu 51 5"}},
+		{"pipelined in order", kiwi + "\nBAD\nIAMAT k2 +1-1 1621464828.223371889\nWHATSAT\n",
+			[]string{kiwiAT, "? BAD", "AT Hill +0.000000000 k2 +1-1 1621464828.223371889", "? WHATSAT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := newTestServer(t, Config{})
+			c := dial(t, ts.Addr())
+			c.send(tt.send)
+			for _, w := range tt.want {
+				c.expect(w)
+			}
+			c.nc.CloseWrite()
+			c.expectClosed()
+		})
+	}
+}
+
+func TestWhatsat(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 10 2\nWHATSAT kiwi.cs.ucla.edu 10 0\n" + kiwi + "\n")
+	c.expect(kiwiAT)
+	js := c.expectWhatsat(kiwiAT, 2)
+	if !strings.Contains(js, `"status" : "OK"`) || strings.Contains(js, "\n\n") {
+		t.Errorf("JSON: %s", js)
+	}
+	c.expectWhatsat(kiwiAT, 0)
+	c.expect(kiwiAT)
+	q := ts.places.queries[0]
+	if q.Pos != "+34.068930-118.445127" || q.Lat != 34.06893 || q.Lng != -118.445127 || q.RadiusKm != 10 {
+		t.Errorf("query %+v", q)
+	}
+}
+
+// TestWhatsatShowsOriginAT: WHATSAT answers with the AT line of the server
+// that first received the IAMAT, not its own.
+func TestWhatsatShowsOriginAT(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.st.Apply(store.Record{Text: "k +1+1 100", Origin: "Smith", Recv: 100_500_000_000}, 1)
+	c := dial(t, ts.Addr())
+	c.send("WHATSAT k 1 1\n")
+	c.expectWhatsat("AT Smith +0.500000000 k +1+1 100", 1)
+}
+
+func TestLineLimit(t *testing.T) {
+	ts := newTestServer(t, Config{MaxLine: 100})
+	c := dial(t, ts.Addr())
+	exact := "IAMAT " + strings.Repeat("k", 100-len("IAMAT  +1+1 1")) + " +1+1 1"
+	c.send(exact + "\r\n")
+	c.expect("AT Hill +1621464827.223371889 " + exact[len("IAMAT "):])
+	c.send(kiwi + "\n" + strings.Repeat("x", 101) + "\n")
+	c.expect(kiwiAT)
+	c.expectClosed() // the long line is not echoed
+	waitFor(t, func() bool { return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeLineTooLong)) == 1 })
+}
+
+func TestLineLimitWithoutNewline(t *testing.T) {
+	ts := newTestServer(t, Config{MaxLine: 100})
+	c := dial(t, ts.Addr())
+	c.send(strings.Repeat("x", 10_000))
+	c.expectClosed()
+}
+
+func TestIdleTimeout(t *testing.T) {
+	ts := newTestServer(t, Config{IdleTimeout: 50 * time.Millisecond})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	c.expectClosed()
+	waitFor(t, func() bool { return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeIdle)) == 1 })
+}
+
+// TestIdleTimeoutWaitsForLookup: a client waiting for a slow WHATSAT is
+// not idle.
+func TestIdleTimeoutWaitsForLookup(t *testing.T) {
+	ts := newTestServer(t, Config{IdleTimeout: 20 * time.Millisecond})
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 1)
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 1 1\n")
+	c.expect(kiwiAT)
+	<-ts.places.started
+	// Nothing to poll for: the point is that the connection survives
+	// several idle periods while the lookup is held.
+	<-time.After(10 * 20 * time.Millisecond)
+	close(ts.places.gate)
+	c.expectWhatsat(kiwiAT, 1)
+}
+
+func TestMaxConns(t *testing.T) {
+	ts := newTestServer(t, Config{MaxConns: 2})
+	a, b := dial(t, ts.Addr()), dial(t, ts.Addr())
+	a.send(kiwi + "\n")
+	a.expect(kiwiAT)
+	b.send(kiwi + "\n")
+	b.expect(kiwiAT)
+	c := dial(t, ts.Addr())
+	c.expectClosed()
+	if got := testutil.ToFloat64(ts.m.ClientRefused.WithLabelValues("max_conns")); got != 1 {
+		t.Errorf("refused = %v", got)
+	}
+	a.send(kiwi + "\n")
+	a.expect(kiwiAT)
+}
+
+// TestSlowPlacesDelaysNobodyElse holds a WHATSAT's lookup and shows that
+// other clients, and the IAMATs behind it on its own connection, are
+// stored and answered meanwhile.
+func TestSlowPlacesDelaysNobodyElse(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 10)
+	slow := dial(t, ts.Addr())
+	slow.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 10 1\nIAMAT behind +1+1 1621464828.223371889\n")
+	slow.expect(kiwiAT)
+	<-ts.places.started
+
+	// The IAMAT queued behind the pending WHATSAT is already stored.
+	waitFor(t, func() bool { _, ok := ts.st.Get("behind"); return ok })
+
+	other := dial(t, ts.Addr())
+	other.send("IAMAT other +2+2 1621464828.223371889\n")
+	other.expect("AT Hill +0.000000000 other +2+2 1621464828.223371889")
+
+	close(ts.places.gate)
+	slow.expectWhatsat(kiwiAT, 1)
+	slow.expect("AT Hill +0.000000000 behind +1+1 1621464828.223371889")
+}
+
+// TestPipelinedLookupsRunTogether: several WHATSATs on one connection are
+// looked up concurrently, and answered in order.
+func TestPipelinedLookupsRunTogether(t *testing.T) {
+	ts := newTestServer(t, Config{MaxInflight: 4})
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 10)
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	c.send("WHATSAT kiwi.cs.ucla.edu 1 1\nWHATSAT kiwi.cs.ucla.edu 2 2\nWHATSAT kiwi.cs.ucla.edu 3 3\n")
+	for range 3 {
+		<-ts.places.started // all three started before any finished
+	}
+	close(ts.places.gate)
+	c.expectWhatsat(kiwiAT, 1)
+	c.expectWhatsat(kiwiAT, 2)
+	c.expectWhatsat(kiwiAT, 3)
+}
+
+// TestShutdownFinishesRepliesInFlight starts a slow WHATSAT, shuts the
+// server down, and still gets the reply before the close.
+func TestShutdownFinishesRepliesInFlight(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 1)
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 10 1\n")
+	c.expect(kiwiAT)
+	<-ts.places.started
+	shut := make(chan error, 1)
+	go func() { shut <- ts.Shutdown(context.Background()) }()
+	// New connections are refused once shutdown has begun.
+	waitFor(t, func() bool {
+		nc, err := net.Dial("tcp", ts.Addr().String())
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	close(ts.places.gate)
+	c.expectWhatsat(kiwiAT, 1)
+	c.expectClosed()
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestShutdownGivesUp: when the shutdown context ends, lookups are
+// cancelled and connections closed.
+func TestShutdownGivesUp(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	ts.places.gate = make(chan struct{}) // never released
+	ts.places.started = make(chan struct{}, 1)
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 10 1\n")
+	c.expect(kiwiAT)
+	<-ts.places.started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := ts.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned nil with a lookup held")
+	}
+}
+
+func TestMetricsCountRequests(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n" + kiwi + "\nIAMAT x\nWHATSAT kiwi.cs.ucla.edu 10 1\nHELLO\n")
+	c.expect(kiwiAT)
+	c.expect(kiwiAT)
+	c.expect("? IAMAT x")
+	c.expectWhatsat(kiwiAT, 1)
+	c.expect("? HELLO")
+	for _, tt := range []struct {
+		command, outcome string
+		want             float64
+	}{{"IAMAT", "ok", 2}, {"IAMAT", "invalid", 1}, {"WHATSAT", "ok", 1}, {"other", "invalid", 1}} {
+		if got := testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues(tt.command, tt.outcome)); got != tt.want {
+			t.Errorf("requests{%s,%s} = %v, want %v", tt.command, tt.outcome, got, tt.want)
+		}
+	}
+	if got := testutil.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != 1 {
+		t.Errorf("updates = %v", got)
+	}
+	if got := testutil.ToFloat64(ts.m.StoreUpdatesDropped.WithLabelValues("client")); got != 1 {
+		t.Errorf("dropped = %v", got)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met before the deadline")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

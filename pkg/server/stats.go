@@ -1,0 +1,72 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/protocol"
+)
+
+// outcome is how a client request ended; its label is a metric label.
+type outcome uint8
+
+const (
+	outcomeOK          outcome = iota
+	outcomeInvalid             // answered "? line"
+	outcomePlacesError         // a WHATSAT answered with a places failure
+	numOutcomes
+)
+
+var outcomeLabels = [numOutcomes]string{"ok", "invalid", "places_error"}
+
+// numKinds covers every protocol.Kind.
+const numKinds = int(protocol.WHATSAT) + 1
+
+// stats holds the per-request metric children, resolved once so that the
+// hot path does no label lookups.
+type stats struct {
+	requests  [numKinds][numOutcomes]prometheus.Counter
+	durations [numKinds]prometheus.Observer
+	stored    prometheus.Counter
+	dropped   prometheus.Counter
+}
+
+// commandLabel maps a command to its label: IAMAT, WHATSAT or other.
+func commandLabel(k protocol.Kind) string {
+	if k == protocol.IAMAT || k == protocol.WHATSAT {
+		return k.String()
+	}
+	return "other"
+}
+
+func newStats(m *metrics.Metrics) stats {
+	s := stats{
+		stored:  m.StoreUpdates.WithLabelValues(metrics.SourceClient),
+		dropped: m.StoreUpdatesDropped.WithLabelValues(metrics.SourceClient),
+	}
+	for k := range numKinds {
+		label := commandLabel(protocol.Kind(k))
+		for o := range numOutcomes {
+			s.requests[k][o] = m.ClientRequests.WithLabelValues(label, outcomeLabels[o])
+		}
+		s.durations[k] = m.ClientRequestDuration.WithLabelValues(label)
+	}
+	return s
+}
+
+// done counts a request answered.
+func (s *stats) done(k protocol.Kind, o outcome, start, end time.Time) {
+	s.requests[k][o].Inc()
+	s.durations[k].Observe(end.Sub(start).Seconds())
+}
+
+// iamat counts an IAMAT stored or dropped as not newer.
+func (s *stats) iamat(applied bool) {
+	if applied {
+		s.stored.Inc()
+	} else {
+		s.dropped.Inc()
+	}
+}
