@@ -1,0 +1,217 @@
+package peer
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+)
+
+// Version is the peer protocol version this server speaks.
+const Version = 1
+
+// Reasons a handshake fails; metric labels of herd_peer_handshake_failures_total.
+const (
+	reasonBadSecret   = "bad_secret"   // the other end's proof did not verify
+	reasonUnknownPeer = "unknown_peer" // the dialler is not a configured neighbour
+	reasonWrongPeer   = "wrong_peer"   // the dialled address answered with another name
+	reasonProtocol    = "protocol"     // not the herd peer protocol, or another version
+	reasonTimeout     = "timeout"      // the handshake did not finish in time
+	reasonDuplicate   = "duplicate"    // a better link to this neighbour is already up
+	reasonRefused     = "refused"      // the other end refused us, and said why
+)
+
+// handshakeError is a refused handshake with its metric reason.
+type handshakeError struct {
+	reason string
+	detail string
+}
+
+func (e *handshakeError) Error() string { return e.reason + ": " + e.detail }
+
+func refuse(reason, format string, args ...any) error {
+	return &handshakeError{reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// reasonOf returns the metric reason of a handshake error.
+func reasonOf(err error) string {
+	var he *handshakeError
+	if errors.As(err, &he) {
+		return he.reason
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return reasonTimeout
+	}
+	return reasonProtocol
+}
+
+// hello is the first line each end sends: HERD version HELLO name
+// incarnation nonce [proof].
+type hello struct {
+	name  string
+	inc   uint64
+	nonce string
+	proof string // only from the acceptor
+}
+
+func newNonce() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (h hello) String() string {
+	s := fmt.Sprintf("HERD %d HELLO %s %x %s", Version, h.name, h.inc, h.nonce)
+	if h.proof != "" {
+		s += " " + h.proof
+	}
+	return s + "\n"
+}
+
+func parseHello(line string, withProof bool) (hello, error) {
+	f := strings.Fields(line)
+	if len(f) == 2 && f[0] == "ERR" {
+		return hello{}, refuse(reasonRefused, "the neighbour refused the link: %s", f[1])
+	}
+	want := 6
+	if withProof {
+		want = 7
+	}
+	if len(f) != want || f[0] != "HERD" || f[2] != "HELLO" {
+		return hello{}, refuse(reasonProtocol, "not a herd peer hello")
+	}
+	if f[1] != strconv.Itoa(Version) {
+		return hello{}, refuse(reasonProtocol, "peer protocol version %.8q, want %d", f[1], Version)
+	}
+	inc, err := strconv.ParseUint(f[4], 16, 64)
+	if err != nil || !config.ValidName(f[3]) || len(f[5]) != 32 {
+		return hello{}, refuse(reasonProtocol, "malformed hello")
+	}
+	h := hello{name: f[3], inc: inc, nonce: f[5]}
+	if withProof {
+		h.proof = f[6]
+	}
+	return h, nil
+}
+
+// proof proves knowledge of the secret for one role of one handshake. It
+// binds both names, both nonces and both incarnations, so that a proof can
+// be neither replayed nor reflected back to its sender.
+func proof(secret, role string, self, other hello) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	for _, s := range []string{"herd/1", role, self.name, other.name, self.nonce, other.nonce,
+		strconv.FormatUint(self.inc, 16), strconv.FormatUint(other.inc, 16)} {
+		m.Write([]byte(s))
+		m.Write([]byte{0})
+	}
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func validProof(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }
+
+// readLine reads one handshake line.
+func readLine(br *bufio.Reader) (string, error) {
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", refuse(reasonProtocol, "handshake line too long")
+		}
+		return "", err
+	}
+	return strings.TrimSuffix(string(line), "\n"), nil
+}
+
+// dialHandshake runs the dialler's side: say hello, check the acceptor's
+// name and proof, prove ourselves, and wait for OK. It returns the
+// acceptor's incarnation.
+func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret string, timeout time.Duration) (uint64, error) {
+	nc.SetDeadline(time.Now().Add(timeout))
+	defer nc.SetDeadline(time.Time{})
+	if _, err := nc.Write([]byte(self.String())); err != nil {
+		return 0, err
+	}
+	line, err := readLine(br)
+	if err != nil {
+		return 0, err
+	}
+	other, err := parseHello(line, true)
+	if err != nil {
+		return 0, err
+	}
+	if other.name != peer {
+		return 0, refuse(reasonWrongPeer, "dialled %s, answered by %s", peer, other.name)
+	}
+	if !validProof(other.proof, proof(secret, "accept", other, self)) {
+		return 0, refuse(reasonBadSecret, "%s failed to prove the peer secret", peer)
+	}
+	if _, err := nc.Write([]byte("AUTH " + proof(secret, "dial", self, other) + "\n")); err != nil {
+		return 0, err
+	}
+	line, err = readLine(br)
+	if err != nil {
+		return 0, err
+	}
+	if line != "OK" {
+		if reason, ok := strings.CutPrefix(line, "ERR "); ok {
+			return 0, refuse(reasonRefused, "%s refused the link: %.32s", peer, reason)
+		}
+		return 0, refuse(reasonProtocol, "no OK from %s", peer)
+	}
+	return other.inc, nil
+}
+
+// acceptHandshake runs the acceptor's side up to the dialler's proof. It
+// returns the dialler's hello; the caller answers OK or ERR with
+// finishAccept once it knows whether it keeps the link.
+func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name string) (string, bool), timeout time.Duration) (hello, error) {
+	nc.SetDeadline(time.Now().Add(timeout))
+	line, err := readLine(br)
+	if err != nil {
+		return hello{}, err
+	}
+	other, err := parseHello(line, false)
+	if err != nil {
+		return hello{}, err
+	}
+	key, ok := secret(other.name)
+	if !ok {
+		nc.Write([]byte("ERR " + reasonUnknownPeer + "\n"))
+		return other, refuse(reasonUnknownPeer, "%s is not a configured neighbour", other.name)
+	}
+	self.proof = proof(key, "accept", self, other)
+	if _, err := nc.Write([]byte(self.String())); err != nil {
+		return other, err
+	}
+	line, err = readLine(br)
+	if err != nil {
+		return other, err
+	}
+	got, ok := strings.CutPrefix(line, "AUTH ")
+	self.proof = ""
+	if !ok || !validProof(got, proof(key, "dial", other, self)) {
+		nc.Write([]byte("ERR " + reasonBadSecret + "\n"))
+		return other, refuse(reasonBadSecret, "%s failed to prove the peer secret", other.name)
+	}
+	return other, nil
+}
+
+// finishAccept tells the dialler whether the link is kept.
+func finishAccept(nc net.Conn, refusal string) error {
+	defer nc.SetDeadline(time.Time{})
+	if refusal != "" {
+		_, err := nc.Write([]byte("ERR " + refusal + "\n"))
+		return err
+	}
+	_, err := nc.Write([]byte("OK\n"))
+	return err
+}

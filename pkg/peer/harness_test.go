@@ -1,0 +1,327 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+const testSecret = "0123456789abcdef-test"
+
+// fastTimings keep failure detection in tests to tens of milliseconds.
+var fastTimings = Config{Heartbeat: 20 * time.Millisecond, Timeout: 200 * time.Millisecond, BackoffMax: 100 * time.Millisecond}
+
+// herd is an in-process herd of real nodes on loopback sockets, wired
+// through a fault-injecting network.
+type herd struct {
+	t     *testing.T
+	net   *faultNet
+	nodes map[string]*node
+	order []string
+	topo  map[string][]string
+}
+
+type node struct {
+	name  string
+	addr  string
+	st    *store.Store
+	m     *metrics.Metrics
+	mgr   *Manager
+	ln    net.Listener
+	serve chan error
+}
+
+func newHerd(t *testing.T, topology []config.Server, timings Config) *herd {
+	t.Helper()
+	h := &herd{t: t, net: newFaultNet(), nodes: map[string]*node{}, topo: map[string][]string{}}
+	for _, s := range topology {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := &node{name: s.Name, addr: ln.Addr().String(), ln: ln}
+		h.nodes[s.Name] = n
+		h.order = append(h.order, s.Name)
+		h.topo[s.Name] = s.Neighbours
+		h.net.names[n.addr] = s.Name
+	}
+	for _, name := range h.order {
+		h.start(name, h.nodes[name].ln, timings, testSecret)
+	}
+	t.Cleanup(func() {
+		for _, name := range h.order {
+			h.stop(name)
+		}
+	})
+	return h
+}
+
+// start runs a node with an empty store (a new incarnation) on ln.
+func (h *herd) start(name string, ln net.Listener, timings Config, secret string) {
+	n := h.nodes[name]
+	var peers config.Peers
+	for _, nb := range h.topo[name] {
+		peers = append(peers, config.Peer{Name: nb, Addr: h.nodes[nb].addr})
+	}
+	cfg := timings
+	cfg.Name, cfg.Peers, cfg.Secret = name, peers, secret
+	cfg.Dial = h.net.dialer(name)
+	n.st, n.m = store.New(0), metrics.New()
+	n.ln = h.net.listener(name, ln)
+	n.mgr = New(cfg, n.st, n.m, testLogger(h.t, name))
+	n.mgr.Start()
+	n.serve = make(chan error, 1)
+	go func() { n.serve <- n.mgr.Serve(n.ln) }()
+}
+
+// stop stops a node as a crash would lose its memory; it is idempotent.
+func (h *herd) stop(name string) {
+	n := h.nodes[name]
+	if n.mgr == nil {
+		return
+	}
+	n.ln.Close()
+	n.mgr.Close()
+	if err := <-n.serve; err != nil {
+		h.t.Errorf("%s: Serve: %v", name, err)
+	}
+	n.mgr = nil
+}
+
+// restart starts a stopped node again, empty, on its old address.
+func (h *herd) restart(name string) {
+	h.t.Helper()
+	n := h.nodes[name]
+	var ln net.Listener
+	var err error
+	waitFor(h.t, func() bool {
+		ln, err = net.Listen("tcp", n.addr)
+		return err == nil
+	})
+	h.start(name, ln, fastTimings, testSecret)
+}
+
+// iamat stores a record at a node as a client's IAMAT would.
+func (h *herd) iamat(at, client, pos, t string) store.Record {
+	r := store.Record{Text: client + " " + pos + " " + t, Origin: at, Recv: time.Now().UnixNano()}
+	h.nodes[at].st.Apply(r, store.NoLink)
+	return r
+}
+
+// has reports whether node name holds exactly r for its client.
+func (h *herd) has(name string, r store.Record) bool {
+	got, ok := h.nodes[name].st.Get(r.Client())
+	return ok && got.Text == r.Text && got.Origin == r.Origin && got.Recv == r.Recv
+}
+
+// waitAll waits until every named node holds r.
+func (h *herd) waitAll(r store.Record, names ...string) {
+	h.t.Helper()
+	waitFor(h.t, func() bool {
+		for _, n := range names {
+			if !h.has(n, r) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// ready waits until every running node has reconciled with all its
+// neighbours.
+func (h *herd) ready() {
+	h.t.Helper()
+	waitFor(h.t, func() bool {
+		for _, name := range h.order {
+			if n := h.nodes[name]; n.mgr != nil && !n.mgr.Reconciled() {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// reachable reports whether o can be reached from s without crossing a
+// server that is down.
+func reachable(topo map[string][]string, down map[string]bool, s, o string) bool {
+	seen := map[string]bool{s: true}
+	queue := []string{s}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, y := range topo[x] {
+			if !down[y] && !seen[y] {
+				seen[y] = true
+				queue = append(queue, y)
+			}
+		}
+	}
+	return seen[o]
+}
+
+// quiesce waits until every running node holds all changes of every
+// running neighbour, as its watermarks show.
+func (h *herd) quiesce() {
+	h.t.Helper()
+	waitFor(h.t, func() bool {
+		for _, name := range h.order {
+			n := h.nodes[name]
+			if n.mgr == nil {
+				continue
+			}
+			w := n.mgr.Watermarks()
+			for _, nb := range h.topo[name] {
+				o := h.nodes[nb]
+				if o.mgr == nil || h.net.isCut(name) || h.net.isCut(nb) {
+					continue
+				}
+				if w[nb].Incarnation != o.mgr.Incarnation() || w[nb].Seq != o.st.Seq() {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func received(n *node, peer, kind string) float64 {
+	return testutil.ToFloat64(n.m.PeerRecordsReceived.WithLabelValues(peer, kind))
+}
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met before the deadline")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// faultNet wraps dials and accepts so that a test can cut a node off:
+// its connections are closed and new ones to or from it fail, until healed.
+type faultNet struct {
+	mu    sync.Mutex
+	names map[string]string // address -> node name
+	cut   map[string]bool
+	conns map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	ends [2]string // the two node names
+	fn   *faultNet
+}
+
+func (c *trackedConn) Close() error {
+	c.fn.mu.Lock()
+	delete(c.fn.conns, c)
+	c.fn.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func newFaultNet() *faultNet {
+	return &faultNet{names: map[string]string{}, cut: map[string]bool{}, conns: map[*trackedConn]struct{}{}}
+}
+
+func (f *faultNet) isCut(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut[name]
+}
+
+func (f *faultNet) track(nc net.Conn, a, b string) (net.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut[a] || f.cut[b] {
+		nc.Close()
+		return nil, fmt.Errorf("faultnet: %s or %s is cut off", a, b)
+	}
+	c := &trackedConn{Conn: nc, ends: [2]string{a, b}, fn: f}
+	f.conns[c] = struct{}{}
+	return c, nil
+}
+
+func (f *faultNet) dialer(from string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		to := f.names[addr]
+		f.mu.Unlock()
+		return f.track(nc, from, to)
+	}
+}
+
+type faultListener struct {
+	net.Listener
+	fn   *faultNet
+	name string
+}
+
+func (l faultListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		// The dialler's name is not known here; the dialler's own tracked
+		// end is closed on a cut, which closes this one too.
+		if c, err := l.fn.track(nc, l.name, l.name); err == nil {
+			return c, nil
+		}
+	}
+}
+
+func (f *faultNet) listener(name string, ln net.Listener) net.Listener {
+	return faultListener{Listener: ln, fn: f, name: name}
+}
+
+// cutOff isolates a node: every connection it is part of closes, and new
+// ones fail until heal.
+func (f *faultNet) cutOff(name string) {
+	f.mu.Lock()
+	f.cut[name] = true
+	var victims []*trackedConn
+	for c := range f.conns {
+		if c.ends[0] == name || c.ends[1] == name {
+			victims = append(victims, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range victims {
+		c.Close()
+	}
+}
+
+func (f *faultNet) heal(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.cut, name)
+}

@@ -1,0 +1,214 @@
+package peer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/metrics"
+)
+
+var everyone = []string{"Hill", "Jaquez", "Smith", "Campbell", "Singleton"}
+
+func TestRecordReachesEveryServer(t *testing.T) {
+	h := newHerd(t, config.Classic, fastTimings)
+	h.ready()
+	r := h.iamat("Hill", "kiwi.cs.ucla.edu", "+34.068930-118.445127", "1621464827.959498503")
+	h.waitAll(r, everyone...)
+	// Campbell is two hops from Hill (three by way of Singleton, if that
+	// path was quicker).
+	got, _ := h.nodes["Campbell"].st.Get("kiwi.cs.ucla.edu")
+	if got.Hops < 2 || got.Hops > 3 || got.Origin != "Hill" {
+		t.Errorf("Campbell holds %+v, want 2 or 3 hops from Hill", got)
+	}
+	h.quiesce()
+	// Flooding stops: every server stored the record exactly once.
+	for _, name := range everyone {
+		n := h.nodes[name]
+		applied := testutil.ToFloat64(n.m.StoreUpdates.WithLabelValues(metrics.SourceFlood))
+		if name == "Hill" && applied != 0 || name != "Hill" && applied != 1 {
+			t.Errorf("%s stored the flood %v times", name, applied)
+		}
+	}
+}
+
+// TestPairsDown stops each of the ten pairs of servers in turn, sends a
+// distinct record to every survivor, and checks that the survivors agree
+// exactly when they stay connected.
+func TestPairsDown(t *testing.T) {
+	connected := 0
+	for i, a := range everyone {
+		for _, b := range everyone[i+1:] {
+			down := map[string]bool{a: true, b: true}
+			ok := config.Connected(config.Classic, down)
+			if ok {
+				connected++
+			}
+			t.Run(a+"+"+b, func(t *testing.T) {
+				h := newHerd(t, config.Classic, fastTimings)
+				h.ready()
+				h.stop(a)
+				h.stop(b)
+				var survivors []string
+				for _, s := range everyone {
+					if !down[s] {
+						survivors = append(survivors, s)
+					}
+				}
+				sent := map[string]string{} // survivor -> client id sent there
+				for _, s := range survivors {
+					sent[s] = h.iamat(s, "from-"+s, "+1+1", "100").Client()
+				}
+				if ok {
+					for _, s := range survivors {
+						r, _ := h.nodes[s].st.Get(sent[s])
+						h.waitAll(r, survivors...)
+					}
+					return
+				}
+				// Split: each survivor holds exactly the records of the
+				// survivors it can still reach.
+				h.quiesce()
+				for _, s := range survivors {
+					for _, o := range survivors {
+						_, has := h.nodes[s].st.Get(sent[o])
+						if reach := reachable(h.topo, down, s, o); has != reach {
+							t.Errorf("%s holds %s's record: %v, want %v", s, o, has, reach)
+						}
+					}
+				}
+				// And once the pair is back, everyone agrees.
+				h.restart(a)
+				h.restart(b)
+				for _, s := range survivors {
+					r, _ := h.nodes[s].st.Get(sent[s])
+					h.waitAll(r, everyone...)
+				}
+			})
+		}
+	}
+	if connected != 7 {
+		t.Errorf("%d pairs leave the herd connected, want 7", connected)
+	}
+}
+
+// TestRestartedServerCatchesUp stops Campbell, sends records elsewhere,
+// starts Campbell again empty, and finds every record there within two
+// seconds with no new client traffic.
+func TestRestartedServerCatchesUp(t *testing.T) {
+	h := newHerd(t, config.Classic, Config{Heartbeat: 100 * time.Millisecond, Timeout: time.Second, BackoffMax: 2 * time.Second})
+	before := h.iamat("Hill", "before", "+1+1", "1")
+	h.waitAll(before, everyone...)
+	h.stop("Campbell")
+	var sent = []string{}
+	for i, s := range []string{"Hill", "Jaquez", "Smith", "Singleton"} {
+		for j := range 50 {
+			r := h.iamat(s, fmt.Sprintf("c%d-%d", i, j), "+2+2", "2")
+			sent = append(sent, r.Text)
+		}
+	}
+	start := time.Now()
+	h.restart("Campbell")
+	c := h.nodes["Campbell"]
+	waitFor(t, func() bool { return c.st.Len() == len(sent)+1 })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Campbell caught up in %v, want under 2s", d)
+	} else {
+		t.Logf("Campbell caught up with %d records in %v", len(sent)+1, d)
+	}
+}
+
+// TestPartitionedServerGetsOnlyMissed cuts Singleton off, sends records on
+// both sides of the cut, heals it, and counts what reconciliation moved:
+// the missed records, not the store.
+func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
+	h := newHerd(t, config.Classic, fastTimings)
+	h.ready()
+	const preload, missed = 2000, 7
+	for i := range preload {
+		h.iamat(everyone[i%5], fmt.Sprintf("pre-%d", i), "+1+1", "1")
+	}
+	waitFor(t, func() bool {
+		for _, n := range everyone {
+			if h.nodes[n].st.Len() != preload {
+				return false
+			}
+		}
+		return true
+	})
+	h.quiesce()
+	s := h.nodes["Singleton"]
+	h.net.cutOff("Singleton")
+	waitFor(t, func() bool {
+		for _, l := range s.mgr.Status() {
+			if l.Up {
+				return false
+			}
+		}
+		return true
+	})
+	// On the majority side: new clients, and an update of a known one.
+	var sent []string
+	for i := range missed - 1 {
+		sent = append(sent, h.iamat(everyone[i%4], fmt.Sprintf("missed-%d", i), "+2+2", "2").Text)
+	}
+	update := h.iamat("Campbell", "pre-0", "+9+9", "9")
+	// On Singleton's side.
+	mine := h.iamat("Singleton", "during-cut", "+3+3", "3")
+	others := []string{"Hill", "Jaquez", "Smith", "Campbell"}
+	h.waitAll(update, others...)
+	h.quiesce()
+	recon := func(n *node, peer string) float64 { return received(n, peer, metrics.SourceReconcile) }
+	before := map[string][2]float64{}
+	for _, nb := range h.topo["Singleton"] {
+		before[nb] = [2]float64{recon(s, nb), recon(h.nodes[nb], "Singleton")}
+	}
+	appliedBefore := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile))
+
+	h.net.heal("Singleton")
+	h.waitAll(update, everyone...)
+	h.waitAll(mine, everyone...)
+	h.quiesce()
+
+	// Singleton stored exactly the missed records through reconciliation.
+	if got := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile)) - appliedBefore; got != missed {
+		t.Errorf("Singleton applied %v reconciled records, want %d", got, missed)
+	}
+	// Each link moved what was missed on either side, never the store. A
+	// link may carry a few more than its own share: a record that reached
+	// one end through another link while this one was reconciling.
+	for _, nb := range h.topo["Singleton"] {
+		toS, toNb := recon(s, nb)-before[nb][0], recon(h.nodes[nb], "Singleton")-before[nb][1]
+		t.Logf("link Singleton-%s: %v records to Singleton, %v to %s", nb, toS, toNb, nb)
+		if toS < missed || toS > missed+1 {
+			t.Errorf("Singleton got %v records from %s in reconciliation, want the %d missed (+1 racing)", toS, nb, missed)
+		}
+		if toNb < 1 || toNb > 1+missed {
+			t.Errorf("%s got %v records from Singleton in reconciliation, want 1 (+%d racing)", nb, toNb, missed)
+		}
+	}
+}
+
+// TestEqualTimesConverge sends records of one client with the same time
+// but different positions to every server at once: all servers must end
+// up holding the same one.
+func TestEqualTimesConverge(t *testing.T) {
+	h := newHerd(t, config.Classic, fastTimings)
+	h.ready()
+	for i, s := range everyone {
+		h.iamat(s, "twin", fmt.Sprintf("+%d+%d", i, i), "1621464827.5")
+	}
+	h.quiesce()
+	want, _ := h.nodes["Hill"].st.Get("twin")
+	for _, s := range everyone {
+		if got, _ := h.nodes[s].st.Get("twin"); got.Text != want.Text || got.Origin != want.Origin {
+			t.Errorf("%s holds %q from %s, Hill holds %q from %s", s, got.Text, got.Origin, want.Text, want.Origin)
+		}
+	}
+	if want.Origin != "Smith" {
+		t.Errorf("the tie went to %s, want Smith (the greatest name)", want.Origin)
+	}
+}

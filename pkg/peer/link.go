@@ -1,0 +1,244 @@
+package peer
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// Reasons a link goes down; labels of herd_peer_disconnects_total.
+const (
+	downEOF      = "eof"      // the neighbour closed the link
+	downTimeout  = "timeout"  // nothing read, or a write blocked, for PeerTimeout
+	downError    = "error"    // a read or write failed, or a frame was malformed
+	downReplaced = "replaced" // a newer or preferred link to the neighbour took over
+	downShutdown = "shutdown" // this server is stopping
+)
+
+// batchSize bounds the changes read from the store and written per write.
+const batchSize = 512
+
+// link is one authenticated connection to a neighbour. Its writer streams
+// the store's change log from the neighbour's watermark: first what the
+// neighbour missed (reconciliation), then every change as it is stored
+// (flooding). Its reader applies the neighbour's records to the store. The
+// change log is the outgoing queue, so a slow neighbour costs no memory:
+// its writer just falls behind and, if a write blocks for PeerTimeout, the
+// link is dropped and the next one resumes from the watermark.
+type link struct {
+	n         *neighbour
+	nc        net.Conn
+	br        *bufio.Reader
+	remoteInc uint64 // the neighbour's incarnation
+	dialled   bool   // this server dialled the link
+
+	watermark atomic.Uint64 // the last of the neighbour's change numbers received
+	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
+	sync      chan frame    // the neighbour's sync frame, from reader to writer
+	stop      chan struct{} // closed by close
+	done      chan struct{} // closed when run returns
+	closeOnce sync.Once
+	reason    string // why the link went down, set once by close
+
+	sent    [2]prometheus.Counter // flood, reconcile
+	backlog prometheus.Gauge
+}
+
+func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remoteInc uint64, dialled bool) *link {
+	l := &link{
+		n: n, nc: nc, br: br, remoteInc: remoteInc, dialled: dialled,
+		sync: make(chan frame, 1), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	l.lastRead.Store(time.Now().UnixNano())
+	m := n.m.metrics
+	l.sent = [2]prometheus.Counter{
+		m.PeerRecordsSent.WithLabelValues(n.name, metrics.SourceFlood),
+		m.PeerRecordsSent.WithLabelValues(n.name, metrics.SourceReconcile),
+	}
+	l.backlog = m.PeerBacklog.WithLabelValues(n.name)
+	return l
+}
+
+// close shuts the link for a reason; the first reason given wins.
+func (l *link) close(reason string) {
+	l.closeOnce.Do(func() {
+		l.reason = reason
+		close(l.stop)
+		l.nc.Close()
+	})
+}
+
+// run sends the sync frame for the watermark held, then runs the reader
+// and the writer until either fails; it closes l.done when both are gone.
+func (l *link) run() {
+	defer close(l.done)
+	have := l.watermark.Load()
+	var wg sync.WaitGroup
+	wg.Go(func() { l.close(l.readLoop()) })
+	wg.Go(func() { l.close(l.writeLoop(have)) })
+	wg.Wait()
+}
+
+// readLoop applies frames until the link fails and returns why.
+func (l *link) readLoop() string {
+	m := l.n.m
+	in := newInbound(l)
+	synced := false
+	for {
+		if l.br.Buffered() == 0 {
+			l.nc.SetReadDeadline(time.Now().Add(m.cfg.Timeout))
+		}
+		line, err := l.br.ReadSlice('\n')
+		if err != nil {
+			return l.readFailure(err)
+		}
+		l.lastRead.Store(time.Now().UnixNano())
+		f, err := parseFrame(line[:len(line)-1])
+		if err != nil {
+			l.n.log.Warn("malformed frame from neighbour, dropping link", "frame", truncate(line, 80))
+			return downError
+		}
+		if !synced {
+			if f.kind != frameSync {
+				l.n.log.Warn("neighbour did not start with a sync frame, dropping link")
+				return downError
+			}
+			synced = true
+			l.sync <- f
+			continue
+		}
+		if err := in.handle(f); err != nil {
+			l.n.log.Warn("neighbour broke the peer protocol, dropping link", "err", err)
+			return downError
+		}
+	}
+}
+
+func (l *link) readFailure(err error) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return downEOF
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return downTimeout
+	case errors.Is(err, bufio.ErrBufferFull):
+		l.n.log.Warn("frame too long from neighbour, dropping link")
+	}
+	return downError
+}
+
+// writeLoop streams changes to the neighbour until the link fails.
+func (l *link) writeLoop(have uint64) string {
+	m := l.n.m
+	st := m.store
+	notify := st.Subscribe()
+	defer st.Unsubscribe(notify)
+	var buf []byte
+	buf = appendSync(buf, l.remoteInc, have)
+	if !l.write(buf) {
+		return downError
+	}
+	var peerSync frame
+	select {
+	case peerSync = <-l.sync:
+	case <-m.ctx.Done():
+		return downShutdown
+	case <-l.stop:
+		return downError
+	}
+	// Where to start: after the neighbour's watermark of our changes if it
+	// knows this incarnation of ours, from the beginning otherwise.
+	cursor := peerSync.seq
+	if peerSync.inc != m.cfg.Incarnation || cursor > st.Seq() {
+		cursor = 0
+	}
+	end := st.Seq() // changes up to end are reconciliation, after it flooding
+	reconciling := true
+	var batch []store.Change
+	heartbeat := time.NewTicker(m.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	lastWrite := time.Now()
+	for {
+		var next uint64
+		batch, next = st.Changes(cursor, batchSize, batch[:0])
+		buf = buf[:0]
+		last := cursor // the last change number the neighbour will have been told of
+		var flood, reconcile int
+		for _, c := range batch {
+			inRange := c.Seq <= end
+			// A flooded record is not sent back where it came from: this
+			// link's neighbour holds it, or a newer one. Reconciliation sends
+			// everything after the watermark, since a neighbour that
+			// restarted may have lost what it sent on an earlier link.
+			if c.From == l.n.id && !inRange {
+				continue
+			}
+			kind := byte(frameFlood)
+			if inRange {
+				kind = frameReconcile
+				reconcile++
+			} else {
+				flood++
+			}
+			buf = appendRecord(buf, kind, c.Seq, c.Record)
+			last = c.Seq
+		}
+		switch {
+		case reconciling && next >= end:
+			buf = appendSeq(buf, frameSynced, next)
+			reconciling = false
+		case last < next:
+			buf = appendSeq(buf, frameMark, next)
+		}
+		cursor = next
+		if len(buf) > 0 {
+			if !l.write(buf) {
+				return downTimeout
+			}
+			lastWrite = time.Now()
+			l.sent[0].Add(float64(flood))
+			l.sent[1].Add(float64(reconcile))
+		}
+		l.backlog.Set(float64(st.Seq() - cursor))
+		if len(batch) == batchSize {
+			continue
+		}
+		select {
+		case <-notify:
+		case <-heartbeat.C:
+			if time.Since(lastWrite) >= m.cfg.Heartbeat {
+				if !l.write(append(buf[:0], framePing, '\n')) {
+					return downTimeout
+				}
+				lastWrite = time.Now()
+			}
+		case <-l.stop:
+			return downError
+		case <-m.ctx.Done():
+			return downShutdown
+		}
+	}
+}
+
+// write sends b within PeerTimeout.
+func (l *link) write(b []byte) bool {
+	l.nc.SetWriteDeadline(time.Now().Add(l.n.m.cfg.Timeout))
+	_, err := l.nc.Write(b)
+	return err == nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,211 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// maxFrame bounds a peer frame: a record of the longest client line the
+// protocol allows a server to accept, with room to spare for its header.
+const maxFrame = 1<<20 + 256
+
+// Config holds the peer settings; see package config for their variables.
+type Config struct {
+	Name        string
+	Incarnation uint64 // this process's incarnation; 0 draws a random one
+	Peers       config.Peers
+	Secret      string
+	Heartbeat   time.Duration // an idle link sends a ping this often
+	Timeout     time.Duration // silence or a blocked write for this long drops a link
+	BackoffMax  time.Duration // cap of the redial backoff
+	// Known are the watermarks held from an earlier run, by neighbour name.
+	Known map[string]Watermark
+	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
+	// it to inject faults.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Manager runs the links to every neighbour and the peer listener.
+type Manager struct {
+	cfg     Config
+	store   *store.Store
+	metrics *metrics.Metrics
+	log     *slog.Logger
+
+	ctx        context.Context
+	cancel     context.CancelFunc
+	neighbours []*neighbour
+	byName     map[string]*neighbour
+	wg         sync.WaitGroup
+}
+
+// New returns a manager for cfg.Peers; call Start, and Serve with the peer
+// listener.
+func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Manager {
+	if cfg.Incarnation == 0 {
+		cfg.Incarnation = NewIncarnation()
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mg := &Manager{
+		cfg: cfg, store: st, metrics: m, log: log.With("component", "peer"),
+		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
+	}
+	for i, p := range cfg.Peers {
+		n := &neighbour{
+			m: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
+			log:    mg.log.With("peer", p.Name),
+			offers: make(chan offer),
+			known:  cfg.Known[p.Name],
+		}
+		m.PeerUp.WithLabelValues(p.Name).Set(0)
+		mg.neighbours = append(mg.neighbours, n)
+		mg.byName[p.Name] = n
+	}
+	return mg
+}
+
+// NewIncarnation draws a random, non-zero incarnation id.
+func NewIncarnation() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// Incarnation returns this process's incarnation id.
+func (mg *Manager) Incarnation() uint64 { return mg.cfg.Incarnation }
+
+func (mg *Manager) hello() hello {
+	return hello{name: mg.cfg.Name, inc: mg.cfg.Incarnation, nonce: newNonce()}
+}
+
+// Start starts a supervisor per neighbour.
+func (mg *Manager) Start() {
+	for _, n := range mg.neighbours {
+		mg.wg.Go(func() { n.run(mg.ctx) })
+	}
+}
+
+// Serve accepts neighbours' links on ln until ln is closed.
+func (mg *Manager) Serve(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || mg.ctx.Err() != nil {
+				return nil
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			mg.log.Warn("accept failed", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-mg.ctx.Done():
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		mg.wg.Go(func() { mg.accept(nc) })
+	}
+}
+
+// accept authenticates an inbound connection and hands it to its
+// neighbour's supervisor.
+func (mg *Manager) accept(nc net.Conn) {
+	br := bufio.NewReaderSize(nc, maxFrame)
+	secret := func(name string) (string, bool) {
+		_, ok := mg.byName[name]
+		return mg.cfg.Secret, ok
+	}
+	other, err := acceptHandshake(nc, br, mg.hello(), secret, mg.cfg.Timeout)
+	if err != nil {
+		nc.Close()
+		reason := reasonOf(err)
+		mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+		mg.log.Warn("peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
+			"reason", reason, "err", err)
+		return
+	}
+	n := mg.byName[other.name]
+	l := newLink(n, nc, br, other.inc, false)
+	a := n.offer(mg.ctx, l)
+	if !a.ok {
+		finishAccept(nc, reasonDuplicate)
+		nc.Close()
+		return
+	}
+	if err := finishAccept(nc, ""); err != nil {
+		l.close(downError)
+	}
+	l.run()
+}
+
+// Close stops every link and supervisor and waits for them. The caller
+// closes the listener given to Serve.
+func (mg *Manager) Close() {
+	mg.cancel()
+	for _, n := range mg.neighbours {
+		if l := n.current.Load(); l != nil {
+			l.close(downShutdown)
+		}
+	}
+	mg.wg.Wait()
+}
+
+// Reconciled reports whether every neighbour's link has finished a
+// reconciliation at least once since start.
+func (mg *Manager) Reconciled() bool {
+	for _, n := range mg.neighbours {
+		if !n.everReconciled.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// LinkStatus describes the link to one neighbour.
+type LinkStatus struct {
+	Name string
+	Up   bool
+}
+
+// Status returns the state of every neighbour's link, in configuration
+// order.
+func (mg *Manager) Status() []LinkStatus {
+	s := make([]LinkStatus, len(mg.neighbours))
+	for i, n := range mg.neighbours {
+		s[i] = LinkStatus{Name: n.name, Up: n.current.Load() != nil}
+	}
+	return s
+}
+
+// Watermarks returns, by neighbour, what this server holds of each one's
+// changes: the current link's if it is up, else the last link's.
+func (mg *Manager) Watermarks() map[string]Watermark {
+	w := make(map[string]Watermark, len(mg.neighbours))
+	for _, n := range mg.neighbours {
+		if l := n.current.Load(); l != nil {
+			w[n.name] = Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
+		} else {
+			w[n.name] = n.watermark()
+		}
+	}
+	return w
+}

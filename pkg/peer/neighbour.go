@@ -1,0 +1,232 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// Watermark is what a server holds of a neighbour's changes: every change
+// up to Seq of the neighbour's incarnation Incarnation.
+type Watermark struct {
+	Incarnation uint64
+	Seq         uint64
+}
+
+// neighbour supervises the link to one configured neighbour: it dials with
+// jittered exponential backoff while there is no link, decides which link
+// to keep when both ends dial at once, and carries the watermark from one
+// link to the next. Everything but the atomics is owned by its goroutine.
+type neighbour struct {
+	m    *Manager
+	id   store.Link
+	name string
+	addr string
+	log  *slog.Logger
+
+	offers chan offer
+
+	mu    sync.Mutex
+	known Watermark // of the last link that ended
+
+	everReconciled atomic.Bool // a link has finished reconciling at least once
+	current        atomic.Pointer[link]
+}
+
+// offer asks the supervisor to adopt a link that finished its handshake.
+type offer struct {
+	l     *link
+	reply chan adoption
+}
+
+type adoption struct{ ok bool }
+
+// Backoff between dials: from backoffBase doubling up to cfg.BackoffMax,
+// each wait drawn uniformly from its upper half ("equal jitter").
+const backoffBase = 50 * time.Millisecond
+
+func (n *neighbour) backoff(attempt int) time.Duration {
+	d := n.m.cfg.BackoffMax
+	if attempt < 30 {
+		d = min(d, backoffBase<<attempt)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// run supervises until ctx is done.
+func (n *neighbour) run(ctx context.Context) {
+	var (
+		cur      *link
+		curDone  <-chan struct{}
+		dialed   = make(chan *link)
+		failed   = make(chan error)
+		dialing  bool
+		attempt  int
+		retry    <-chan time.Time
+		lastLog  time.Time
+		lastErr  string
+		upSince  time.Time
+		stopLink = func(reason string) {
+			if cur != nil {
+				cur.close(reason)
+				<-cur.done
+				n.ended(cur, upSince)
+				cur, curDone = nil, nil
+			}
+		}
+	)
+	dial := func() {
+		dialing, retry = true, nil
+		go func() {
+			l, err := n.dial(ctx)
+			if err != nil {
+				select {
+				case failed <- err:
+				case <-ctx.Done():
+				}
+				return
+			}
+			select {
+			case dialed <- l:
+			case <-ctx.Done():
+				l.close(downShutdown)
+			}
+		}()
+	}
+	adopt := func(l *link) adoption {
+		if !n.prefer(cur, l) {
+			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reasonDuplicate).Inc()
+			return adoption{}
+		}
+		stopLink(downReplaced)
+		cur, curDone, upSince = l, l.done, time.Now()
+		if known := n.watermark(); known.Incarnation == l.remoteInc {
+			l.watermark.Store(known.Seq)
+		}
+		n.current.Store(l)
+		n.m.metrics.PeerConnects.WithLabelValues(n.name).Inc()
+		n.log.Info("peer link up", "dialled", l.dialled, "remote", l.nc.RemoteAddr().String())
+		return adoption{ok: true}
+	}
+	dial()
+	for {
+		select {
+		case <-ctx.Done():
+			stopLink(downShutdown)
+			return
+		case o := <-n.offers:
+			o.reply <- adopt(o.l)
+		case l := <-dialed:
+			dialing = false
+			if a := adopt(l); a.ok {
+				go l.run()
+			} else {
+				l.close(downReplaced)
+				retry = time.After(n.backoff(attempt))
+			}
+		case err := <-failed:
+			dialing = false
+			attempt++
+			// Rate-limited: the first failure, a new error, or every 30 s.
+			if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
+				n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
+				lastErr, lastLog = msg, time.Now()
+			}
+			if cur == nil {
+				retry = time.After(n.backoff(attempt))
+			}
+		case <-curDone:
+			n.ended(cur, upSince)
+			cur, curDone = nil, nil
+			if time.Since(upSince) > n.m.cfg.BackoffMax {
+				attempt = 0 // it was a working link: redial at once
+			}
+			if !dialing {
+				retry = time.After(n.backoff(attempt))
+				attempt++
+			}
+		case <-retry:
+			if cur == nil && !dialing {
+				dial()
+			}
+		}
+	}
+}
+
+// prefer decides whether link l should replace cur (possibly nil). Both
+// ends apply the same rule, so they keep the same link when both dial at
+// once: a link to a new incarnation of the neighbour wins (the old one is
+// dead); a second link dialled by the same end wins (that end gave up the
+// first); otherwise the link dialled by the server with the smaller name
+// wins, unless the current one has been silent for two heartbeats.
+func (n *neighbour) prefer(cur, l *link) bool {
+	switch {
+	case cur == nil, cur.remoteInc != l.remoteInc, cur.dialled == l.dialled:
+		return true
+	case time.Since(time.Unix(0, cur.lastRead.Load())) > 2*n.m.cfg.Heartbeat:
+		return true
+	}
+	return l.dialled == (n.m.cfg.Name < n.name)
+}
+
+// ended records that a link went down, and what it had received.
+func (n *neighbour) ended(l *link, upSince time.Time) {
+	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
+	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond))
+	n.current.CompareAndSwap(l, nil)
+	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(0)
+	n.m.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
+	n.mu.Lock()
+	n.known = Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
+	n.mu.Unlock()
+}
+
+func (n *neighbour) watermark() Watermark {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.known
+}
+
+// reconciled is called by a link's reader when the neighbour has sent all
+// it had when the link came up.
+func (n *neighbour) reconciled(l *link, applied int) {
+	n.everReconciled.Store(true)
+	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(1)
+	n.log.Info("peer link reconciled", "records_applied", applied, "watermark", l.watermark.Load())
+}
+
+// dial connects and authenticates.
+func (n *neighbour) dial(ctx context.Context) (*link, error) {
+	cfg := n.m.cfg
+	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	nc, err := cfg.Dial(dctx, "tcp", n.addr)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(nc, maxFrame)
+	inc, err := dialHandshake(nc, br, n.m.hello(), n.name, cfg.Secret, cfg.Timeout)
+	if err != nil {
+		nc.Close()
+		n.m.metrics.PeerHandshakeFailures.WithLabelValues(reasonOf(err)).Inc()
+		return nil, err
+	}
+	return newLink(n, nc, br, inc, true), nil
+}
+
+// offer hands an accepted link to the supervisor and returns its decision.
+func (n *neighbour) offer(ctx context.Context, l *link) adoption {
+	o := offer{l: l, reply: make(chan adoption, 1)}
+	select {
+	case n.offers <- o:
+		return <-o.reply
+	case <-ctx.Done():
+		return adoption{}
+	}
+}
