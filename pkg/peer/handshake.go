@@ -163,6 +163,9 @@ func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret strin
 	}
 	if line != "OK" {
 		if reason, ok := strings.CutPrefix(line, "ERR "); ok {
+			if reason == reasonDuplicate {
+				return 0, refuse(reasonDuplicate, "%s keeps the link it dialled", peer)
+			}
 			return 0, refuse(reasonRefused, "%s refused the link: %.32s", peer, reason)
 		}
 		return 0, refuse(reasonProtocol, "no OK from %s", peer)

@@ -132,6 +132,15 @@ func (n *neighbour) run(ctx context.Context) {
 			}
 		case err := <-failed:
 			dialing = false
+			if reasonOf(err) == reasonDuplicate {
+				// Both ends dialled at once and the other end kept its own
+				// link, which reaches us as an offer: not a failure.
+				n.log.Debug("neighbour kept the link it dialled")
+				if cur == nil {
+					retry = time.After(n.backoff(0))
+				}
+				continue
+			}
 			attempt++
 			// Rate-limited: the first failure, a new error, or every 30 s.
 			if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
@@ -178,7 +187,7 @@ func (n *neighbour) prefer(cur, l *link) bool {
 // ended records that a link went down, and what it had received.
 func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
-	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond))
+	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond).String())
 	n.current.CompareAndSwap(l, nil)
 	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(0)
 	n.m.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
@@ -214,7 +223,9 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 	inc, err := dialHandshake(nc, br, n.m.hello(), n.name, cfg.Secret, cfg.Timeout)
 	if err != nil {
 		nc.Close()
-		n.m.metrics.PeerHandshakeFailures.WithLabelValues(reasonOf(err)).Inc()
+		if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
+			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+		}
 		return nil, err
 	}
 	return newLink(n, nc, br, inc, true), nil
