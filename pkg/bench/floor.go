@@ -1,0 +1,221 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
+)
+
+// Floor server settings.
+const (
+	// DefaultFloorAddr is where `herd bench floor` listens by default.
+	DefaultFloorAddr = "127.0.0.1:12299"
+	// DefaultFloorName is the server name in the floor's AT lines; it has
+	// the length of Smith, a middling herd name.
+	DefaultFloorName = "Floor"
+	// floorMaxLine is the herd's default line limit: a longer line closes
+	// the connection.
+	floorMaxLine = 4 << 10
+	// floorWhatsatTail follows the client id in the floor's AT line for a
+	// WHATSAT: a fixed position and time.
+	floorWhatsatTail = " +34.068930-118.445127 1621464827.959498503\n"
+	// floorPlaces is the floor's fixed places JSON, then the blank line
+	// that ends a WHATSAT reply.
+	floorPlaces = `{"html_attributions":[],"results":[],"status":"OK"}` + "\n\n"
+)
+
+// FloorCounts are the lines a floor server has answered, by kind.
+type FloorCounts struct {
+	IAMAT   int64 `json:"iamat"`
+	WHATSAT int64 `json:"whatsat"`
+	Invalid int64 `json:"invalid"`
+}
+
+// Lines returns the number of lines answered (blank lines get no answer
+// and are not counted).
+func (c FloorCounts) Lines() int64 { return c.IAMAT + c.WHATSAT + c.Invalid }
+
+// FloorServer answers every line at once and does nothing else: an IAMAT
+// gets an AT line of a real one's size, built by formatting alone, with no
+// store; a WHATSAT gets an AT line, a small fixed JSON object and the blank
+// line; anything else "? line". It keeps the herd's framing: lines end at
+// LF with a CR before it dropped, pipelined lines are answered in order, a
+// last line without LF is answered at end of input, a line over 4 KiB
+// closes the connection. It reads what is available, answers every
+// complete line and writes once, so that load results can be quoted as a
+// fraction of what the machine can do at all.
+type FloorServer struct {
+	// Name is the server name in AT lines. Set it before Serve.
+	Name string
+
+	ln     net.Listener
+	counts [3]atomic.Int64 // IAMAT, WHATSAT, invalid
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// ListenFloor returns a floor server listening on addr (port 0 picks a
+// free one); Serve starts answering.
+func ListenFloor(addr string) (*FloorServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &FloorServer{Name: DefaultFloorName, ln: ln, conns: map[net.Conn]struct{}{}}, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *FloorServer) Addr() string { return s.ln.Addr().String() }
+
+// Counts returns the lines answered so far.
+func (s *FloorServer) Counts() FloorCounts {
+	return FloorCounts{IAMAT: s.counts[0].Load(), WHATSAT: s.counts[1].Load(), Invalid: s.counts[2].Load()}
+}
+
+// Serve accepts connections until Close, and returns nil then. Errors of
+// accept do not stop it: it backs off from 5 ms doubling to 1 s.
+func (s *FloorServer) Serve() error {
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			// Too many open files and the like pass; back off meanwhile.
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			c.Close()
+		}()
+	}
+}
+
+func (s *FloorServer) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops the server: it closes the listener and every connection,
+// and waits for their goroutines.
+func (s *FloorServer) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	err := s.ln.Close()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *FloorServer) serveConn(c net.Conn) {
+	in := make([]byte, 64<<10)
+	out := make([]byte, 0, 64<<10)
+	r, w := 0, 0
+	for {
+		n, err := c.Read(in[w:])
+		w += n
+		now := time.Now().UnixNano()
+		out = out[:0]
+		var counts [3]int64
+		tooLong := false
+		for {
+			i := bytes.IndexByte(in[r:w], '\n')
+			if i < 0 {
+				break
+			}
+			if i > floorMaxLine {
+				tooLong = true
+				break
+			}
+			out = s.answer(out, in[r:r+i], now, &counts)
+			r += i + 1
+		}
+		if err != nil && !tooLong && r < w && w-r <= floorMaxLine && errors.Is(err, io.EOF) {
+			out = s.answer(out, in[r:w], now, &counts) // the last line, without LF
+			r = w
+		}
+		for i, n := range counts {
+			s.counts[i].Add(n)
+		}
+		if len(out) > 0 {
+			if _, werr := c.Write(out); werr != nil {
+				return
+			}
+		}
+		if err != nil || tooLong || w-r > floorMaxLine {
+			return
+		}
+		w = copy(in, in[r:w])
+		r = 0
+	}
+}
+
+// answer appends the reply to one line, without its LF.
+func (s *FloorServer) answer(out, line []byte, now int64, counts *[3]int64) []byte {
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	c := protocol.Parse(line)
+	switch c.Kind {
+	case protocol.Blank:
+		return out
+	case protocol.IAMAT:
+		counts[0]++
+		sec, nsec, _ := protocol.ParseTime(c.Time)
+		out = append(out, "AT "...)
+		out = append(out, s.Name...)
+		out = append(out, ' ')
+		out = protocol.AppendDiff(out, now, sec, nsec)
+		out = append(out, ' ')
+		out = append(out, c.Client...)
+		out = append(out, ' ')
+		out = append(out, c.Pos...)
+		out = append(out, ' ')
+		out = append(out, c.Time...)
+		return append(out, '\n')
+	case protocol.WHATSAT:
+		counts[1]++
+		out = append(out, "AT "...)
+		out = append(out, s.Name...)
+		out = append(out, " +0.000000000 "...)
+		out = append(out, c.Client...)
+		out = append(out, floorWhatsatTail...)
+		return append(out, floorPlaces...)
+	}
+	counts[2]++
+	return protocol.AppendInvalid(out, line)
+}

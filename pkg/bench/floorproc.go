@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FloorStarter starts a floor server and returns its address and a
+// function that stops it.
+type FloorStarter func(ctx context.Context) (addr string, stop func() error, err error)
+
+// floorStartTimeout bounds the wait for a child floor server's address.
+const floorStartTimeout = 10 * time.Second
+
+// StartFloorProcess starts the floor server as a child process of the same
+// binary, `herd bench floor -addr 127.0.0.1:0 -stdin-eof`, so that it does
+// not share the load generator's process, and reads the address it prints.
+// The child exits when its standard input ends: when stop closes it, or
+// when this process dies.
+func StartFloorProcess(ctx context.Context) (string, func() error, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("floor server: %w", err)
+	}
+	return startFloorCommand(ctx, exe, "bench", "floor", "-addr", "127.0.0.1:0", "-stdin-eof")
+}
+
+// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
+// goroutine and a read after Wait.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(b.b.String())
+}
+
+func startFloorCommand(ctx context.Context, name string, args ...string) (string, func() error, error) {
+	cmd := exec.Command(name, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("floor server: %w", err)
+	}
+	exited := make(chan error, 1)
+	stop := func() error {
+		stdin.Close()
+		t := time.NewTimer(floorStartTimeout)
+		defer t.Stop()
+		select {
+		case err := <-exited:
+			return err
+		case <-t.C:
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("floor server did not exit; killed: %v", <-exited)
+		}
+	}
+	lines := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(stdout)
+		line, _ := r.ReadString('\n')
+		lines <- strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, r)
+		exited <- cmd.Wait()
+	}()
+	t := time.NewTimer(floorStartTimeout)
+	defer t.Stop()
+	select {
+	case addr := <-lines:
+		if addr != "" {
+			return addr, stop, nil
+		}
+		err = errors.New("it printed no address")
+	case <-t.C:
+		err = fmt.Errorf("no address within %v", floorStartTimeout)
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+	if s := stderr.String(); s != "" {
+		err = fmt.Errorf("%w: %s", err, s)
+	}
+	return "", nil, fmt.Errorf("floor server %s: %w", name, err)
+}
+
+// StartFloorInProcess starts a floor server in this process, on a free
+// port of 127.0.0.1. It is for tests and for machines where a child
+// process is not wanted; the load generator then shares its CPU time.
+func StartFloorInProcess(context.Context) (string, func() error, error) {
+	s, err := ListenFloor("127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go s.Serve()
+	return s.Addr(), s.Close, nil
+}
+
+// CompareWithFloor runs the load of cfg first against a floor server that
+// start starts, then against cfg.Addrs, and reports both and their ratio.
+// Every connection of the floor run goes to the one floor server.
+func CompareWithFloor(ctx context.Context, cfg LoadConfig, start FloorStarter) (*LoadReport, error) {
+	addr, stop, err := start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fcfg := cfg
+	fcfg.Addrs = []string{addr}
+	floor, err := Load(ctx, fcfg)
+	if serr := stop(); err == nil && serr != nil {
+		err = fmt.Errorf("floor server: %w", serr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	target, err := Load(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &LoadReport{Mode: "load", Target: target, Floor: floor, Ratio: ratioOf(target, floor)}, nil
+}

@@ -1,0 +1,61 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// startProgress writes line(elapsed) to w every second, over the previous
+// one, until stop is called, which clears it. With w nil it does nothing.
+func startProgress(w io.Writer, line func(elapsed time.Duration) string) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	start := time.Now()
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				fmt.Fprintf(w, "\r\033[K%s", line(time.Since(start)))
+			case <-quit:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}
+
+// progressTo returns w if it is a terminal, for a progress line, and nil
+// otherwise.
+func progressTo(w io.Writer) io.Writer {
+	if isTerminal(w) {
+		return w
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a terminal: a character device other
+// than the null device. It spares a dependency for a progress line.
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
+}

@@ -1,0 +1,426 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/herdkit/herd/pkg/protocol"
+)
+
+// Defaults of a propagation run.
+const (
+	// DefaultHerd lists the client ports of the local herd, Hill to
+	// Singleton.
+	DefaultHerd = "127.0.0.1:12200,127.0.0.1:12201,127.0.0.1:12202,127.0.0.1:12203,127.0.0.1:12204"
+	// DefaultSamples is the number of samples.
+	DefaultSamples = 200
+	// DefaultInterval is the pause between samples.
+	DefaultInterval = 10 * time.Millisecond
+	// DefaultLoadConns is the number of connections of the background
+	// load.
+	DefaultLoadConns = 10
+)
+
+// PropagationConfig describes a propagation run. A zero field takes the
+// default named in its comment.
+type PropagationConfig struct {
+	// Addrs are the client ports of the herd's servers. Default
+	// DefaultHerd.
+	Addrs []string
+	// From is the index in Addrs of the server that receives the IAMATs.
+	From int
+	// N is the number of samples. Default DefaultSamples.
+	N int
+	// Interval is the pause between the end of a sample and the start of
+	// the next; zero for none.
+	Interval time.Duration
+	// Radius is the radius of the WHATSAT queries, in km, as text. Default
+	// DefaultRadius.
+	Radius string
+	// Timeout bounds a dial, a reply, and the time every server has to
+	// learn a sample's client id. Default DefaultTimeout.
+	Timeout time.Duration
+	// Prefix starts every client id. Default: random for each run.
+	Prefix string
+	// LoadRate, when positive, runs an open-loop IAMAT load of that many
+	// requests per second against the herd while sampling, with client
+	// ids of its own.
+	LoadRate float64
+	// LoadConns is the number of connections of that load. Default
+	// DefaultLoadConns.
+	LoadConns int
+	// Progress, if not nil, gets a progress line every second.
+	Progress io.Writer
+}
+
+// PropagationErrors counts what went wrong in a propagation run. Total is
+// the sum of the others.
+type PropagationErrors struct {
+	Total       int64 `json:"total"`
+	Rejected    int64 `json:"rejected"`    // IAMATs the origin did not answer with an AT line
+	Missed      int64 `json:"missed"`      // (server, sample) pairs where the server did not learn the id in time
+	Connections int64 `json:"connections"` // connections that failed
+}
+
+// ServerPropagation is what one server showed of the samples.
+type ServerPropagation struct {
+	Addr   string `json:"addr"`
+	Known  int64  `json:"known"`  // samples whose id the server learned in time
+	Missed int64  `json:"missed"` // samples it did not
+	Polls  int64  `json:"polls"`  // WHATSAT queries sent to it
+	// Latency is the time from sending the IAMAT to the origin to
+	// receiving the first WHATSAT reply that knew the id.
+	Latency Latency `json:"latency"`
+}
+
+// PropagationReport is the JSON summary of `herd bench propagation
+// -json`; its field names are stable.
+type PropagationReport struct {
+	Mode     string              `json:"mode"`     // "propagation"
+	Origin   string              `json:"origin"`   // the server that received the IAMATs
+	Samples  int                 `json:"samples"`  // samples taken
+	Complete int                 `json:"complete"` // samples that every server learned in time
+	Errors   PropagationErrors   `json:"errors"`
+	IAMAT    Latency             `json:"iamat"`   // the IAMAT's round trip to the origin
+	Servers  []ServerPropagation `json:"servers"` // every server but the origin, in the order given
+	// Herd is the delay until the last server knew the id, over the
+	// complete samples.
+	Herd Latency `json:"herd"`
+	// Load is the background load's summary, with LoadRate.
+	Load *LoadSummary `json:"load,omitempty"`
+}
+
+// sample is one client id to look for.
+type sample struct {
+	id     string
+	t0     time.Time     // when the IAMAT was sent to the origin
+	cancel chan struct{} // closed when the origin refused the IAMAT
+}
+
+// found is a poller's answer for one sample.
+type found struct {
+	server int
+	delay  time.Duration
+	ok     bool
+}
+
+// poller asks one server about each sample, on one connection, one query
+// at a time, with no pause, until the server knows the id.
+type poller struct {
+	addr    string
+	conn    net.Conn
+	lr      *lineReader
+	tail    []byte // " radius 0\n"
+	timeout time.Duration
+	hist    *hdrhistogram.Histogram
+	stats   ServerPropagation
+	err     error // the connection failed; later samples are missed at once
+	buf     []byte
+}
+
+func (p *poller) poll(s sample) (time.Duration, bool) {
+	if p.err != nil {
+		return 0, false
+	}
+	p.buf = append(append(append(p.buf[:0], "WHATSAT "...), s.id...), p.tail...)
+	deadline := s.t0.Add(p.timeout)
+	for {
+		select {
+		case <-s.cancel:
+			return 0, false
+		default:
+		}
+		p.stats.Polls++
+		if err := p.conn.SetWriteDeadline(time.Now().Add(p.timeout)); err != nil {
+			p.err = err
+			return 0, false
+		}
+		if _, err := p.conn.Write(p.buf); err != nil {
+			p.err = err
+			return 0, false
+		}
+		r, err := readOneReply(p.lr, kindWHATSAT)
+		now := time.Now()
+		if err != nil {
+			p.err = err
+			return 0, false
+		}
+		if r == resValid {
+			return now.Sub(s.t0), true
+		}
+		if now.After(deadline) {
+			return 0, false
+		}
+	}
+}
+
+// readOneReply reads one complete reply to a request of kind k.
+func readOneReply(lr *lineReader, k kind) (result, error) {
+	var st replyState
+	for {
+		for {
+			line, ok := lr.line()
+			if !ok {
+				break
+			}
+			if done, r := st.feed(line, k); done {
+				if r == resMalformed {
+					return r, errMalformed
+				}
+				return r, nil
+			}
+		}
+		if err := lr.fill(time.Now()); err != nil {
+			return resMalformed, readError(err)
+		}
+	}
+}
+
+func (c PropagationConfig) withDefaults() PropagationConfig {
+	if len(c.Addrs) == 0 {
+		c.Addrs = strings.Split(DefaultHerd, ",")
+	}
+	if c.N == 0 {
+		c.N = DefaultSamples
+	}
+	if c.Radius == "" {
+		c.Radius = DefaultRadius
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Prefix == "" {
+		c.Prefix = randomPrefix()
+	}
+	if c.LoadConns == 0 {
+		c.LoadConns = DefaultLoadConns
+	}
+	return c
+}
+
+// Validate reports the first field out of its range.
+func (c PropagationConfig) Validate() error {
+	switch {
+	case len(c.Addrs) < 2:
+		return fmt.Errorf("%d servers: want at least 2", len(c.Addrs))
+	case c.From < 0 || c.From >= len(c.Addrs):
+		return fmt.Errorf("from %d: want 0 to %d", c.From, len(c.Addrs)-1)
+	case c.N < 1:
+		return fmt.Errorf("samples %d: want at least 1", c.N)
+	case c.Interval < 0:
+		return fmt.Errorf("interval %v: want 0 or more", c.Interval)
+	case c.Timeout <= 0:
+		return fmt.Errorf("time-out %v: want more than 0", c.Timeout)
+	case c.LoadRate < 0:
+		return fmt.Errorf("load rate %g: want 0 or more", c.LoadRate)
+	case c.LoadConns < 1:
+		return fmt.Errorf("load connections %d: want at least 1", c.LoadConns)
+	}
+	if protocol.Parse([]byte("WHATSAT k "+c.Radius+" 0")).Kind != protocol.WHATSAT {
+		return fmt.Errorf("radius %q: want above 0 and at most %d km", c.Radius, protocol.MaxRadiusKm)
+	}
+	return nil
+}
+
+// Propagation measures how long a record takes to reach every server of
+// the herd: per sample it sends an IAMAT for a fresh client id to the
+// origin and polls every other server with WHATSAT id radius 0 until each
+// knows the id. Cancelling ctx ends it after the current sample.
+func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: cfg.Timeout}
+	origin, err := d.DialContext(ctx, "tcp", cfg.Addrs[cfg.From])
+	if err != nil {
+		return nil, err
+	}
+	defer origin.Close()
+	var pollers []*poller
+	for i, a := range cfg.Addrs {
+		if i == cfg.From {
+			continue
+		}
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		pollers = append(pollers, &poller{
+			addr: a, conn: c, lr: newLineReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
+			timeout: cfg.Timeout, hist: newHistogram(), stats: ServerPropagation{Addr: a},
+		})
+	}
+
+	// The background load, if any, runs while the samples are taken.
+	type loadResult struct {
+		s   *LoadSummary
+		err error
+	}
+	var loaded chan loadResult
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	if cfg.LoadRate > 0 {
+		loaded = make(chan loadResult, 1)
+		go func() {
+			s, err := Load(loadCtx, LoadConfig{
+				Addrs: cfg.Addrs, Conns: cfg.LoadConns, Rate: cfg.LoadRate,
+				Prefix: cfg.Prefix + "-load", Timeout: cfg.Timeout,
+			})
+			loaded <- loadResult{s, err}
+		}()
+	}
+
+	r := &sampler{cfg: &cfg, origin: origin, lr: newLineReader(origin, cfg.Timeout), pollers: pollers,
+		iamat: newHistogram(), herd: newHistogram(), results: make(chan found, len(pollers))}
+	for i, p := range pollers {
+		in := make(chan sample)
+		r.inputs = append(r.inputs, in)
+		go func() {
+			for s := range in {
+				delay, ok := p.poll(s)
+				r.results <- found{server: i, delay: delay, ok: ok}
+			}
+		}()
+	}
+	defer func() {
+		for _, in := range r.inputs {
+			close(in)
+		}
+	}()
+	stopProgress := startProgress(cfg.Progress, func(elapsed time.Duration) string {
+		return fmt.Sprintf("%4.0fs  samples %d/%d", elapsed.Seconds(), r.taken.Load(), cfg.N)
+	})
+	rep := &PropagationReport{Mode: "propagation", Origin: cfg.Addrs[cfg.From]}
+	err = r.run(ctx, rep)
+	stopProgress()
+	stopLoad()
+	if loaded != nil {
+		l := <-loaded
+		if err == nil && l.err != nil {
+			err = fmt.Errorf("background load: %w", l.err)
+		}
+		rep.Load = l.s
+	}
+	if err != nil {
+		return nil, err
+	}
+	rep.IAMAT = latencyOf(r.iamat)
+	rep.Herd = latencyOf(r.herd)
+	for _, p := range pollers {
+		p.stats.Latency = latencyOf(p.hist)
+		rep.Servers = append(rep.Servers, p.stats)
+		rep.Errors.Missed += p.stats.Missed
+		if p.err != nil {
+			rep.Errors.Connections++
+		}
+	}
+	e := &rep.Errors
+	e.Total = e.Rejected + e.Missed + e.Connections
+	return rep, nil
+}
+
+// sampler takes the samples of a propagation run.
+type sampler struct {
+	cfg     *PropagationConfig
+	origin  net.Conn
+	lr      *lineReader // the origin's replies
+	pollers []*poller
+	inputs  []chan sample // one per poller
+	results chan found
+	iamat   *hdrhistogram.Histogram
+	herd    *hdrhistogram.Histogram
+	taken   atomic.Int64 // for the progress line
+}
+
+func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
+	buf := make([]byte, 0, 128)
+	pos := positions()
+	wait := time.NewTimer(time.Hour)
+	defer wait.Stop()
+	for i := 0; i < r.cfg.N && ctx.Err() == nil; i++ {
+		if i > 0 && r.cfg.Interval > 0 {
+			wait.Reset(r.cfg.Interval)
+			select {
+			case <-wait.C:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		s := sample{id: r.cfg.Prefix + "-p" + strconv.Itoa(i), cancel: make(chan struct{})}
+		s.t0 = time.Now()
+		buf = append(append(buf[:0], "IAMAT "...), s.id...)
+		buf = append(append(append(buf, ' '), pos[i%len(pos)]...), ' ')
+		ns := s.t0.UnixNano()
+		buf = fmt.Appendf(buf, "%d.%09d\n", ns/1e9, ns%1e9)
+		if err := r.origin.SetWriteDeadline(s.t0.Add(r.cfg.Timeout)); err != nil {
+			return err
+		}
+		if _, err := r.origin.Write(buf); err != nil {
+			return fmt.Errorf("origin %s: %w", rep.Origin, err)
+		}
+		for _, in := range r.inputs {
+			in <- s
+		}
+		res, err := readOneReply(r.lr, kindIAMAT)
+		now := time.Now()
+		if err != nil || res != resValid {
+			close(s.cancel)
+		}
+		var worst time.Duration
+		complete := err == nil && res == resValid
+		for range r.pollers {
+			f := <-r.results
+			p := r.pollers[f.server]
+			switch {
+			case f.ok:
+				p.stats.Known++
+				record(p.hist, int64(f.delay))
+				worst = max(worst, f.delay)
+			case err == nil && res == resValid:
+				p.stats.Missed++
+				complete = false
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("origin %s: %w", rep.Origin, err)
+		}
+		if res == resValid {
+			record(r.iamat, int64(now.Sub(s.t0)))
+		} else {
+			rep.Errors.Rejected++
+		}
+		if complete {
+			rep.Complete++
+			record(r.herd, int64(worst))
+		}
+		rep.Samples++
+		r.taken.Add(1)
+	}
+	return nil
+}
+
+// print writes the human summary of a propagation run.
+func (rep *PropagationReport) print(w io.Writer) {
+	fmt.Fprintf(w, "propagation from %s to %d servers: %d samples, %d complete\n",
+		rep.Origin, len(rep.Servers), rep.Samples, rep.Complete)
+	printLatency(w, "IAMAT", rep.IAMAT)
+	for _, s := range rep.Servers {
+		fmt.Fprintf(w, "  %s: known %d, missed %d, %d polls\n", s.Addr, s.Known, s.Missed, s.Polls)
+		printLatency(w, "", s.Latency)
+	}
+	printLatency(w, "whole herd", rep.Herd)
+	e := rep.Errors
+	fmt.Fprintf(w, "  %-10s %d (rejected %d, missed %d, connections %d)\n", "errors", e.Total, e.Rejected, e.Missed, e.Connections)
+	if rep.Load != nil {
+		rep.Load.print(w, "background load")
+	}
+}
