@@ -67,8 +67,9 @@ type Config struct {
 	// PlacesCacheTTL is how long a places answer is reused for the same
 	// position and radius; 0 turns the cache off.
 	PlacesCacheTTL time.Duration `env:"HERD_PLACES_CACHE_TTL" envDefault:"60s"`
-	// PlacesCacheSize bounds the number of cached places answers.
-	PlacesCacheSize int `env:"HERD_PLACES_CACHE_SIZE" envDefault:"10000"`
+	// PlacesCacheSize bounds the number of cached places answers; a Google
+	// answer of 20 results takes about 20 KB.
+	PlacesCacheSize int `env:"HERD_PLACES_CACHE_SIZE" envDefault:"1000"`
 
 	// MaxLine is the longest client line accepted, in bytes, without its
 	// line end; a longer line closes the connection.
@@ -105,6 +106,10 @@ const (
 // MinSecretLen is the shortest accepted peer secret, in bytes.
 const MinSecretLen = 16
 
+// DevPeerSecret is the peer secret compose.yaml uses when HERD_PEER_SECRET
+// is not set; a node started with it warns that it is not a secret.
+const DevPeerSecret = "herd-development-secret-change-me"
+
 // Load reads the configuration from the environment and validates it.
 func Load() (Config, error) {
 	return parse(env.Options{})
@@ -118,10 +123,24 @@ func FromMap(vars map[string]string) (Config, error) {
 
 func parse(opts env.Options) (Config, error) {
 	var c Config
-	if err := env.ParseWithOptions(&c, opts); err != nil {
-		return c, nameVariables(err)
+	perr := env.ParseWithOptions(&c, opts)
+	if perr == nil {
+		return c, c.Validate()
 	}
-	return c, c.Validate()
+	// Report every problem at once: the variables that did not parse, and
+	// the validation of the others.
+	perr = nameVariables(perr)
+	errs := []error{perr}
+	var verrs interface{ Unwrap() []error }
+	if errors.As(c.Validate(), &verrs) {
+		for _, e := range verrs.Unwrap() {
+			variable, _, _ := strings.Cut(e.Error(), ":")
+			if !strings.Contains(perr.Error(), variable) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	return c, errors.Join(errs...)
 }
 
 // nameVariables rewrites the env package's parse errors, which name Go

@@ -9,6 +9,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
 )
 
 var everyone = []string{"Hill", "Jaquez", "Smith", "Campbell", "Singleton"}
@@ -151,9 +152,9 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 		return true
 	})
 	// On the majority side: new clients, and an update of a known one.
-	var sent []string
+	var sent []store.Record
 	for i := range missed - 1 {
-		sent = append(sent, h.iamat(everyone[i%4], fmt.Sprintf("missed-%d", i), "+2+2", "2").Text)
+		sent = append(sent, h.iamat(everyone[i%4], fmt.Sprintf("missed-%d", i), "+2+2", "2"))
 	}
 	update := h.iamat("Campbell", "pre-0", "+9+9", "9")
 	// On Singleton's side.
@@ -171,6 +172,9 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	h.net.heal("Singleton")
 	h.waitAll(update, everyone...)
 	h.waitAll(mine, everyone...)
+	for _, r := range sent {
+		h.waitAll(r, "Singleton")
+	}
 	h.quiesce()
 
 	// Singleton stored exactly the missed records through reconciliation.

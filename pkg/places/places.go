@@ -1,8 +1,3 @@
-// Package places answers "what is near this position" for WHATSAT, from
-// providers behind one interface: the embedded GeoNames data (offline, the
-// default), Google's legacy Nearby Search, and Places API (New). Answers
-// always have the shape of the legacy Nearby Search response, whatever the
-// provider, and failures are answers too: a status and an error_message.
 package places
 
 import (
@@ -11,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 )
 
 // Query asks for the places within a radius of a stored position.
@@ -53,6 +47,9 @@ const (
 type Response struct {
 	// Status is the response's status field, e.g. OK or ZERO_RESULTS.
 	Status string
+	// ErrorMessage is the response's error_message field, empty when it
+	// has none.
+	ErrorMessage string
 
 	head    []byte   // "{\n   ...,\n   \"results\" : " or the whole object if there are no results
 	results [][]byte // each result indented for its place in the array
@@ -99,68 +96,38 @@ func (r *Response) AppendJSON(dst []byte, bound int) []byte {
 // Parse reads a legacy Nearby Search response body. It keeps the order and
 // values of the top-level fields; only their layout changes, to one
 // indentation for every response.
+//
+// It splits the object and the results array itself and has json.Indent
+// lay out, and so validate, every value, in under half the time of the
+// json.Decoder version it replaced (kept in parse_reference_test.go, which
+// FuzzParse holds it to).
 func Parse(body []byte) (*Response, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	s := scanner{b: body}
+	s.space()
+	if !s.take('{') {
 		return nil, errors.New("places: response is not a JSON object")
 	}
 	r := &Response{noArray: true}
 	var out bytes.Buffer
 	out.WriteString("{")
-	first := true
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("places: bad response: %w", err)
-		}
-		name, _ := t.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("places: bad response field %q: %w", name, err)
-		}
-		if !first {
-			out.WriteString(",")
-		}
-		first = false
-		out.WriteString("\n" + indent)
-		key, _ := json.Marshal(name)
-		out.Write(key)
-		out.WriteString(" : ")
-		switch name {
-		case "results":
-			if !r.noArray {
-				return nil, errors.New(`places: response has two "results" fields`)
+	s.space()
+	if !s.take('}') {
+		for first := true; ; first = false {
+			if err := r.member(&s, &out, first); err != nil {
+				return nil, err
 			}
-			var items []json.RawMessage
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, fmt.Errorf("places: results is not an array: %w", err)
+			s.space()
+			if s.take('}') {
+				break
 			}
-			r.noArray = false
-			r.head = bytes.Clone(out.Bytes())
-			out.Reset()
-			r.results = make([][]byte, len(items))
-			for i, it := range items {
-				var b bytes.Buffer
-				if err := json.Indent(&b, it, indent+indent, indent); err != nil {
-					return nil, err
-				}
-				r.results[i] = b.Bytes()
+			if !s.take(',') {
+				return nil, errors.New("places: response object is not closed")
 			}
-			continue
-		case "status":
-			if err := json.Unmarshal(raw, &r.Status); err != nil {
-				return nil, fmt.Errorf("places: status is not a string: %w", err)
-			}
-		}
-		if err := json.Indent(&out, raw, indent, indent); err != nil {
-			return nil, err
+			s.space()
 		}
 	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return nil, errors.New("places: response object is not closed")
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	s.space()
+	if s.i != len(body) {
 		return nil, errors.New("places: data after the response object")
 	}
 	if r.Status == "" {
@@ -170,9 +137,72 @@ func Parse(body []byte) (*Response, error) {
 	if r.noArray {
 		r.head = out.Bytes()
 	} else {
-		r.tail = out.Bytes()
+		// A copy, since out's buffer grew to hold the head: a cached
+		// answer should not keep that.
+		r.tail = bytes.Clone(out.Bytes())
 	}
 	return r, nil
+}
+
+// member reads one field of the response object into r and out, which
+// holds the rendering so far.
+func (r *Response) member(s *scanner, out *bytes.Buffer, first bool) error {
+	key, ok := s.value()
+	var name string
+	if !ok || key[0] != '"' || json.Unmarshal(key, &name) != nil {
+		return errors.New("places: bad response: a field name is not a string")
+	}
+	s.space()
+	if !s.take(':') {
+		return fmt.Errorf("places: bad response: no colon after %q", name)
+	}
+	s.space()
+	raw, ok := s.value()
+	if !ok {
+		return fmt.Errorf("places: bad response field %q: truncated", name)
+	}
+	if !first {
+		out.WriteString(",")
+	}
+	out.WriteString("\n" + indent)
+	k, _ := json.Marshal(name)
+	out.Write(k)
+	out.WriteString(" : ")
+	switch name {
+	case "results":
+		if !r.noArray {
+			return errors.New(`places: response has two "results" fields`)
+		}
+		items, err := splitArray(raw)
+		if err != nil {
+			return err
+		}
+		r.noArray = false
+		r.head = bytes.Clone(out.Bytes())
+		out.Reset()
+		r.results = make([][]byte, len(items))
+		for i, it := range items {
+			var b bytes.Buffer
+			b.Grow(len(it) + len(it)/2)
+			if err := json.Indent(&b, it, indent+indent, indent); err != nil {
+				return fmt.Errorf("places: bad result: %w", err)
+			}
+			r.results[i] = b.Bytes()
+		}
+		return nil
+	case "status":
+		if err := json.Unmarshal(raw, &r.Status); err != nil {
+			return fmt.Errorf("places: status is not a string: %w", err)
+		}
+	case "error_message":
+		// Kept for logs; a message that is not a string is passed
+		// through as it came and not logged.
+		_ = json.Unmarshal(raw, &r.ErrorMessage)
+	}
+	if err := json.Indent(out, raw, indent, indent); err != nil {
+		return fmt.Errorf("places: bad response field %q: %w", name, err)
+	}
+	return nil
 }
 
 // Failure returns the answer to a lookup that failed: the status (Google's

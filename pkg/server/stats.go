@@ -46,9 +46,16 @@ func newStats(m *metrics.Metrics) stats {
 		stored:  m.StoreUpdates.WithLabelValues(metrics.SourceClient),
 		dropped: m.StoreUpdatesDropped.WithLabelValues(metrics.SourceClient),
 	}
-	for k := range numKinds {
-		label := commandLabel(protocol.Kind(k))
-		for o := range numOutcomes {
+	// Only the combinations that can happen, so that a scrape shows no
+	// series that must stay 0.
+	possible := map[protocol.Kind][]outcome{
+		protocol.IAMAT:   {outcomeOK, outcomeInvalid},
+		protocol.WHATSAT: {outcomeOK, outcomeInvalid, outcomePlacesError},
+		protocol.Invalid: {outcomeInvalid},
+	}
+	for k, outs := range possible {
+		label := commandLabel(k)
+		for _, o := range outs {
 			s.requests[k][o] = m.ClientRequests.WithLabelValues(label, outcomeLabels[o])
 		}
 		s.durations[k] = m.ClientRequestDuration.WithLabelValues(label)

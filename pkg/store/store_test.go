@@ -227,7 +227,12 @@ func TestConcurrentUse(t *testing.T) {
 			default:
 			}
 			var batch []Change
-			batch, cursor = s.Changes(cursor, 64, batch)
+			batch, cursor = s.Changes(cursor, 64, nil)
+			for i := 1; i < len(batch); i++ {
+				if batch[i].Seq <= batch[i-1].Seq {
+					t.Errorf("changes out of order: %d after %d", batch[i].Seq, batch[i-1].Seq)
+				}
+			}
 			s.Get("1")
 		}
 	})

@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/places"
+)
+
+// Serve runs one node configured by cfg until ctx is done, then shuts it
+// down within cfg.ShutdownTimeout: `herd serve`.
+func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if cfg.PeerSecret == config.DevPeerSecret {
+		log.Warn("HERD_PEER_SECRET is the development default; set a secret of your own outside development")
+	}
+	n, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	return wait(ctx, cfg.ShutdownTimeout, n)
+}
+
+// wait runs until ctx is done or a node fails, then shuts the nodes down.
+func wait(ctx context.Context, timeout time.Duration, nodes ...*Node) error {
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			select {
+			case err := <-n.Err():
+				errs <- err
+			case <-ctx.Done():
+			}
+		}()
+	}
+	var failure error
+	select {
+	case <-ctx.Done():
+	case failure = <-errs:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.Shutdown(sctx); err != nil && failure == nil {
+			failure = fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	return failure
+}
+
+// Ports are the first ports of a one-process herd; server i of
+// config.Classic listens on each plus i, on 127.0.0.1.
+type Ports struct{ Client, Peer, Metrics int }
+
+// ClassicPorts are the ports of PROTOCOL.md: clients 12200 to 12204,
+// peers 12300 to 12304, metrics 9200 to 9204.
+var ClassicPorts = Ports{Client: config.ClassicClientPort, Peer: config.ClassicPeerPort, Metrics: config.ClassicMetricsPort}
+
+// LocalConfigs returns the configuration of the classic five-server herd
+// in one process, `herd local`: the given ports on 127.0.0.1, the offline
+// places provider, and the given peer secret. Other settings come from
+// env, the process environment's HERD_ variables.
+func LocalConfigs(env map[string]string, secret string, ports Ports) ([]config.Config, error) {
+	addr := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+	index := map[string]int{}
+	for i, s := range config.Classic {
+		index[s.Name] = i
+	}
+	var cfgs []config.Config
+	for i, s := range config.Classic {
+		vars := map[string]string{}
+		for k, v := range env {
+			vars[k] = v
+		}
+		var peers []string
+		for _, nb := range s.Neighbours {
+			peers = append(peers, nb+"="+addr(ports.Peer+index[nb]))
+		}
+		vars["HERD_NAME"] = s.Name
+		vars["HERD_CLIENT_ADDR"] = addr(ports.Client + i)
+		vars["HERD_PEER_ADDR"] = addr(ports.Peer + i)
+		vars["HERD_METRICS_ADDR"] = addr(ports.Metrics + i)
+		vars["HERD_PEERS"] = strings.Join(peers, ",")
+		vars["HERD_PEER_SECRET"] = secret
+		vars["HERD_PLACES"] = config.PlacesOffline
+		cfg, err := config.FromMap(vars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs, nil
+}
+
+// Local runs the classic herd in one process until ctx is done: `herd
+// local`. The five nodes share one offline places data set and one log,
+// each record tagged with its node.
+func Local(ctx context.Context, env map[string]string, ports Ports, log *slog.Logger) error {
+	secret := make([]byte, 24)
+	rand.Read(secret)
+	cfgs, err := LocalConfigs(env, hex.EncodeToString(secret), ports)
+	if err != nil {
+		return err
+	}
+	offline := places.NewOffline(log)
+	var nodes []*Node
+	for _, cfg := range cfgs {
+		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(offline))
+		if err == nil {
+			err = n.Start()
+		}
+		if err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			for _, started := range nodes {
+				started.Shutdown(sctx)
+			}
+			cancel()
+			return fmt.Errorf("%s: %w", cfg.Name, err)
+		}
+		nodes = append(nodes, n)
+	}
+	return wait(ctx, cfgs[0].ShutdownTimeout, nodes...)
+}
+
+// Health probes a node's /readyz, as the container healthcheck does:
+// `herd health [URL]`. The default URL is built from HERD_METRICS_ADDR.
+func Health(ctx context.Context, url string, metricsAddr string, out io.Writer) error {
+	if url == "" {
+		host, port, err := net.SplitHostPort(metricsAddr)
+		if err != nil {
+			return fmt.Errorf("HERD_METRICS_ADDR: %q is not host:port", metricsAddr)
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		url = "http://" + net.JoinHostPort(host, port) + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	fmt.Fprint(out, string(body))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}

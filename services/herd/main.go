@@ -1,0 +1,143 @@
+// Command herd runs and measures a herd of location servers.
+//
+//	herd serve           run one node, configured by HERD_ environment variables
+//	herd local           run the classic five-server herd in this process
+//	herd client [ADDR]   talk to a node by hand, or send one command
+//	herd bench MODE      measure a herd: load, propagation, floor
+//	herd health [URL]    probe a node's /readyz (the container healthcheck)
+//	herd version         print the version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	// CA roots for HTTPS to Google from an image with no /etc/ssl.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
+	"github.com/herdkit/herd/pkg/bench"
+	"github.com/herdkit/herd/pkg/client"
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/node"
+)
+
+const usage = `usage: herd <command> [arguments]
+
+commands:
+  serve           run one node, configured by HERD_ environment variables
+  local [flags]   run the classic five-server herd in this process
+  client [ADDR]   talk to a node by hand, or send one command
+  bench MODE      measure a herd: load, propagation, floor
+  health [URL]    probe a node's /readyz, exit 0 when ready
+  version         print the version
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		cfg, err := config.Load()
+		if err != nil {
+			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
+			return 2
+		}
+		return withLogger(cfg, stderr, func(log *slog.Logger) error { return node.Serve(ctx, cfg, log) })
+	case "local":
+		fs := flag.NewFlagSet("herd local", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		ports := node.ClassicPorts
+		fs.IntVar(&ports.Client, "client-port", ports.Client, "client port of Hill; the others follow")
+		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of Hill; the others follow")
+		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of Hill; the others follow")
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		env := herdEnv()
+		env["HERD_NAME"] = "local" // validated per node below; needed to load logging settings
+		cfg, err := config.FromMap(env)
+		if err != nil {
+			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
+			return 2
+		}
+		delete(env, "HERD_NAME")
+		return withLogger(cfg, stderr, func(log *slog.Logger) error { return node.Local(ctx, env, ports, log) })
+	case "client":
+		return client.Run(ctx, args, stdin, stdout, stderr)
+	case "bench":
+		return bench.Run(ctx, args, stdin, stdout, stderr)
+	case "health":
+		url := ""
+		if len(args) > 0 {
+			url = args[0]
+		}
+		addr := os.Getenv("HERD_METRICS_ADDR")
+		if addr == "" {
+			addr = ":9100"
+		}
+		if err := node.Health(ctx, url, addr, stdout); err != nil {
+			fmt.Fprintf(stderr, "herd health: %v\n", err)
+			return 1
+		}
+		return 0
+	case "version":
+		info, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, "herd", info.Main.Version, info.GoVersion)
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "herd: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// withLogger runs f with the configured logger and reports its error.
+func withLogger(cfg config.Config, stderr io.Writer, f func(*slog.Logger) error) int {
+	log, closeLog, err := node.NewLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "herd: HERD_LOG_FILE: %v\n", err)
+		return 2
+	}
+	err = f(log)
+	if err != nil {
+		log.Error("herd stopped", "err", err)
+	}
+	closeLog()
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+// herdEnv returns the process's HERD_ variables.
+func herdEnv() map[string]string {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "HERD_") {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+func indent(err error) string {
+	return "  " + strings.ReplaceAll(err.Error(), "\n", "\n  ")
+}
