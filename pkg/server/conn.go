@@ -18,12 +18,13 @@ import (
 
 // Reasons a client connection closes; each is a metric label.
 const (
-	closeEOF         = "eof"           // the client ended its input and got every reply
-	closeIdle        = "idle"          // nothing read for IdleTimeout with nothing owed
-	closeLineTooLong = "line_too_long" // a line exceeded MaxLine
-	closeWriteError  = "write_error"   // a reply could not be written in WriteTimeout
-	closeReadError   = "read_error"    // the connection broke, e.g. reset by the client
-	closeShutdown    = "shutdown"      // the server is stopping
+	closeEOF          = "eof"           // the client ended its input and got every reply
+	closeIdle         = "idle"          // nothing read for IdleTimeout with nothing owed
+	closeLineTooLong  = "line_too_long" // a line exceeded MaxLine
+	closeWriteError   = "write_error"   // a reply could not be written: the client is gone
+	closeWriteTimeout = "write_timeout" // the client did not take a reply within WriteTimeout
+	closeReadError    = "read_error"    // the connection broke, e.g. reset by the client
+	closeShutdown     = "shutdown"      // the server is stopping
 )
 
 // lingerTime bounds how long a connection closed on a bad line keeps
@@ -39,31 +40,34 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// mu guards the reply queue and serializes writes to nc.
-	mu    sync.Mutex
-	queue []*reply // replies owed, oldest first; non-empty only while a lookup is pending
-	werr  error    // the first write error; nothing is written after it
+	mu      sync.Mutex
+	drained *sync.Cond // signalled when queued replies are written
+	queue   []*reply   // replies owed, oldest first; non-empty only while a lookup is pending
+	queued  int        // the requests whose replies are in queue
+	werr    string     // why the first write failed; nothing is written after it
 
 	interrupted chan struct{} // closed by shutdown
 	once        sync.Once
 	lookups     sync.WaitGroup
-	inflight    chan struct{} // one token per WHATSAT lookup in flight
 }
 
-// reply is one reply owed to a client, ready when done.
+// reply is the reply to one or more requests, ready when done.
 type reply struct {
-	buf  []byte
-	done bool
+	buf      []byte
+	requests int
+	done     bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	id := s.nextID.Add(1)
-	return &conn{
+	c := &conn{
 		s: s, nc: nc, ctx: ctx, cancel: cancel,
 		log:         s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
 		interrupted: make(chan struct{}),
-		inflight:    make(chan struct{}, max(s.cfg.MaxInflight, 1)),
 	}
+	c.drained = sync.NewCond(&c.mu)
+	return c
 }
 
 // interrupt makes the reader stop at its next read, for shutdown.
@@ -100,16 +104,20 @@ func (c *conn) serve() {
 func (c *conn) readLoop() string {
 	maxLine := c.s.cfg.MaxLine
 	br := bufio.NewReaderSize(c.nc, maxLine+2) // room for the line, CR and LF
-	var out []byte                             // replies ready in this batch
+	var (
+		out []byte // replies ready in this batch
+		n   int    // the requests they answer
+	)
+	flush := func() {
+		c.emit(out, n)
+		out, n = out[:0], 0
+	}
 	for {
 		if br.Buffered() == 0 {
 			// About to block: send what is ready, then wait for input.
-			if len(out) > 0 {
-				c.emit(out)
-				out = out[:0]
-			}
-			if c.failed() {
-				return closeWriteError
+			flush()
+			if reason := c.failed(); reason != "" {
+				return reason
 			}
 			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
 			if c.isInterrupted() { // shutdown began before the deadline was set
@@ -121,52 +129,60 @@ func (c *conn) readLoop() string {
 		case err == nil:
 			line = line[:len(line)-1]
 		case errors.Is(err, bufio.ErrBufferFull):
-			c.emit(out)
+			flush()
 			c.log.Warn("line too long, closing", "limit", maxLine)
 			return closeLineTooLong
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
-				out = c.execute(out, line)
+				out, n = c.execute(out, n, line)
 			}
-			c.emit(out)
+			flush()
 			return closeEOF
+		case c.failed() != "":
+			return c.failed()
 		case c.isInterrupted():
-			c.emit(out)
+			flush()
 			return closeShutdown
 		case errors.Is(err, os.ErrDeadlineExceeded) && c.owed():
 			continue // not idle: a lookup is still running for this client
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			c.emit(out)
+			flush()
 			return closeIdle
 		default:
-			c.emit(out)
+			flush()
 			return closeReadError
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
+		if k := len(line); k > 0 && line[k-1] == '\r' {
+			line = line[:k-1]
 		}
 		if len(line) > maxLine {
-			c.emit(out)
+			flush()
 			c.log.Warn("line too long, closing", "limit", maxLine, "length", len(line))
 			return closeLineTooLong
 		}
-		out = c.execute(out, line)
-		if c.failed() {
-			return closeWriteError
+		// At most MaxInflight requests may be owed a reply: behind a slow
+		// lookup, stop reading until replies go out.
+		if n > 0 && c.owing(n) {
+			flush()
+		}
+		c.waitBelowLimit()
+		out, n = c.execute(out, n, line)
+		if reason := c.failed(); reason != "" {
+			return reason
 		}
 	}
 }
 
-// execute runs one command and appends its reply to out when it is ready
-// at once; a WHATSAT's reply follows later, in order.
-func (c *conn) execute(out, line []byte) []byte {
+// execute runs one command and appends its reply to out, counting it in n,
+// when it is ready at once; a WHATSAT's reply follows later, in order.
+func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	start := c.s.now()
 	cmd := protocol.Parse(line)
-	n := len(out)
+	mark := len(out)
 	switch cmd.Kind {
 	case protocol.Blank:
 		c.logLine(line, nil)
-		return out
+		return out, n
 	case protocol.IAMAT:
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}
 		_, applied := c.s.store.Apply(rec, store.NoLink)
@@ -174,8 +190,8 @@ func (c *conn) execute(out, line []byte) []byte {
 		out = rec.AppendAT(out)
 		out = append(out, '\n')
 		c.s.stats.done(protocol.IAMAT, outcomeOK, start, c.s.now())
-		c.logLine(line, out[n:])
-		return out
+		c.logLine(line, out[mark:])
+		return out, n + 1
 	case protocol.WHATSAT:
 		rec, ok := c.s.store.Get(string(cmd.Client))
 		if !ok {
@@ -184,27 +200,22 @@ func (c *conn) execute(out, line []byte) []byte {
 		}
 		lat, lng, _ := protocol.ParsePos(rec.Pos())
 		q := places.Query{Pos: rec.Pos(), Lat: lat, Lng: lng, RadiusKm: cmd.RadiusKm()}
-		c.lookup(out, line, rec, q, cmd.Bound, start)
-		return out[:0]
+		c.emit(out, n)
+		c.lookup(line, rec, q, cmd.Bound, start)
+		return out[:0], 0
 	}
 	out = protocol.AppendInvalid(out, line)
 	c.s.stats.done(cmd.Verb, outcomeInvalid, start, c.s.now())
-	c.logLine(line, out[n:], "reason", cmd.Reason)
-	return out
+	c.logLine(line, out[mark:], "reason", cmd.Reason)
+	return out, n + 1
 }
 
-// lookup sends the replies ready so far, then queues a WHATSAT reply and
-// fills it in from a goroutine. It waits while MaxInflight lookups run.
-func (c *conn) lookup(ready, line []byte, rec store.Record, q places.Query, bound int, start time.Time) {
-	c.emit(ready)
-	select {
-	case c.inflight <- struct{}{}:
-	case <-c.ctx.Done():
-		return
-	}
-	r := &reply{}
+// lookup queues a WHATSAT reply and fills it in from a goroutine.
+func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, start time.Time) {
+	r := &reply{requests: 1}
 	c.mu.Lock()
 	c.queue = append(c.queue, r)
+	c.queued++
 	c.mu.Unlock()
 	in := string(line)
 	c.lookups.Add(1)
@@ -221,14 +232,13 @@ func (c *conn) lookup(ready, line []byte, rec store.Record, q places.Query, boun
 		}
 		c.s.stats.done(protocol.WHATSAT, outcome, start, c.s.now())
 		c.logLine([]byte(in), buf, "places_status", resp.Status)
-		<-c.inflight
 		c.complete(r, buf)
 	}()
 }
 
-// emit sends replies that are ready: at once when nothing is owed before
-// them, otherwise queued behind the pending lookup.
-func (c *conn) emit(b []byte) {
+// emit sends the replies to n requests that are ready: at once when
+// nothing is owed before them, otherwise queued behind the pending lookup.
+func (c *conn) emit(b []byte, n int) {
 	if len(b) == 0 {
 		return
 	}
@@ -238,7 +248,8 @@ func (c *conn) emit(b []byte) {
 		c.write(b)
 		return
 	}
-	c.queue = append(c.queue, &reply{buf: append([]byte(nil), b...), done: true})
+	c.queue = append(c.queue, &reply{buf: append([]byte(nil), b...), requests: n, done: true})
+	c.queued += n
 }
 
 // complete fills in a queued reply and writes every ready reply at the
@@ -247,33 +258,59 @@ func (c *conn) complete(r *reply, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.buf, r.done = b, true
-	n := 0
+	k := 0
 	var w []byte
-	for n < len(c.queue) && c.queue[n].done {
-		w = append(w, c.queue[n].buf...)
-		n++
+	for k < len(c.queue) && c.queue[k].done {
+		w = append(w, c.queue[k].buf...)
+		c.queued -= c.queue[k].requests
+		k++
 	}
-	c.queue = append(c.queue[:0], c.queue[n:]...)
+	c.queue = append(c.queue[:0], c.queue[k:]...)
 	c.write(w)
+	c.drained.Broadcast()
+}
+
+// owing reports whether n more replies would reach MaxInflight replies
+// owed, counting only while a lookup holds the queue.
+func (c *conn) owing(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) > 0 && c.queued+n >= c.s.cfg.MaxInflight
+}
+
+// waitBelowLimit waits while MaxInflight requests are owed a reply.
+// Lookups always complete (they end with the connection's context), so
+// the wait ends.
+func (c *conn) waitBelowLimit() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.queued >= c.s.cfg.MaxInflight {
+		c.drained.Wait()
+	}
 }
 
 // write sends b in one write, unless a write already failed. c.mu is held.
 func (c *conn) write(b []byte) {
-	if c.werr != nil || len(b) == 0 {
+	if c.werr != "" || len(b) == 0 {
 		return
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	if _, err := c.nc.Write(b); err != nil {
-		c.werr = err
+		c.werr = closeWriteError
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.werr = closeWriteTimeout
+		}
 		c.log.Info("write failed", "err", err)
-		c.cancel() // the client is gone: stop its lookups
+		c.cancel()                       // the client is gone or stuck: stop its lookups
+		c.nc.SetReadDeadline(time.Now()) // and wake the reader to close
 	}
 }
 
-func (c *conn) failed() bool {
+// failed returns why writing failed, or "".
+func (c *conn) failed() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.werr != nil
+	return c.werr
 }
 
 // owed reports whether a reply is still being prepared.

@@ -28,13 +28,14 @@ import (
 // Config holds the server's settings; see package config for their
 // variables and defaults.
 type Config struct {
-	Name         string        // this server's name, in its AT replies
-	Addr         string        // TCP address to listen on
-	MaxLine      int           // longest line accepted, without its line end
-	MaxConns     int           // open connections beyond this are closed at once
-	MaxInflight  int           // WHATSAT lookups in flight per connection before reading pauses
-	IdleTimeout  time.Duration // a connection with nothing to say or owed is closed after this
-	WriteTimeout time.Duration // a reply not taken within this closes the connection
+	Name          string        // this server's name, in its AT replies
+	Addr          string        // TCP address to listen on
+	MaxLine       int           // longest line accepted, without its line end
+	MaxConns      int           // open connections beyond this are closed at once
+	MaxConnsPerIP int           // open connections from one source address beyond this are closed at once
+	MaxInflight   int           // requests owed a reply per connection before reading pauses
+	IdleTimeout   time.Duration // a connection with nothing to say or owed is closed after this
+	WriteTimeout  time.Duration // a reply not taken within this closes the connection
 }
 
 // Server is the client protocol server of one node.
@@ -52,9 +53,9 @@ type Server struct {
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
+	perIP   map[string]int // open connections by source address
 	closing bool
 	wg      sync.WaitGroup
-	open    atomic.Int64
 	nextID  atomic.Uint64
 }
 
@@ -64,7 +65,7 @@ func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, lo
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg: cfg, store: st, places: pl, m: m, log: log.With("component", "client"), now: time.Now,
-		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}),
+		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 	}
 }
 
@@ -103,18 +104,21 @@ func (s *Server) Serve() error {
 		}
 		backoff = 0
 		s.m.ClientAccepted.Inc()
-		if s.open.Load() >= int64(s.cfg.MaxConns) {
-			s.m.ClientRefused.WithLabelValues("max_conns").Inc()
-			s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", "max_conns")
-			nc.Close()
-			continue
-		}
 		c := s.newConn(nc)
-		if !s.track(c, true) {
+		switch reason := s.track(c, true); reason {
+		case "":
+			go c.serve()
+		case refuseShutdown:
+			c.cancel()
 			nc.Close()
 			return nil
+		default:
+			// Closed at once, without a reply: there is no line to answer.
+			s.m.ClientRefused.WithLabelValues(reason).Inc()
+			s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+			c.cancel()
+			nc.Close()
 		}
-		go c.serve()
 	}
 }
 
@@ -124,26 +128,49 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// track adds or removes a connection; it refuses to add one once shutdown
-// has begun.
-func (s *Server) track(c *conn, add bool) bool {
+// Reasons a connection is refused; refuseMaxConns and refusePerIP are
+// labels of herd_client_connections_refused_total.
+const (
+	refuseMaxConns = "max_conns" // HERD_MAX_CONNS connections are open
+	refusePerIP    = "per_ip"    // HERD_MAX_CONNS_PER_IP connections are open from this address
+	refuseShutdown = "shutdown"
+)
+
+// track adds a connection, or says why it is refused; with add false it
+// removes one.
+func (s *Server) track(c *conn, add bool) (refused string) {
+	ip := remoteIP(c.nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if add {
-		if s.closing {
-			return false
+	if !add {
+		delete(s.conns, c)
+		if s.perIP[ip]--; s.perIP[ip] == 0 {
+			delete(s.perIP, ip)
 		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.open.Add(1)
-		s.m.ClientConnections.Inc()
-		return true
+		s.wg.Done()
+		s.m.ClientConnections.Dec()
+		return ""
 	}
-	delete(s.conns, c)
-	s.wg.Done()
-	s.open.Add(-1)
-	s.m.ClientConnections.Dec()
-	return true
+	switch {
+	case s.closing:
+		return refuseShutdown
+	case len(s.conns) >= s.cfg.MaxConns:
+		return refuseMaxConns
+	case s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		return refusePerIP
+	}
+	s.conns[c] = struct{}{}
+	s.perIP[ip]++
+	s.wg.Add(1)
+	s.m.ClientConnections.Inc()
+	return ""
+}
+
+func remoteIP(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return nc.RemoteAddr().String()
 }
 
 // Shutdown stops accepting, lets every connection finish the commands it

@@ -35,6 +35,7 @@ type fakePlaces struct {
 	queries []places.Query
 	gate    chan struct{}
 	started chan struct{}
+	resp    *places.Response // when set, the answer to every query
 }
 
 func (f *fakePlaces) Name() string { return "fake" }
@@ -53,6 +54,9 @@ func (f *fakePlaces) Nearby(ctx context.Context, q places.Query) *places.Respons
 			return places.Failure(places.StatusUnknownError, "cancelled")
 		}
 	}
+	if f.resp != nil {
+		return f.resp
+	}
 	r, err := places.Parse([]byte(`{"html_attributions":[],"results":[{"name":"A"},{"name":"B"},{"name":"C"}],"status":"OK"}`))
 	if err != nil {
 		panic(err)
@@ -69,6 +73,13 @@ type testServer struct {
 
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return newTestServerLog(t, cfg, slog.LevelDebug)
+}
+
+// newTestServerLog is newTestServer with a log level; the protocol log is
+// at info, too much for tests that send megabytes.
+func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "Hill"
 	}
@@ -78,6 +89,9 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	}
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 100
+	}
+	if cfg.MaxConnsPerIP == 0 {
+		cfg.MaxConnsPerIP = 100
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = 8
@@ -89,7 +103,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 		cfg.WriteTimeout = 5 * time.Second
 	}
 	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
 	ts.Server = New(cfg, ts.st, ts.places, ts.m, log)
 	ts.Server.now = func() time.Time { return fixedNow }
 	if err := ts.Listen(); err != nil {
@@ -343,6 +357,72 @@ func TestMaxConns(t *testing.T) {
 	}
 	a.send(kiwi + "\n")
 	a.expect(kiwiAT)
+}
+
+func TestMaxConnsPerIP(t *testing.T) {
+	ts := newTestServer(t, Config{MaxConnsPerIP: 2})
+	a, b := dial(t, ts.Addr()), dial(t, ts.Addr())
+	a.send(kiwi + "\n")
+	a.expect(kiwiAT)
+	b.send(kiwi + "\n")
+	b.expect(kiwiAT)
+	dial(t, ts.Addr()).expectClosed()
+	// Another source address still gets in.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	nc, err := d.Dial("tcp", ts.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	other := &client{t: t, nc: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
+	other.send(kiwi + "\n")
+	other.expect(kiwiAT)
+	if got := testutil.ToFloat64(ts.m.ClientRefused.WithLabelValues(refusePerIP)); got != 1 {
+		t.Errorf("per_ip refusals = %v", got)
+	}
+}
+
+// TestInflightLimit: behind a slow WHATSAT, the server reads no further
+// than MaxInflight requests owed a reply.
+func TestInflightLimit(t *testing.T) {
+	ts := newTestServer(t, Config{MaxInflight: 3})
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 1)
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	c.send("WHATSAT kiwi.cs.ucla.edu 1 1\nIAMAT a +1+1 1\nIAMAT b +1+1 1\nIAMAT c +1+1 1\nIAMAT d +1+1 1\n")
+	<-ts.places.started
+	waitFor(t, func() bool { _, ok := ts.st.Get("b"); return ok })
+	if _, ok := ts.st.Get("c"); ok {
+		t.Fatal("the server read past the in-flight limit")
+	}
+	close(ts.places.gate)
+	c.expectWhatsat(kiwiAT, 1)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		c.expect("AT Hill +1621464827.223371889 " + id + " +1+1 1")
+	}
+}
+
+// TestWriteTimeout: a client that never reads is disconnected once a
+// write blocks for WriteTimeout, and others are served meanwhile.
+func TestWriteTimeout(t *testing.T) {
+	ts := newTestServerLog(t, Config{WriteTimeout: 200 * time.Millisecond}, slog.LevelWarn)
+	// A reply far larger than socket buffers hold.
+	huge, err := places.Parse([]byte(`{"results":[{"name":"` + strings.Repeat("x", 8<<20) + `"}],"status":"OK"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.places.resp = huge
+	stuck := dial(t, ts.Addr())
+	stuck.nc.SetReadBuffer(4096) // no autotuning up to tcp_rmem's maximum
+	stuck.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 1 1\n")
+	other := dial(t, ts.Addr())
+	waitFor(t, func() bool {
+		other.send(kiwi + "\n")
+		other.expect(kiwiAT)
+		return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeWriteTimeout)) == 1
+	})
 }
 
 // TestSlowPlacesDelaysNobodyElse holds a WHATSAT's lookup and shows that
