@@ -75,7 +75,15 @@ type Config struct {
 	// line end; a longer line closes the connection.
 	MaxLine int `env:"HERD_MAX_LINE" envDefault:"4096"`
 	// MaxConns bounds the open client connections; more are closed at once.
-	MaxConns int `env:"HERD_MAX_CONNS" envDefault:"10000"`
+	MaxConns int `env:"HERD_MAX_CONNS" envDefault:"4096"`
+	// MaxConnsPerIP bounds the open client connections from one source
+	// address. Behind Docker's port publishing every host client shares
+	// the bridge gateway's address.
+	MaxConnsPerIP int `env:"HERD_MAX_CONNS_PER_IP" envDefault:"512"`
+	// MaxInflight bounds the requests on one connection that are owed a
+	// reply; past it, the server stops reading from that client until
+	// replies go out.
+	MaxInflight int `env:"HERD_MAX_INFLIGHT" envDefault:"16"`
 	// IdleTimeout closes a client connection that sends nothing for this
 	// long while no reply is owed to it.
 	IdleTimeout time.Duration `env:"HERD_IDLE_TIMEOUT" envDefault:"5m"`
@@ -85,6 +93,15 @@ type Config struct {
 	// ShutdownTimeout bounds the wait for replies in flight on SIGINT or
 	// SIGTERM.
 	ShutdownTimeout time.Duration `env:"HERD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+
+	// DataDir, when set, makes records durable: every change is appended
+	// to a journal there and read back at start. Empty keeps records in
+	// memory only.
+	DataDir string `env:"HERD_DATA_DIR"`
+	// FsyncInterval is how often the journal is synced to disk: a record
+	// acknowledged this long (plus one fsync) before a power failure
+	// survives it. A killed process loses nothing written.
+	FsyncInterval time.Duration `env:"HERD_FSYNC_INTERVAL" envDefault:"100ms"`
 
 	// LogFile, when set, receives the log as well as standard error.
 	LogFile string `env:"HERD_LOG_FILE"`
@@ -211,7 +228,7 @@ func (c Config) Validate() error {
 		{"HERD_PEER_HEARTBEAT", c.PeerHeartbeat}, {"HERD_PEER_BACKOFF_MAX", c.PeerBackoffMax},
 		{"HERD_READY_GRACE", c.ReadyGrace}, {"HERD_PLACES_TIMEOUT", c.PlacesTimeout},
 		{"HERD_IDLE_TIMEOUT", c.IdleTimeout}, {"HERD_WRITE_TIMEOUT", c.WriteTimeout},
-		{"HERD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"HERD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"HERD_FSYNC_INTERVAL", c.FsyncInterval},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -232,6 +249,8 @@ func (c Config) Validate() error {
 		{"HERD_PLACES_CACHE_SIZE", c.PlacesCacheSize, 1, 10_000_000},
 		{"HERD_MAX_LINE", c.MaxLine, 64, 1 << 20},
 		{"HERD_MAX_CONNS", c.MaxConns, 1, 1 << 20},
+		{"HERD_MAX_CONNS_PER_IP", c.MaxConnsPerIP, 1, 1 << 20},
+		{"HERD_MAX_INFLIGHT", c.MaxInflight, 1, 4096},
 	}
 	for _, r := range ranges {
 		if r.v < r.lo || r.v > r.hi {

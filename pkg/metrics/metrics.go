@@ -59,6 +59,14 @@ type Metrics struct {
 	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
 	PeerHandshakeFailures *prometheus.CounterVec // reason
 
+	JournalBytes       prometheus.Counter
+	JournalFsync       prometheus.Histogram
+	JournalLag         prometheus.Gauge
+	JournalSnapshots   prometheus.Counter
+	JournalRecovered   prometheus.Gauge
+	JournalTruncations prometheus.Counter
+	JournalErrors      prometheus.Counter
+
 	PlacesRequests     *prometheus.CounterVec   // provider, status
 	PlacesDuration     *prometheus.HistogramVec // provider
 	PlacesCacheHits    prometheus.Counter
@@ -114,6 +122,17 @@ func New() *Metrics {
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
 			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, duplicate).",
 			"reason"),
+
+		JournalBytes: f.counter("herd_journal_written_bytes_total", "Bytes appended to the journal (HERD_DATA_DIR)."),
+		JournalFsync: f.histogram("herd_journal_fsync_duration_seconds",
+			"Duration of the journal's batched fsyncs, one per HERD_FSYNC_INTERVAL with writes.", latencyBuckets),
+		JournalLag: f.gauge("herd_journal_lag_records",
+			"Changes stored and not yet written to the journal."),
+		JournalSnapshots: f.counter("herd_journal_snapshots_total", "Snapshots written, each compacting the journal."),
+		JournalRecovered: f.gauge("herd_journal_recovered_records", "Records read back from the journal at start."),
+		JournalTruncations: f.counter("herd_journal_truncations_total",
+			"Torn or corrupt journal tails cut off at start."),
+		JournalErrors: f.counter("herd_journal_errors_total", "Failed journal writes, syncs and snapshots."),
 
 		PlacesRequests: f.counterVec("herd_places_requests_total",
 			"Places lookups answered by the provider (cache misses), by provider and status (OK, ZERO_RESULTS, OVER_QUERY_LIMIT, ...).",

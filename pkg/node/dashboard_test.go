@@ -2,7 +2,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -231,34 +230,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 }
 
 // startDashboardNode starts a node without neighbours on loopback ports.
-func startDashboardNode(t *testing.T) *Node {
-	t.Helper()
-	cfg, err := config.FromMap(map[string]string{
-		"HERD_NAME":         "Hill",
-		"HERD_CLIENT_ADDR":  "127.0.0.1:0",
-		"HERD_PEER_ADDR":    "127.0.0.1:0",
-		"HERD_METRICS_ADDR": "127.0.0.1:0",
-		"HERD_PLACES":       config.PlacesOffline,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(cfg, promTestLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return n
-}
+func startDashboardNode(t *testing.T) *Node { return startNode(t, nil) }
 
 // promScrapeFamilies returns the metric family names of a Prometheus text
 // exposition, from its "# TYPE" lines.

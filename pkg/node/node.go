@@ -18,15 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/peer"
 	"github.com/herdkit/herd/pkg/places"
 	"github.com/herdkit/herd/pkg/server"
 	"github.com/herdkit/herd/pkg/store"
 )
-
-// maxInflight bounds the WHATSAT lookups in flight per client connection.
-const maxInflight = 64
 
 // Node is one running herd server.
 type Node struct {
@@ -36,7 +34,8 @@ type Node struct {
 	store   *store.Store
 	places  places.Provider
 	server  *server.Server
-	peers   *peer.Manager // nil without neighbours
+	peers   *peer.Manager    // nil without neighbours
+	journal *journal.Journal // nil without HERD_DATA_DIR
 
 	peerLn  net.Listener
 	httpLn  net.Listener
@@ -67,7 +66,19 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		opt(&o)
 	}
 	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4)}
-	var err error
+	var (
+		err         error
+		incarnation uint64 // 0: a new one per process, without a journal
+		known       map[string]store.Watermark
+	)
+	if cfg.DataDir != "" {
+		var st journal.State
+		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval}, log, n.metrics)
+		if err != nil {
+			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
+		}
+		n.store, incarnation, known = st.Store, st.Incarnation, st.Watermarks
+	}
 	if o.places != nil {
 		n.places = places.Wrap(o.places, cfg, n.metrics, log)
 	} else if n.places, err = places.New(cfg, n.metrics, log); err != nil {
@@ -77,12 +88,13 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		func() float64 { return float64(n.store.Len()) })
 	n.server = server.New(server.Config{
 		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
-		MaxInflight: maxInflight, IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
+		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
+		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
 	}, n.store, n.places, n.metrics, log)
 	if len(cfg.Peers) > 0 {
 		n.peers = peer.New(peer.Config{
-			Name: cfg.Name, Peers: cfg.Peers, Secret: string(cfg.PeerSecret),
-			Heartbeat: cfg.PeerHeartbeat, Timeout: cfg.PeerTimeout, BackoffMax: cfg.PeerBackoffMax,
+			Name: cfg.Name, Incarnation: incarnation, Peers: cfg.Peers, Secret: string(cfg.PeerSecret),
+			Heartbeat: cfg.PeerHeartbeat, Timeout: cfg.PeerTimeout, BackoffMax: cfg.PeerBackoffMax, Known: known,
 		}, n.store, n.metrics, log)
 	}
 	return n, nil
@@ -93,19 +105,33 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 func (n *Node) Start() error {
 	n.started = time.Now()
 	if err := n.server.Listen(); err != nil {
+		n.closeJournal()
 		return fmt.Errorf("client listener (HERD_CLIENT_ADDR): %w", err)
 	}
 	var err error
 	if n.httpLn, err = net.Listen("tcp", n.cfg.MetricsAddr); err != nil {
 		n.server.Shutdown(context.Background())
+		n.closeJournal()
 		return fmt.Errorf("metrics listener (HERD_METRICS_ADDR): %w", err)
 	}
 	if n.peers != nil {
 		if n.peerLn, err = net.Listen("tcp", n.cfg.PeerAddr); err != nil {
 			n.server.Shutdown(context.Background())
 			n.httpLn.Close()
+			n.closeJournal()
 			return fmt.Errorf("peer listener (HERD_PEER_ADDR): %w", err)
 		}
+	}
+	if n.journal != nil {
+		// The journal reads every change from here on, before any client
+		// or neighbour can make one.
+		var marks func() map[string]store.Watermark
+		if n.peers != nil {
+			marks = n.peers.Watermarks
+		}
+		n.journal.Run(n.store, marks)
+	}
+	if n.peers != nil {
 		n.peers.Start()
 		n.wg.Go(func() { n.fail(n.peers.Serve(n.peerLn)) })
 	}
@@ -153,12 +179,23 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.peers != nil {
 		n.peers.Close()
 	}
+	if cerr := n.closeJournal(); cerr != nil && err == nil {
+		err = fmt.Errorf("journal: %w", cerr)
+	}
 	hctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	n.http.Shutdown(hctx)
 	n.wg.Wait()
 	n.log.Info("herd node stopped")
 	return err
+}
+
+// closeJournal writes the journal's last changes and its clean end.
+func (n *Node) closeJournal() error {
+	if n.journal == nil {
+		return nil
+	}
+	return n.journal.Close()
 }
 
 // Ready reports whether the node should receive traffic: it is running

@@ -3,8 +3,6 @@ package peer
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
@@ -30,7 +28,7 @@ type Config struct {
 	Timeout     time.Duration // silence or a blocked write for this long drops a link
 	BackoffMax  time.Duration // cap of the redial backoff
 	// Known are the watermarks held from an earlier run, by neighbour name.
-	Known map[string]Watermark
+	Known map[string]store.Watermark
 	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
 	// it to inject faults.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -54,7 +52,7 @@ type Manager struct {
 // listener.
 func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Manager {
 	if cfg.Incarnation == 0 {
-		cfg.Incarnation = NewIncarnation()
+		cfg.Incarnation = store.NewIncarnation()
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
@@ -76,17 +74,6 @@ func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Man
 		mg.byName[p.Name] = n
 	}
 	return mg
-}
-
-// NewIncarnation draws a random, non-zero incarnation id.
-func NewIncarnation() uint64 {
-	var b [8]byte
-	for {
-		rand.Read(b[:])
-		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
-			return v
-		}
-	}
 }
 
 // Incarnation returns this process's incarnation id.
@@ -198,11 +185,11 @@ func (mg *Manager) Status() []LinkStatus {
 
 // Watermarks returns, by neighbour, what this server holds of each one's
 // changes: the current link's if it is up, else the last link's.
-func (mg *Manager) Watermarks() map[string]Watermark {
-	w := make(map[string]Watermark, len(mg.neighbours))
+func (mg *Manager) Watermarks() map[string]store.Watermark {
+	w := make(map[string]store.Watermark, len(mg.neighbours))
 	for _, n := range mg.neighbours {
 		if l := n.current.Load(); l != nil {
-			w[n.name] = Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
+			w[n.name] = store.Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
 		} else {
 			w[n.name] = n.watermark()
 		}

@@ -12,13 +12,6 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
-// Watermark is what a server holds of a neighbour's changes: every change
-// up to Seq of the neighbour's incarnation Incarnation.
-type Watermark struct {
-	Incarnation uint64
-	Seq         uint64
-}
-
 // neighbour supervises the link to one configured neighbour: it dials with
 // jittered exponential backoff while there is no link, decides which link
 // to keep when both ends dial at once, and carries the watermark from one
@@ -33,7 +26,7 @@ type neighbour struct {
 	offers chan offer
 
 	mu    sync.Mutex
-	known Watermark // of the last link that ended
+	known store.Watermark // of the last link that ended
 
 	everReconciled atomic.Bool // a link has finished reconciling at least once
 	current        atomic.Pointer[link]
@@ -192,11 +185,11 @@ func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(0)
 	n.m.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
 	n.mu.Lock()
-	n.known = Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
+	n.known = store.Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
 	n.mu.Unlock()
 }
 
-func (n *neighbour) watermark() Watermark {
+func (n *neighbour) watermark() store.Watermark {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.known

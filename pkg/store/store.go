@@ -1,6 +1,10 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +18,26 @@ type Link uint16
 
 // NoLink is the source of records that did not arrive over a peer link.
 const NoLink Link = 0
+
+// Watermark is what a server holds of another server's changes: every
+// change up to Seq of that server's incarnation Incarnation.
+type Watermark struct {
+	Incarnation uint64
+	Seq         uint64
+}
+
+// NewIncarnation draws a random, non-zero incarnation id: the name of one
+// run of change numbers, from a process start (or, with a journal, from
+// the first start on its data directory).
+func NewIncarnation() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.LittleEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
 
 // Change is one entry of the change log: the current record of a client
 // and the change number under which this server stored it.
@@ -82,7 +106,39 @@ func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
 		return 0, false
 	}
 	s.seq++
-	sl := slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops}
+	s.put(i, pos, exists, slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops})
+	for _, c := range s.subs {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	return s.seq, true
+}
+
+// Restore puts back a change read from disk under the change number it
+// had, and the change numbers continue after it. Changes must come in
+// increasing change-number order, as they were written.
+func (s *Store) Restore(c Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.Seq <= s.seq {
+		return fmt.Errorf("store: change %d restored after %d", c.Seq, s.seq)
+	}
+	client := c.Record.Client()
+	origin, ok := s.origins.intern(c.Record.Origin)
+	if !ok {
+		return errors.New("store: too many origin servers")
+	}
+	i, pos, exists := s.index.find(s.slots, client)
+	s.seq = c.Seq
+	s.put(i, pos, exists, slot{text: c.Record.Text, recv: c.Record.Recv, seq: c.Seq, origin: origin, from: c.From, hops: c.Record.Hops})
+	return nil
+}
+
+// put stores a slot for a client found (or not) by index.find, and logs
+// its change. s.mu is held.
+func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
 	if exists {
 		s.slots[i] = sl
 		s.stale++
@@ -91,17 +147,18 @@ func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
 		s.slots = append(s.slots, sl)
 		s.index.insert(s.slots, pos, i)
 	}
-	s.log = append(s.log, entry{seq: s.seq, slot: i})
+	s.log = append(s.log, entry{seq: sl.seq, slot: i})
 	if s.stale >= minCompact && 2*s.stale > len(s.slots) {
 		s.compact()
 	}
-	for _, c := range s.subs {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
-	}
-	return s.seq, true
+}
+
+// Advance makes the next change number greater than seq, if it is not
+// already.
+func (s *Store) Advance(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq = max(s.seq, seq)
 }
 
 // compact drops the stale entries of the log; it keeps their order.

@@ -1,0 +1,280 @@
+package journal
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+func rec(client, time string) store.Record {
+	return store.Record{Text: client + " +34.068930-118.445127 " + time, Origin: "Hill", Recv: 1621464828223371889, Hops: 1}
+}
+
+// open opens dir and runs the journal on the recovered store.
+func open(t *testing.T, cfg Config, marks func() map[string]store.Watermark) (*Journal, State, *metrics.Metrics) {
+	t.Helper()
+	m := metrics.New()
+	j, st, err := Open(cfg, testLog(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Run(st.Store, marks)
+	return j, st, m
+}
+
+// contents lists a store's records in change order.
+func contents(s *store.Store) []string {
+	changes, _ := s.Changes(0, 1<<30, nil)
+	var out []string
+	for _, c := range changes {
+		out = append(out, fmt.Sprintf("%s|%s|%d|%d", c.Record.Text, c.Record.Origin, c.Record.Recv, c.Record.Hops))
+	}
+	return out
+}
+
+// waitWritten waits until the journal holds every change of s.
+func waitWritten(t *testing.T, s *store.Store, j *Journal) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for j.Written() < s.Seq() {
+		if time.Now().After(deadline) {
+			t.Fatal("journal did not catch up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestCleanRestart(t *testing.T) {
+	dir := t.TempDir()
+	marks := map[string]store.Watermark{"Jaquez": {Incarnation: 7, Seq: 42}}
+	cfg := Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}
+	j, st, _ := open(t, cfg, func() map[string]store.Watermark { return marks })
+	for i := range 100 {
+		st.Store.Apply(rec(fmt.Sprint("c", i%30), fmt.Sprint(i)), store.NoLink)
+	}
+	want, wantSeq := contents(st.Store), st.Store.Seq()
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, st2, m2 := open(t, cfg, nil)
+	defer j2.Close()
+	if got := contents(st2.Store); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("recovered %d records, want %d:\n%v\n%v", len(got), len(want), got, want)
+	}
+	if !st2.Clean || st2.Incarnation != st.Incarnation || st2.Store.Seq() != wantSeq || st2.Records < 30 {
+		t.Errorf("clean %v, incarnation %x (was %x), seq %d (was %d), records %d",
+			st2.Clean, st2.Incarnation, st.Incarnation, st2.Store.Seq(), wantSeq, st2.Records)
+	}
+	if st2.Watermarks["Jaquez"] != marks["Jaquez"] {
+		t.Errorf("watermarks %v", st2.Watermarks)
+	}
+	if got := testutil.ToFloat64(m2.JournalRecovered); got != float64(st2.Records) {
+		t.Errorf("recovered gauge %v", got)
+	}
+}
+
+// crashCopy copies a running journal's directory as a crash would leave it.
+func crashCopy(t *testing.T, dir string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+	}
+	return dst
+}
+
+func TestCrashRestartJumpsChangeNumbers(t *testing.T) {
+	dir := t.TempDir()
+	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
+	defer j.Close()
+	for i := range 50 {
+		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.NoLink)
+	}
+	waitWritten(t, st.Store, j)
+	crashed := crashCopy(t, dir)
+	j2, st2, _ := open(t, Config{Dir: crashed, FsyncInterval: 10 * time.Millisecond}, nil)
+	defer j2.Close()
+	if st2.Clean || st2.Records != 50 || st2.Incarnation != st.Incarnation {
+		t.Errorf("clean %v records %d incarnation %x", st2.Clean, st2.Records, st2.Incarnation)
+	}
+	if got := st2.Store.Seq(); got != 50+seqJump {
+		t.Errorf("next change number after %d, want %d", got, 50+seqJump)
+	}
+	// New changes are numbered after the jump, and survive another restart.
+	seq, _ := st2.Store.Apply(rec("new", "2"), store.NoLink)
+	if seq != 51+seqJump {
+		t.Errorf("new change got %d", seq)
+	}
+	j2.Close()
+	_, st3, _ := open(t, Config{Dir: crashed, FsyncInterval: 10 * time.Millisecond}, nil)
+	if r, ok := st3.Store.Get("new"); !ok || r.Text != rec("new", "2").Text || st3.Store.Seq() != seq {
+		t.Errorf("after the second restart: %v %v seq %d", r, ok, st3.Store.Seq())
+	}
+}
+
+// TestTornTail cuts the last segment at every byte offset of its last
+// entries and checks that recovery keeps a prefix of the records, never
+// fails, and truncates the file to whole entries.
+func TestTornTail(t *testing.T) {
+	dir := t.TempDir()
+	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
+	for i := range 20 {
+		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.NoLink)
+	}
+	waitWritten(t, st.Store, j)
+	crashed := crashCopy(t, dir)
+	j.Close()
+	segs, _ := list(crashed, "wal-", ".log")
+	seg := filepath.Join(crashed, segmentName(segs[len(segs)-1]))
+	full, _ := os.ReadFile(seg)
+	for cut := max(0, len(full)-200); cut <= len(full); cut++ {
+		d := t.TempDir()
+		for _, i := range segs[:len(segs)-1] {
+			b, _ := os.ReadFile(filepath.Join(crashed, segmentName(i)))
+			os.WriteFile(filepath.Join(d, segmentName(i)), b, 0o644)
+		}
+		os.WriteFile(filepath.Join(d, segmentName(segs[len(segs)-1])), full[:cut], 0o644)
+		m := metrics.New()
+		j2, st2, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+		if err != nil {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+		got := contents(st2.Store)
+		for i, r := range got {
+			if !strings.HasPrefix(r, fmt.Sprintf("c%d ", i)) {
+				t.Fatalf("cut at %d: record %d is %q", cut, i, r)
+			}
+		}
+		if cut < len(full) && len(got) == 20 || cut == len(full) && len(got) != 20 {
+			t.Fatalf("cut at %d of %d: %d records", cut, len(full), len(got))
+		}
+		j2.Close()
+		// The truncation left whole entries: a second start finds nothing to cut.
+		m2 := metrics.New()
+		j3, _, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), m2)
+		if err != nil || testutil.ToFloat64(m2.JournalTruncations) != 0 {
+			t.Fatalf("cut at %d: reopening: %v, %v truncations", cut, err, testutil.ToFloat64(m2.JournalTruncations))
+		}
+		j3.Close()
+	}
+}
+
+func TestCorruptByteTruncates(t *testing.T) {
+	dir := t.TempDir()
+	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
+	for i := range 10 {
+		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.NoLink)
+	}
+	j.Close()
+	segs, _ := list(dir, "wal-", ".log")
+	seg := filepath.Join(dir, segmentName(segs[0]))
+	b, _ := os.ReadFile(seg)
+	i := bytes.Index(b, []byte("c5 "))
+	b[i] ^= 0xff
+	os.WriteFile(seg, b, 0o644)
+	_, st2, m2 := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
+	if st2.Records != 5 || testutil.ToFloat64(m2.JournalTruncations) != 1 {
+		t.Errorf("recovered %d records with %v truncations, want 5 and 1", st2.Records, testutil.ToFloat64(m2.JournalTruncations))
+	}
+	if fi, _ := os.Stat(seg); fi.Size() >= int64(len(b)) {
+		t.Error("the corrupt tail was not truncated")
+	}
+}
+
+// TestSnapshotCompacts writes through many small segments, so that
+// snapshots replace them, and checks the recovered store against the live
+// one.
+func TestSnapshotCompacts(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, FsyncInterval: 5 * time.Millisecond, SegmentSize: 4 << 10}
+	var mu sync.Mutex
+	marks := map[string]store.Watermark{"Smith": {Incarnation: 3, Seq: 1}}
+	j, st, m := open(t, cfg, func() map[string]store.Watermark {
+		mu.Lock()
+		defer mu.Unlock()
+		return marks
+	})
+	for i := range 3000 {
+		st.Store.Apply(rec(fmt.Sprint("c", i%100), fmt.Sprint(i)), store.NoLink)
+		if i%500 == 0 {
+			mu.Lock()
+			marks = map[string]store.Watermark{"Smith": {Incarnation: 3, Seq: uint64(i)}}
+			mu.Unlock()
+			waitWritten(t, st.Store, j)
+		}
+	}
+	waitWritten(t, st.Store, j)
+	want := contents(st.Store)
+	wantMarks := marks
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.ToFloat64(m.JournalSnapshots); n == 0 {
+		t.Fatal("no snapshot was written")
+	}
+	segs, _ := list(dir, "wal-", ".log")
+	snaps, _ := list(dir, "snap-", ".snap")
+	if len(snaps) != 1 || len(segs) > 20 {
+		t.Errorf("%d snapshots and %d segments left", len(snaps), len(segs))
+	}
+	j2, st2, _ := open(t, cfg, nil)
+	defer j2.Close()
+	if got := contents(st2.Store); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("recovered %d records, want %d", len(got), len(want))
+	}
+	if st2.Watermarks["Smith"] != wantMarks["Smith"] {
+		t.Errorf("watermark %v, want %v", st2.Watermarks["Smith"], wantMarks["Smith"])
+	}
+}
+
+// FuzzReadEntries feeds arbitrary bytes as a segment: reading must never
+// panic, and must stop at a whole entry.
+func FuzzReadEntries(f *testing.F) {
+	var valid []byte
+	valid = appendIncarnation(valid, 7)
+	valid = appendRecord(valid, 1, rec("kiwi", "1"))
+	valid = appendWatermark(valid, "Hill", store.Watermark{Incarnation: 3, Seq: 9})
+	valid = appendEnd(valid, 1)
+	f.Add(valid)
+	f.Add(valid[:len(valid)-3])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		good, _ := readEntries(bytes.NewReader(b), func(entry) error { return nil })
+		if good < 0 || good > int64(len(b)) {
+			t.Fatalf("good offset %d of %d", good, len(b))
+		}
+		// What was read as good reads back the same, without error.
+		again, err := readEntries(bytes.NewReader(b[:good]), func(entry) error { return nil })
+		if err != nil || again != good {
+			t.Fatalf("prefix %d reads as %d, %v", good, again, err)
+		}
+	})
+}

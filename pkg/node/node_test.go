@@ -1,0 +1,282 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/herdkit/herd/pkg/config"
+)
+
+// startNode starts a node on loopback ports, configured by vars on top of
+// a name and ephemeral addresses.
+func startNode(t *testing.T, vars map[string]string) *Node {
+	t.Helper()
+	all := map[string]string{
+		"HERD_NAME": "Hill", "HERD_CLIENT_ADDR": "127.0.0.1:0", "HERD_PEER_ADDR": "127.0.0.1:0",
+		"HERD_METRICS_ADDR": "127.0.0.1:0", "HERD_PLACES": config.PlacesOffline,
+	}
+	for k, v := range vars {
+		all[k] = v
+	}
+	cfg, err := config.FromMap(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(cfg, promTestLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopNode(t, n) })
+	return n
+}
+
+func stopNode(t *testing.T, n *Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// send sends lines to a node's client port, half-closes and returns the
+// reply.
+func send(t *testing.T, n *Node, lines ...string) string {
+	t.Helper()
+	nc, err := net.Dial("tcp", n.ClientAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(nc, strings.Join(lines, "\n")+"\n")
+	nc.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// scrape reads a node's /metrics over HTTP.
+func scrape(t *testing.T, n *Node) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + n.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bufio.NewReader(resp.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+// value returns the value of the sample of family name whose labels
+// include the given pairs (name, value, name, value...), or of a
+// histogram's count; -1 if there is none.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f, ok := fams[name]
+	if !ok {
+		return -1
+	}
+next:
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for i := 0; i+1 < len(labels); i += 2 {
+			if have[labels[i]] != labels[i+1] {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// pair starts two linked nodes, A and B.
+func pair(t *testing.T, extra map[string]string) (a, b *Node) {
+	t.Helper()
+	addrs, err := freeLoopbackAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "pair-secret-0123456789"
+	start := func(name, own, other, otherAddr string) *Node {
+		vars := map[string]string{"HERD_NAME": name, "HERD_PEER_ADDR": own, "HERD_PEERS": other + "=" + otherAddr,
+			"HERD_PEER_SECRET": secret, "HERD_PEER_HEARTBEAT": "50ms", "HERD_PEER_TIMEOUT": "500ms", "HERD_PEER_BACKOFF_MAX": "200ms"}
+		for k, v := range extra {
+			vars[k] = v
+		}
+		return startNode(t, vars)
+	}
+	a = start("A", addrs[0], "B", addrs[1])
+	b = start("B", addrs[1], "A", addrs[0])
+	waitUntil(t, func() bool { return a.Ready() && b.Ready() && a.Peers().Reconciled() && b.Peers().Reconciled() })
+	return a, b
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met before the deadline")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestMetricsAfterKnownTraffic scrapes /metrics after three IAMATs (one of
+// them stale) at A and one flood from its neighbour B.
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	a, b := pair(t, nil)
+	send(t, a,
+		"IAMAT one +34.068930-118.445127 1621464827.5",
+		"IAMAT two +34.068930-118.445127 1621464827.5",
+		"IAMAT one +34.068930-118.445127 1621464826.5", // stale: older than the first
+		"WHATSAT one 10 2",
+		"WHATSAT nobody 10 2",
+		"HELLO")
+	send(t, b, "IAMAT three +1+1 1621464827.5")
+	waitUntil(t, func() bool { _, ok := a.Store().Get("three"); return ok })
+	waitUntil(t, func() bool { return b.Store().Len() == 3 })
+
+	fa, fb := scrape(t, a), scrape(t, b)
+	checks := []struct {
+		fams   map[string]*dto.MetricFamily
+		name   string
+		labels []string
+		want   float64
+	}{
+		{fa, "herd_client_requests_total", []string{"command", "IAMAT", "outcome", "ok"}, 3},
+		{fa, "herd_client_requests_total", []string{"command", "WHATSAT", "outcome", "ok"}, 1},
+		{fa, "herd_client_requests_total", []string{"command", "WHATSAT", "outcome", "invalid"}, 1},
+		{fa, "herd_client_requests_total", []string{"command", "other", "outcome", "invalid"}, 1},
+		{fa, "herd_client_request_duration_seconds", []string{"command", "IAMAT"}, 3},
+		{fa, "herd_store_updates_total", []string{"source", "client"}, 2},
+		{fa, "herd_store_updates_dropped_total", []string{"source", "client"}, 1},
+		{fa, "herd_store_updates_total", []string{"source", "flood"}, 1},
+		{fa, "herd_store_records", nil, 3},
+		{fa, "herd_propagation_delay_seconds", []string{"source", "flood"}, 1},
+		{fa, "herd_propagation_hops", nil, 1},
+		{fa, "herd_peer_up", []string{"peer", "B"}, 1},
+		{fa, "herd_peer_connects_total", []string{"peer", "B"}, 1},
+		{fa, "herd_peer_records_received_total", []string{"peer", "B", "kind", "flood"}, 1},
+		{fa, "herd_peer_records_sent_total", []string{"peer", "B", "kind", "flood"}, 2},
+		{fa, "herd_places_requests_total", []string{"provider", "offline", "status", "OK"}, 1},
+		{fa, "herd_places_cache_misses_total", nil, 1},
+		{fa, "herd_client_connections_accepted_total", nil, 1},
+		{fb, "herd_store_updates_total", []string{"source", "flood"}, 2},
+		{fb, "herd_store_records", nil, 3},
+		{fb, "herd_peer_records_received_total", []string{"peer", "A", "kind", "flood"}, 2},
+		{fa, "herd_build_info", nil, 1},
+	}
+	for _, c := range checks {
+		if got := value(c.fams, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	addrs, err := freeLoopbackAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A neighbour that never comes: not ready until the grace period ends.
+	n := startNode(t, map[string]string{
+		"HERD_PEER_ADDR": addrs[0], "HERD_PEERS": "Jaquez=" + addrs[1],
+		"HERD_PEER_SECRET": "0123456789abcdef", "HERD_READY_GRACE": "300ms",
+	})
+	get := func(path string) int {
+		resp, err := http.Get("http://" + n.MetricsAddr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("/healthz"); got != http.StatusOK {
+		t.Errorf("/healthz: %d", got)
+	}
+	start := time.Now()
+	if got := get("/readyz"); got != http.StatusServiceUnavailable && time.Since(start) < 300*time.Millisecond {
+		t.Errorf("/readyz before the grace period: %d", got)
+	}
+	waitUntil(t, func() bool { return get("/readyz") == http.StatusOK })
+	// Health, as the image's healthcheck runs it.
+	var out strings.Builder
+	if err := Health(context.Background(), "", n.MetricsAddr().String(), &out); err != nil || out.String() != "ready\n" {
+		t.Errorf("Health: %v, %q", err, out.String())
+	}
+}
+
+// TestRestartWithDataDir stops a node with a data directory and starts it
+// again: its records, incarnation and watermarks come back, so a
+// neighbour sends it only what it missed.
+func TestRestartWithDataDir(t *testing.T) {
+	dirA := t.TempDir()
+	a, b := pair(t, nil)
+	stopNode(t, a)
+	// A fresh A with a data directory, then B's records flow to it.
+	addrs := []string{a.cfg.PeerAddr, b.cfg.PeerAddr}
+	vars := map[string]string{"HERD_NAME": "A", "HERD_PEER_ADDR": addrs[0], "HERD_PEERS": "B=" + addrs[1],
+		"HERD_PEER_SECRET": "pair-secret-0123456789", "HERD_PEER_HEARTBEAT": "50ms", "HERD_PEER_TIMEOUT": "500ms",
+		"HERD_PEER_BACKOFF_MAX": "200ms", "HERD_DATA_DIR": dirA, "HERD_FSYNC_INTERVAL": "10ms"}
+	a1 := startNode(t, vars)
+	for i := range 50 {
+		send(t, b, fmt.Sprintf("IAMAT c%d +1+1 %d", i, i+1))
+	}
+	send(t, a1, "IAMAT mine +2+2 5")
+	waitUntil(t, func() bool { return a1.Store().Len() == 51 && b.Store().Len() == 51 })
+	waitUntil(t, func() bool { return a1.Peers().Watermarks()["B"].Seq == b.Store().Seq() })
+	inc := a1.Peers().Incarnation()
+	stopNode(t, a1)
+
+	send(t, b, "IAMAT while-down +3+3 7")
+	a2 := startNode(t, vars)
+	if a2.Peers().Incarnation() != inc {
+		t.Errorf("incarnation %x after restart, was %x", a2.Peers().Incarnation(), inc)
+	}
+	if got, ok := a2.Store().Get("mine"); !ok || got.Origin != "A" {
+		t.Errorf("A's own record after restart: %v %v", got, ok)
+	}
+	waitUntil(t, func() bool { _, ok := a2.Store().Get("while-down"); return ok })
+	waitUntil(t, func() bool { return a2.Peers().Reconciled() && b.Peers().Reconciled() })
+	fa := scrape(t, a2)
+	if got := value(fa, "herd_peer_records_received_total", "peer", "B", "kind", "reconcile"); got != 1 {
+		t.Errorf("A received %v records in reconciliation after its restart, want the 1 it missed", got)
+	}
+	if got := value(fa, "herd_journal_recovered_records"); got < 51 {
+		t.Errorf("recovered %v records", got)
+	}
+	fb := scrape(t, b)
+	if got := value(fb, "herd_peer_records_received_total", "peer", "A", "kind", "reconcile"); got != 0 {
+		t.Errorf("B received %v records from the restarted A, want none", got)
+	}
+}
