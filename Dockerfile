@@ -2,7 +2,9 @@
 #
 # No registry is needed (the usual case on the machines this project is
 # built on): compile on the host and build the "prebuilt" stage around the
-# binary, with a context that holds only the binary, named herd:
+# binary, with a context that holds only the binary, named herd, and an
+# empty directory named data (the journal's home, owned by the user that
+# runs the server):
 #
 #   docker/build-image            # = go build + docker build --target prebuilt
 #
@@ -15,6 +17,7 @@
 
 FROM scratch AS prebuilt
 COPY herd /herd
+COPY --chown=65534:65534 data /data
 USER 65534:65534
 ENV HERD_CLIENT_ADDR=:12200 HERD_PEER_ADDR=:12300 HERD_METRICS_ADDR=:9100
 EXPOSE 12200 12300 9100
@@ -27,10 +30,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/herd ./services/herd
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/herd ./services/herd && mkdir /out/data
 
 FROM scratch AS source
 COPY --from=build /out/herd /herd
+COPY --from=build --chown=65534:65534 /out/data /data
 USER 65534:65534
 ENV HERD_CLIENT_ADDR=:12200 HERD_PEER_ADDR=:12300 HERD_METRICS_ADDR=:9100
 EXPOSE 12200 12300 9100
