@@ -19,6 +19,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/peer"
 	"github.com/herdkit/herd/pkg/places"
@@ -60,7 +61,8 @@ type options struct {
 func WithPlaces(base places.Provider) Option { return func(o *options) { o.places = base } }
 
 // New builds a node from its configuration; Start runs it.
-func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
+func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
+	log := logs.Logger
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -90,7 +92,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
 		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
 		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
-	}, n.store, n.places, n.metrics, log)
+	}, n.store, n.places, n.metrics, log, logs.Lines)
 	if len(cfg.Peers) > 0 {
 		n.peers = peer.New(peer.Config{
 			Name: cfg.Name, Incarnation: incarnation, Peers: cfg.Peers, Secret: string(cfg.PeerSecret),

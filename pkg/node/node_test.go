@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/logging"
 )
 
 // startNode starts a node on loopback ports, configured by vars on top of
@@ -33,7 +34,7 @@ func startNode(t *testing.T, vars map[string]string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(cfg, promTestLogger(t))
+	n, err := New(cfg, logging.FromSlog(promTestLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/logging"
 )
 
 // promTestSecret is the peer secret of the test herd.
@@ -163,7 +164,7 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 // up front: five listeners on port 0 held open together, then closed.
 // Another process may take one of them before its node binds it; the
 // whole herd is then started again on new ports.
-func startPromHerd(t *testing.T) []*Node {
+func startPromHerd(t testing.TB) []*Node {
 	t.Helper()
 	log := promTestLogger(t)
 	var lastErr error
@@ -225,7 +226,7 @@ func tryPromHerd(log *slog.Logger) ([]*Node, error) {
 			stop()
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
 		}
-		n, err := New(cfg, log.With("node", s.Name))
+		n, err := New(cfg, logging.FromSlog(log.With("node", s.Name)))
 		if err == nil {
 			err = n.Start()
 		}
@@ -454,7 +455,7 @@ func promPoll(ctx context.Context, t *testing.T, cond func() bool, why func() st
 
 // promTestLogger sends the nodes' warnings and errors to the test log, and
 // drops what they log after the test has finished.
-func promTestLogger(t *testing.T) *slog.Logger {
+func promTestLogger(t testing.TB) *slog.Logger {
 	w := &promLogWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
@@ -466,7 +467,7 @@ func promTestLogger(t *testing.T) *slog.Logger {
 
 type promLogWriter struct {
 	mu   sync.Mutex
-	t    *testing.T
+	t    testing.TB
 	done bool
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,12 +13,13 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/places"
 )
 
 // Serve runs one node configured by cfg until ctx is done, then shuts it
 // down within cfg.ShutdownTimeout: `herd serve`.
-func Serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+func Serve(ctx context.Context, cfg config.Config, log *logging.Log) error {
 	if cfg.PeerSecret == config.DevPeerSecret {
 		log.Warn("HERD_PEER_SECRET is the development default; set a secret of your own outside development")
 	}
@@ -107,14 +107,14 @@ func LocalConfigs(env map[string]string, secret string, ports Ports) ([]config.C
 // Local runs the classic herd in one process until ctx is done: `herd
 // local`. The five nodes share one offline places data set and one log,
 // each record tagged with its node.
-func Local(ctx context.Context, env map[string]string, ports Ports, log *slog.Logger) error {
+func Local(ctx context.Context, env map[string]string, ports Ports, log *logging.Log) error {
 	secret := make([]byte, 24)
 	rand.Read(secret)
 	cfgs, err := LocalConfigs(env, hex.EncodeToString(secret), ports)
 	if err != nil {
 		return err
 	}
-	offline := places.NewOffline(log)
+	offline := places.NewOffline(log.Logger)
 	var nodes []*Node
 	for _, cfg := range cfgs {
 		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(offline))

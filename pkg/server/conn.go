@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -35,6 +36,8 @@ const lingerTime = 500 * time.Millisecond
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	id     uint64
+	remote string
 	log    *slog.Logger
 	ctx    context.Context // done when the client is gone or shutdown gives up
 	cancel context.CancelFunc
@@ -60,10 +63,10 @@ type reply struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	id := s.nextID.Add(1)
+	id, remote := s.nextID.Add(1), nc.RemoteAddr().String()
 	c := &conn{
-		s: s, nc: nc, ctx: ctx, cancel: cancel,
-		log:         s.log.With("conn", id, "remote", nc.RemoteAddr().String()),
+		s: s, nc: nc, ctx: ctx, cancel: cancel, id: id, remote: remote,
+		log:         s.log.With("conn", id, "remote", remote),
 		interrupted: make(chan struct{}),
 	}
 	c.drained = sync.NewCond(&c.mu)
@@ -181,7 +184,7 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	mark := len(out)
 	switch cmd.Kind {
 	case protocol.Blank:
-		c.logLine(line, nil)
+		c.s.lines.Line(start, c.id, c.remote, line, nil, "", "")
 		return out, n
 	case protocol.IAMAT:
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}
@@ -189,8 +192,9 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.s.stats.iamat(applied)
 		out = rec.AppendAT(out)
 		out = append(out, '\n')
-		c.s.stats.done(protocol.IAMAT, outcomeOK, start, c.s.now())
-		c.logLine(line, out[mark:])
+		end := c.s.now()
+		c.s.stats.done(protocol.IAMAT, outcomeOK, start, end)
+		c.s.lines.Line(end, c.id, c.remote, line, out[mark:], "", "")
 		return out, n + 1
 	case protocol.WHATSAT:
 		rec, ok := c.s.store.Get(string(cmd.Client))
@@ -205,8 +209,9 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		return out[:0], 0
 	}
 	out = protocol.AppendInvalid(out, line)
-	c.s.stats.done(cmd.Verb, outcomeInvalid, start, c.s.now())
-	c.logLine(line, out[mark:], "reason", cmd.Reason)
+	end := c.s.now()
+	c.s.stats.done(cmd.Verb, outcomeInvalid, start, end)
+	c.s.lines.Line(end, c.id, c.remote, line, out[mark:], "reason", cmd.Reason)
 	return out, n + 1
 }
 
@@ -217,7 +222,7 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, 
 	c.queue = append(c.queue, r)
 	c.queued++
 	c.mu.Unlock()
-	in := string(line)
+	in := bytes.Clone(line)
 	c.lookups.Add(1)
 	go func() {
 		defer c.lookups.Done()
@@ -230,8 +235,9 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, 
 		if !resp.Cacheable() {
 			outcome = outcomePlacesError
 		}
-		c.s.stats.done(protocol.WHATSAT, outcome, start, c.s.now())
-		c.logLine([]byte(in), buf, "places_status", resp.Status)
+		end := c.s.now()
+		c.s.stats.done(protocol.WHATSAT, outcome, start, end)
+		c.s.lines.Line(end, c.id, c.remote, in, buf, "places_status", resp.Status)
 		c.complete(r, buf)
 	}()
 }
@@ -329,13 +335,4 @@ func (c *conn) linger() {
 	}
 	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
 	io.CopyN(io.Discard, c.nc, 1<<20)
-}
-
-// logLine writes the protocol log: every input line and its reply.
-func (c *conn) logLine(in, out []byte, attrs ...any) {
-	if !c.log.Enabled(context.Background(), slog.LevelInfo) {
-		return
-	}
-	args := append([]any{"in", string(in), "out", string(out)}, attrs...)
-	c.log.Info("line", args...)
 }

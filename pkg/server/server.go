@@ -38,6 +38,12 @@ type Config struct {
 	WriteTimeout  time.Duration // a reply not taken within this closes the connection
 }
 
+// LineLogger writes the protocol log, one record per client line with its
+// reply (logging.Lines).
+type LineLogger interface {
+	Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string)
+}
+
 // Server is the client protocol server of one node.
 type Server struct {
 	cfg    Config
@@ -45,6 +51,7 @@ type Server struct {
 	places places.Provider
 	m      *metrics.Metrics
 	log    *slog.Logger
+	lines  LineLogger
 	now    func() time.Time
 	stats  stats
 
@@ -59,12 +66,12 @@ type Server struct {
 	nextID  atomic.Uint64
 }
 
-// New returns a server that stores records in st and answers WHATSAT from
-// pl. Call Listen, then Serve.
-func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, log *slog.Logger) *Server {
+// New returns a server that stores records in st, answers WHATSAT from pl
+// and writes its protocol log to lines. Call Listen, then Serve.
+func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, log *slog.Logger, lines LineLogger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg: cfg, store: st, places: pl, m: m, log: log.With("component", "client"), now: time.Now,
+		cfg: cfg, store: st, places: pl, m: m, log: log.With("component", "client"), lines: lines, now: time.Now,
 		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 	}
 }

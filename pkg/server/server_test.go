@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places"
 	"github.com/herdkit/herd/pkg/store"
@@ -104,7 +105,7 @@ func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
 	}
 	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
 	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
-	ts.Server = New(cfg, ts.st, ts.places, ts.m, log)
+	ts.Server = New(cfg, ts.st, ts.places, ts.m, log, logging.SlogLines(log))
 	ts.Server.now = func() time.Time { return fixedNow }
 	if err := ts.Listen(); err != nil {
 		t.Fatal(err)

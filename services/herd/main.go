@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -26,6 +25,7 @@ import (
 	"github.com/herdkit/herd/pkg/bench"
 	"github.com/herdkit/herd/pkg/client"
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
 )
 
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
 			return 2
 		}
-		return withLogger(cfg, stderr, func(log *slog.Logger) error { return node.Serve(ctx, cfg, log) })
+		return withLogger(cfg, stderr, func(log *logging.Log) error { return node.Serve(ctx, cfg, log) })
 	case "local":
 		fs := flag.NewFlagSet("herd local", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 2
 		}
 		delete(env, "HERD_NAME")
-		return withLogger(cfg, stderr, func(log *slog.Logger) error { return node.Local(ctx, env, ports, log) })
+		return withLogger(cfg, stderr, func(log *logging.Log) error { return node.Local(ctx, env, ports, log) })
 	case "client":
 		return client.Run(ctx, args, stdin, stdout, stderr)
 	case "bench":
@@ -110,8 +110,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // withLogger runs f with the configured logger and reports its error.
-func withLogger(cfg config.Config, stderr io.Writer, f func(*slog.Logger) error) int {
-	log, closeLog, err := node.NewLogger(cfg, stderr)
+func withLogger(cfg config.Config, stderr io.Writer, f func(*logging.Log) error) int {
+	log, closeLog, err := logging.Open(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "herd: HERD_LOG_FILE: %v\n", err)
 		return 2

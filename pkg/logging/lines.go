@@ -1,0 +1,147 @@
+package logging
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Lines writes the protocol log: one record per client line, with the
+// connection, the line and its whole reply.
+type Lines interface {
+	// Line logs one input line and its reply at time t; key and value,
+	// when key is not empty, say more (the parse error, the places status).
+	Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string)
+}
+
+// The protocol log writes a record per request, as many as the server
+// answers, so it has a fast path: with the JSON format it formats its one
+// kind of record by hand, into the same bytes slog's JSONHandler would
+// write (TestJSONLinesMatchSlog), without slog's per-record caller lookup,
+// attribute handling and string copies. The text format goes through slog.
+
+// jsonLines is the JSON fast path.
+type jsonLines struct {
+	sinks  []io.Writer
+	prefix []byte // `,"node":"Hill"` from With, before the record's own attributes
+}
+
+func (j *jsonLines) Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string) {
+	b := getBuffer()
+	buf := append(*b, `{"time":"`...)
+	buf = t.AppendFormat(buf, time.RFC3339Nano)
+	buf = append(buf, `","level":"INFO","msg":"line"`...)
+	buf = append(buf, j.prefix...)
+	buf = append(buf, `,"component":"client","conn":`...)
+	buf = strconv.AppendUint(buf, conn, 10)
+	buf = append(buf, `,"remote":"`...)
+	buf = appendEscaped(buf, remote)
+	buf = append(buf, `","in":"`...)
+	buf = appendEscaped(buf, in)
+	buf = append(buf, `","out":"`...)
+	buf = appendEscaped(buf, out)
+	buf = append(buf, '"')
+	if key != "" {
+		buf = append(buf, ',', '"')
+		buf = appendEscaped(buf, key)
+		buf = append(buf, `":"`...)
+		buf = appendEscaped(buf, value)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, '}', '\n')
+	for _, w := range j.sinks {
+		w.Write(buf)
+	}
+	*b = buf[:0]
+	putBuffer(b)
+}
+
+// slogLines is the protocol log through a slog.Logger, for the text format
+// and for tests.
+type slogLines struct{ log *slog.Logger }
+
+// SlogLines writes the protocol log to log, at info level.
+func SlogLines(log *slog.Logger) Lines { return slogLines{log} }
+
+func (s slogLines) Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string) {
+	ctx := context.Background()
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("component", "client"), slog.Uint64("conn", conn), slog.String("remote", remote),
+		slog.String("in", string(in)), slog.String("out", string(out))}
+	if key != "" {
+		attrs = append(attrs, slog.String(key, value))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "line", attrs...)
+}
+
+// off is the protocol log below the configured level.
+type off struct{}
+
+func (off) Line(time.Time, uint64, string, []byte, []byte, string, string) {}
+
+const hexDigits = "0123456789abcdef"
+
+// plain marks the bytes that appear in a JSON string as they are: ASCII
+// but for control characters, quotes and backslashes.
+var plain = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\'
+	}
+	return t
+}()
+
+// appendEscaped appends s as the inside of a JSON string, escaped exactly
+// as log/slog's JSONHandler escapes: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped.
+func appendEscaped[T ~string | ~[]byte](buf []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		for i < len(s) && plain[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		if b := s[i]; b < utf8.RuneSelf {
+			buf = append(buf, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				buf = append(buf, '\\', b)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		var r [utf8.UTFMax]byte
+		c, size := utf8.DecodeRune(r[:copy(r[:], s[i:])])
+		switch {
+		case c == utf8.RuneError && size == 1:
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+		case c == '\u2028' || c == '\u2029':
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\u202`...)
+			buf = append(buf, hexDigits[c&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	return append(buf, s[start:]...)
+}

@@ -1,0 +1,125 @@
+package logging
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+)
+
+// slogReference writes the same record through slog's JSONHandler, as the
+// server did before the fast path.
+func slogReference(t time.Time, prefix []slog.Attr, conn uint64, remote string, in, out []byte, key, value string) []byte {
+	var b bytes.Buffer
+	h := slog.NewJSONHandler(&b, nil).WithAttrs(prefix)
+	r := slog.NewRecord(t, slog.LevelInfo, "line", 0)
+	r.AddAttrs(slog.String("component", "client"), slog.Uint64("conn", conn), slog.String("remote", remote),
+		slog.String("in", string(in)), slog.String("out", string(out)))
+	if key != "" {
+		r.AddAttrs(slog.String(key, value))
+	}
+	h.Handle(nil, r) //nolint:staticcheck // the JSON handler ignores the context
+	return b.Bytes()
+}
+
+type capture struct{ bytes.Buffer }
+
+func fast(prefix []byte) (*jsonLines, *capture) {
+	c := &capture{}
+	return &jsonLines{sinks: []io.Writer{c}, prefix: prefix}, c
+}
+
+func TestJSONLinesMatchSlog(t *testing.T) {
+	when := time.Date(2026, 11, 25, 20, 38, 57, 821922205, time.UTC)
+	tests := []struct {
+		name     string
+		in, out  string
+		key, val string
+	}{
+		{"iamat", "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503",
+			"AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n", "", ""},
+		{"invalid with reason", "IAMAT Clark +12-118", "? IAMAT Clark +12-118\n", "reason", "bad position"},
+		{"whatsat json", "WHATSAT k 10 1", "AT Hill +0.1 k +1+1 1\n{\n   \"status\" : \"OK\"\n}\n\n", "places_status", "OK"},
+		{"control bytes", "\x00\x01\t\r\x1f\x7f", "? \x00\x01\t\r\x1f\x7f\n", "", ""},
+		{"quotes and backslashes", `"\"`, `? "\"` + "\n", "", ""},
+		{"utf-8", "IAMAT ☃é +1+1 1", "AT ☃é\n", "", ""},
+		{"invalid utf-8", "IAMAT \xff\xfe\xc3 +1+1 1", "?\xe2\x82\n", "", ""},
+		{"line separators", "\u2028\u2029", "\u2028", "", ""},
+		{"html", "<a>&", "<b>", "", ""},
+		{"blank", "   ", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, c := fast([]byte(`,"node":"Hill"`))
+			j.Line(when, 17, "127.0.0.1:45678", []byte(tt.in), []byte(tt.out), tt.key, tt.val)
+			want := slogReference(when, []slog.Attr{slog.String("node", "Hill")}, 17, "127.0.0.1:45678",
+				[]byte(tt.in), []byte(tt.out), tt.key, tt.val)
+			if got := c.Bytes(); !bytes.Equal(got, want) {
+				t.Errorf("fast path\n%s\nslog\n%s", got, want)
+			}
+		})
+	}
+}
+
+func FuzzJSONLinesMatchSlog(f *testing.F) {
+	f.Add("IAMAT kiwi +1+1 1", "AT Hill +0.1 kiwi +1+1 1\n", "reason", "x")
+	f.Add("\xff\u2028\"", "\x00", "", "")
+	f.Fuzz(func(t *testing.T, in, out, key, value string) {
+		when := time.Unix(1764098000, 123456789).UTC()
+		j, c := fast(nil)
+		j.Line(when, 1, "[::1]:1", []byte(in), []byte(out), key, value)
+		want := slogReference(when, nil, 1, "[::1]:1", []byte(in), []byte(out), key, value)
+		if !bytes.Equal(c.Bytes(), want) {
+			t.Fatalf("fast path\n%q\nslog\n%q", c.Bytes(), want)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(c.Bytes(), &v); err != nil {
+			t.Fatalf("not JSON: %v", err)
+		}
+	})
+}
+
+func TestOpenChoosesTheProtocolLog(t *testing.T) {
+	var b strings.Builder
+	for _, tt := range []struct {
+		level  slog.Level
+		format string
+		want   string
+	}{
+		{slog.LevelInfo, "json", "*logging.jsonLines"},
+		{slog.LevelInfo, "text", "logging.slogLines"},
+		{slog.LevelWarn, "json", "logging.off"},
+	} {
+		l, closeLog, err := Open(config.Config{LogLevel: tt.level, LogFormat: tt.format}, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%T", l.Lines); got != tt.want {
+			t.Errorf("level %v format %s: %s, want %s", tt.level, tt.format, got, tt.want)
+		}
+		closeLog()
+	}
+}
+
+func TestWithTagsBothLogs(t *testing.T) {
+	var b syncBuffer
+	l, closeLog, err := Open(config.Config{LogLevel: slog.LevelInfo, LogFormat: "json"}, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hill := l.With("node", "Hill")
+	hill.Info("started")
+	hill.Lines.Line(time.Now(), 1, "r", []byte("in"), []byte("out"), "", "")
+	closeLog()
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if !strings.Contains(line, `"node":"Hill"`) {
+			t.Errorf("untagged record %s", line)
+		}
+	}
+}

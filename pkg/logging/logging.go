@@ -1,0 +1,163 @@
+// Package logging builds a node's log: structured records with log/slog,
+// JSON or text, to standard error and optionally a file, buffered and
+// flushed every 100 ms; and the protocol log of every client line and
+// reply, which has a fast path of its own (see Lines).
+package logging
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+)
+
+// flushInterval bounds how long a log line waits in memory. The protocol
+// log writes a line per request; buffering turns thousands of small writes
+// a second into a few large ones.
+const flushInterval = 100 * time.Millisecond
+
+// Log is a node's log: structured records through its slog.Logger, and
+// the protocol log through Lines.
+type Log struct {
+	*slog.Logger
+	Lines Lines
+}
+
+// Open returns the log configured by HERD_LOG_LEVEL, HERD_LOG_FORMAT and
+// HERD_LOG_FILE: records to stderr and, when HERD_LOG_FILE is set, to that
+// file as well. The returned close function flushes and closes it.
+func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	sinks := []*sink{newSink(stderr, nil)}
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		sinks = append(sinks, newSink(f, f))
+	}
+	handlers := make([]slog.Handler, len(sinks))
+	writers := make([]io.Writer, len(sinks))
+	for i, s := range sinks {
+		writers[i] = s
+		if cfg.LogFormat == "text" {
+			handlers[i] = slog.NewTextHandler(s, opts)
+		} else {
+			handlers[i] = slog.NewJSONHandler(s, opts)
+		}
+	}
+	var h slog.Handler = handlers[0]
+	if len(handlers) > 1 {
+		h = slog.NewMultiHandler(handlers...)
+	}
+	l := &Log{Logger: slog.New(h)}
+	switch {
+	case cfg.LogLevel > slog.LevelInfo:
+		l.Lines = off{}
+	case cfg.LogFormat == "text":
+		l.Lines = SlogLines(l.Logger)
+	default:
+		l.Lines = &jsonLines{sinks: writers}
+	}
+	closeAll := func() error {
+		var first error
+		for _, s := range sinks {
+			if err := s.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	return l, closeAll, nil
+}
+
+// With returns a log whose records, protocol log included, all carry the
+// attribute key=value, as `herd local` tags each node's records.
+func (l *Log) With(key, value string) *Log {
+	w := &Log{Logger: l.Logger.With(key, value)}
+	switch lines := l.Lines.(type) {
+	case *jsonLines:
+		prefix := append([]byte(nil), lines.prefix...)
+		prefix = append(prefix, ',', '"')
+		prefix = appendEscaped(prefix, key)
+		prefix = append(prefix, '"', ':', '"')
+		prefix = appendEscaped(prefix, value)
+		prefix = append(prefix, '"')
+		w.Lines = &jsonLines{sinks: lines.sinks, prefix: prefix}
+	case slogLines:
+		w.Lines = slogLines{lines.log.With(key, value)}
+	default:
+		w.Lines = l.Lines
+	}
+	return w
+}
+
+// FromSlog returns a log that writes everything, the protocol log
+// included, to l: for tests.
+func FromSlog(l *slog.Logger) *Log { return &Log{Logger: l, Lines: SlogLines(l)} }
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) <= 64<<10 { // a huge WHATSAT reply's buffer is not kept
+		buffers.Put(b)
+	}
+}
+
+// sink buffers log output and flushes it every flushInterval.
+type sink struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closer io.Closer
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func newSink(w io.Writer, closer io.Closer) *sink {
+	s := &sink{w: bufio.NewWriterSize(w, 64<<10), closer: closer, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.flushLoop()
+	return s
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *sink) flushLoop() {
+	defer close(s.done)
+	t := time.NewTicker(flushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.mu.Lock()
+			s.w.Flush()
+			s.mu.Unlock()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Close flushes what is buffered and closes the file, if any.
+func (s *sink) Close() error {
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.w.Flush()
+	if s.closer != nil {
+		if cerr := s.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

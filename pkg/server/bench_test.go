@@ -1,0 +1,74 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// BenchmarkPipelinedIAMAT measures the server's cost per IAMAT with 16
+// requests pipelined on each of 8 connections, with the protocol log on
+// (JSON, to io.Discard) as in production, or off.
+func BenchmarkPipelinedIAMAT(b *testing.B) {
+	for _, logged := range []bool{true, false} {
+		b.Run(fmt.Sprintf("log=%v", logged), func(b *testing.B) {
+			cfg := config.Config{LogLevel: slog.LevelInfo, LogFormat: "json"}
+			if !logged {
+				cfg.LogLevel = slog.LevelWarn
+			}
+			log, closeLog, err := logging.Open(cfg, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeLog()
+			s := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 100, MaxConnsPerIP: 100,
+				MaxInflight: 16, IdleTimeout: time.Minute, WriteTimeout: time.Minute},
+				store.New(0), &fakePlaces{}, metrics.New(), log.Logger, log.Lines)
+			if err := s.Listen(); err != nil {
+				b.Fatal(err)
+			}
+			go s.Serve()
+			defer s.Shutdown(b.Context())
+			const conns, depth = 8, 16
+			b.ResetTimer()
+			done := make(chan struct{}, conns)
+			for c := range conns {
+				go func() {
+					defer func() { done <- struct{}{} }()
+					nc, err := net.Dial("tcp", s.Addr().String())
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer nc.Close()
+					br := bufio.NewReader(nc)
+					var req []byte
+					for k := range depth {
+						req = fmt.Appendf(req, "IAMAT bench-%d-%d +34.068930-118.445127 1621464827.959498503\n", c, k)
+					}
+					for i := c * depth; i < b.N; i += conns * depth {
+						nc.Write(req)
+						for range depth {
+							if _, err := br.ReadSlice('\n'); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}
+				}()
+			}
+			for range conns {
+				<-done
+			}
+		})
+	}
+}
