@@ -2,6 +2,7 @@ package logging
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,7 +25,7 @@ func slogReference(t time.Time, prefix []slog.Attr, conn uint64, remote string, 
 	if key != "" {
 		r.AddAttrs(slog.String(key, value))
 	}
-	h.Handle(nil, r) //nolint:staticcheck // the JSON handler ignores the context
+	h.Handle(context.Background(), r)
 	return b.Bytes()
 }
 
