@@ -217,3 +217,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseIAMAT(b *testing.B) {
+	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
+	b.ReportAllocs()
+	b.SetBytes(int64(len(line)))
+	for b.Loop() {
+		Parse(line)
+	}
+}
+
+// BenchmarkIAMATParseAndReply is the protocol's whole share of an IAMAT:
+// parse, the record text (the one allocation), and the AT reply.
+func BenchmarkIAMATParseAndReply(b *testing.B) {
+	line := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		c := Parse(line)
+		buf = AppendAT(buf[:0], "Hill", 1621464828223371889, c.Text())
+	}
+}
+
+func BenchmarkParseWHATSAT(b *testing.B) {
+	line := []byte("WHATSAT kiwi.cs.ucla.edu 10 5")
+	b.ReportAllocs()
+	for b.Loop() {
+		Parse(line)
+	}
+}
