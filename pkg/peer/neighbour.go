@@ -136,7 +136,11 @@ func (n *neighbour) run(ctx context.Context) {
 			}
 			attempt++
 			// Rate-limited: the first failure, a new error, or every 30 s.
-			if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
+			// While a link is up (the neighbour's own dial won the race),
+			// a failed dial is no news.
+			if cur != nil {
+				n.log.Debug("dialling neighbour failed while linked", "err", err)
+			} else if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
 				n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
 				lastErr, lastLog = msg, time.Now()
 			}

@@ -37,9 +37,13 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 2 && failures(b, reasonBadSecret) >= 2 })
 	h.iamat("A", "k", "+1+1", "1")
 	for _, n := range []*node{a, b} {
-		if n.mgr.Status()[0].Up || n.mgr.Reconciled() {
+		peer := map[string]string{"A": "B", "B": "A"}[n.name]
+		if n.mgr.Status()[0].Up || testutil.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
 			t.Errorf("%s has a link with a wrong secret", n.name)
 		}
+	}
+	if b.mgr.Reconciled() {
+		t.Error("B reconciled with A over a wrong secret")
 	}
 	if _, ok := b.st.Get("k"); ok {
 		t.Error("a record crossed a link with a wrong secret")

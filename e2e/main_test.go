@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// repoRoot is the module root, relative to this package's directory (where
+// go test runs the test binary).
+const repoRoot = ".."
+
+func TestMain(m *testing.M) {
+	// The reaper's image cannot be pulled without a registry. This must run
+	// before the first testcontainers call, which reads its configuration
+	// once; only the exact string "true" disables it. Cleanup is ours:
+	// CleanupContainer and CleanupNetwork in every test, the image below.
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// The nodes publish their ports on 127.0.0.1 only, so that is where
+	// testcontainers' wait strategies must knock. Left alone, it guesses:
+	// "localhost" (which may resolve to ::1), or, when it finds
+	// /.dockerenv (as on the machines these tests run on, which share the
+	// engine's network namespace), the bridge gateway's address, where
+	// nothing is published.
+	os.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	code := m.Run()
+	if err := removeHerdImage(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: removing the test image: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// dockerErr is nil when a Docker engine answers, checked once per binary.
+var dockerErr = sync.OnceValue(func() (err error) {
+	defer func() {
+		// testcontainers' client set-up can panic on a broken environment.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("docker client: %v", r)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	_, err = cli.Ping(ctx, client.PingOptions{})
+	return err
+})
+
+// requireDocker skips t when no Docker engine is reachable, or fails it
+// when CI is set: in CI a missing engine is a broken runner, not a reason
+// to pass.
+func requireDocker(t testing.TB) {
+	t.Helper()
+	err := dockerErr()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set and no Docker engine is reachable: %v", err)
+	}
+	t.Skipf("no Docker engine is reachable (%v): skipping the end-to-end test; set CI to make this a failure", err)
+}
+
+// The herd image, built at most once per test binary under a tag unique
+// to this run, and removed by TestMain.
+var (
+	imageOnce sync.Once
+	imageTag  string
+	imageErr  error
+)
+
+// herdImage returns the tag of the herd image, building it on first use.
+func herdImage(t testing.TB) string {
+	t.Helper()
+	requireDocker(t)
+	imageOnce.Do(func() { imageTag, imageErr = buildHerdImage(t) })
+	if imageErr != nil {
+		t.Fatalf("building the herd image: %v", imageErr)
+	}
+	return imageTag
+}
+
+// buildHerdImage compiles the herd binary on the host and builds the
+// Dockerfile's "prebuilt" stage around it, pulling nothing: the stage is
+// FROM scratch and comes first in the Dockerfile, so the classic builder
+// (the only one here: no buildx) builds no other stage.
+//
+// It builds through testcontainers' provider rather than the docker CLI:
+// it talks to the same engine as the containers (DOCKER_HOST,
+// ~/.testcontainers.properties), needs no docker binary, and always uses
+// the classic builder's API, so DOCKER_BUILDKIT in the environment cannot
+// turn it into a BuildKit build that fails without buildx. KeepImage keeps
+// Terminate from removing the image under the other nodes; TestMain
+// removes it once at the end.
+func buildHerdImage(t testing.TB) (string, error) {
+	dir, err := os.MkdirTemp("", "herd-e2e-image-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+
+	// The context holds only what the stage copies: the Dockerfile, the
+	// binary, and the empty data directory that becomes the journal's
+	// home (/data, owned by the server's user).
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-o", filepath.Join(dir, "herd"), "./services/herd")
+	build.Dir = repoRoot
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	dockerfile, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), dockerfile, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
+		return "", err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	var buildLog lockedBuffer
+	tag, err := p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		Context:        dir,
+		Dockerfile:     "Dockerfile",
+		Repo:           "herd-e2e",
+		Tag:            fmt.Sprintf("run-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		KeepImage:      true,
+		BuildLogWriter: &buildLog,
+		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
+			o.Target = "prebuilt"
+		},
+	}})
+	if err != nil {
+		return "", fmt.Errorf("%w\n%s", err, buildLog.String())
+	}
+	t.Logf("built %s", tag)
+	return tag, nil
+}
+
+// removeHerdImage removes the image built by this binary, if any.
+func removeHerdImage() error {
+	if imageTag == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	// Force: a container left behind by a crashed test must not keep the
+	// image; PruneChildren removes the classic builder's parent layers.
+	_, err = cli.ImageRemove(ctx, imageTag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+	return err
+}
