@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -32,7 +33,7 @@ type jsonLines struct {
 func (j *jsonLines) Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string) {
 	b := getBuffer()
 	buf := append(*b, `{"time":"`...)
-	buf = t.AppendFormat(buf, time.RFC3339Nano)
+	buf = appendTime(buf, t)
 	buf = append(buf, `","level":"INFO","msg":"line"`...)
 	buf = append(buf, j.prefix...)
 	buf = append(buf, `,"component":"client","conn":`...)
@@ -57,6 +58,42 @@ func (j *jsonLines) Line(t time.Time, conn uint64, remote string, in, out []byte
 	}
 	*b = buf[:0]
 	putBuffer(b)
+}
+
+// stamp is the formatting of one second: what comes before the fraction
+// of a time.RFC3339Nano time, and what comes after it.
+type stamp struct {
+	sec        int64
+	loc        *time.Location
+	head, zone []byte
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+// appendTime appends t as time.RFC3339Nano does, formatting the date, the
+// time of day and the zone once per second rather than once per record.
+func appendTime(buf []byte, t time.Time) []byte {
+	s := lastStamp.Load()
+	if s == nil || s.sec != t.Unix() || s.loc != t.Location() {
+		full := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339) // 2006-01-02T15:04:05Z07:00
+		s = &stamp{sec: t.Unix(), loc: t.Location(), head: full[:19], zone: full[19:]}
+		lastStamp.Store(s)
+	}
+	buf = append(buf, s.head...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var frac [10]byte
+		frac[0] = '.'
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for frac[n-1] == '0' {
+			n--
+		}
+		buf = append(buf, frac[:n]...)
+	}
+	return append(buf, s.zone...)
 }
 
 // slogLines is the protocol log through a slog.Logger, for the text format
