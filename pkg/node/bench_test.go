@@ -2,20 +2,53 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/bench"
 )
 
 // BenchmarkHerdPropagation measures whole-herd propagation at light load:
 // one IAMAT at a time at Hill, over TCP, timed from its send until every
 // one of the five servers has stored it (each watched through its store's
 // change notifications). Reports p50, p99 and max.
-func BenchmarkHerdPropagation(b *testing.B) {
+func BenchmarkHerdPropagation(b *testing.B) { benchmarkPropagation(b, 0) }
+
+// BenchmarkHerdPropagationUnderLoad is BenchmarkHerdPropagation while
+// `herd bench load` sends 10,000 IAMAT per second, spread over the five
+// servers, in the background (open loop).
+func BenchmarkHerdPropagationUnderLoad(b *testing.B) { benchmarkPropagation(b, 10_000) }
+
+func benchmarkPropagation(b *testing.B, loadRate float64) {
 	nodes := startPromHerd(b)
 	waitHerdReady(b, nodes)
+	if loadRate > 0 {
+		var addrs []string
+		for _, n := range nodes {
+			addrs = append(addrs, n.ClientAddr().String())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan *bench.LoadSummary, 1)
+		go func() {
+			sum, err := bench.Load(ctx, bench.LoadConfig{Addrs: addrs, Conns: 10, Rate: loadRate, Clients: 100_000})
+			if err != nil {
+				b.Error(err)
+			}
+			done <- sum
+		}()
+		defer func() {
+			cancel()
+			if sum := <-done; sum != nil {
+				b.ReportMetric(sum.Rate, "load-IAMAT/s")
+			}
+		}()
+		// Measure once the load has run for about half a second.
+		waitStores(b, nodes, int(loadRate/2))
+	}
 	nc, err := net.Dial("tcp", nodes[0].ClientAddr().String())
 	if err != nil {
 		b.Fatal(err)
