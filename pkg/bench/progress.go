@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // startProgress writes line(elapsed) to w every second, over the previous
@@ -45,17 +47,8 @@ func progressTo(w io.Writer) io.Writer {
 	return nil
 }
 
-// isTerminal reports whether w is a terminal: a character device other
-// than the null device. It spares a dependency for a progress line.
+// isTerminal reports whether w is a terminal.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

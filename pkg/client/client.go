@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Defaults of the command line.
@@ -149,17 +151,8 @@ func dial(ctx context.Context, addr string, timeout time.Duration) (*net.TCPConn
 	return c.(*net.TCPConn), nil
 }
 
-// isTerminal reports whether r is a terminal: a character device other
-// than the null device. It avoids a dependency for a prompt.
+// isTerminal reports whether r is a terminal.
 func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -3,6 +3,8 @@ package journal
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,12 +36,13 @@ type Journal struct {
 	m   *metrics.Metrics
 	inc uint64
 
-	f        *os.File // the current segment
-	seg      uint64   // its index
-	size     int64    // its size: everything before is written and valid
-	sinceSnp int64    // bytes in segments since the last snapshot
-	snapSize int64    // size of the last snapshot
-	marks    map[string]store.Watermark
+	f        *os.File                   // the current segment
+	seg      uint64                     // its index
+	size     int64                      // its size: everything before is written and valid
+	sinceSnp int64                      // bytes in segments since the last snapshot
+	snapSize int64                      // size of the last snapshot
+	marks    map[string]store.Watermark // the watermarks last written
+	batch    []store.Change             // reused by collect
 
 	writtenSeq atomic.Uint64 // the last change number written to the file
 
@@ -166,7 +169,6 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 	tick := time.NewTicker(j.cfg.FsyncInterval)
 	defer tick.Stop()
 	dirty := false
-	var batch []store.Change
 	var buf []byte
 	var lastErr time.Time
 	fail := func(what string, err error) {
@@ -177,38 +179,17 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 		}
 	}
 	for {
-		// Watermarks are read before the changes: a watermark is written
-		// after every record it covers, so any prefix of the journal is
-		// consistent.
+		var next uint64
 		var marks map[string]store.Watermark
-		if watermarks != nil {
-			marks = watermarks()
-		}
-		next := cursor
-		buf = buf[:0]
-		for {
-			batch, next = st.Changes(next, batchSize, batch[:0])
-			for _, c := range batch {
-				buf = appendRecord(buf, c.Seq, c.Record)
-			}
-			if len(batch) < batchSize || len(buf) > 1<<20 {
-				break
-			}
-		}
-		for peer, w := range marks {
-			if j.marks[peer] != w {
-				buf = appendWatermark(buf, peer, w)
-			}
-		}
+		var more bool
+		buf, next, marks, more = j.collect(buf[:0], st, cursor, watermarks, 1<<20)
 		if len(buf) > 0 {
 			if err := j.write(buf); err != nil {
 				fail("write", err)
 			} else {
 				cursor = next
 				dirty = true
-				for peer, w := range marks {
-					j.marks[peer] = w
-				}
+				maps.Copy(j.marks, marks)
 			}
 		} else {
 			cursor = next
@@ -224,8 +205,8 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 				}
 			}
 		}
-		if next != st.Seq() && len(batch) == batchSize {
-			continue // more to write
+		if more {
+			continue
 		}
 		select {
 		case <-notify:
@@ -239,25 +220,7 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 			}
 		case <-j.stop:
 			// A last pass, then the clean end.
-			buf = buf[:0]
-			for {
-				batch, next = st.Changes(cursor, batchSize, batch[:0])
-				for _, c := range batch {
-					buf = appendRecord(buf, c.Seq, c.Record)
-				}
-				cursor = next
-				if len(batch) < batchSize {
-					break
-				}
-			}
-			if marks = nil; watermarks != nil {
-				marks = watermarks()
-			}
-			for peer, w := range marks {
-				if j.marks[peer] != w {
-					buf = appendWatermark(buf, peer, w)
-				}
-			}
+			buf, _, _, _ = j.collect(buf[:0], st, cursor, watermarks, math.MaxInt)
 			buf = appendEnd(buf, st.Seq())
 			err := j.write(buf)
 			if err == nil {
@@ -268,6 +231,36 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 			return
 		}
 	}
+}
+
+// collect appends to buf the changes after cursor, until buf holds about
+// limit bytes, then the watermarks that changed since they were last
+// written. It returns the cursor after those changes, the watermarks read,
+// and whether more changes wait. The watermarks are read before the
+// changes, so each is written after every record it covers, and any
+// prefix of the journal is consistent.
+func (j *Journal) collect(buf []byte, st *store.Store, cursor uint64, watermarks func() map[string]store.Watermark,
+	limit int) ([]byte, uint64, map[string]store.Watermark, bool) {
+	var marks map[string]store.Watermark
+	if watermarks != nil {
+		marks = watermarks()
+	}
+	next := cursor
+	for {
+		j.batch, next = st.Changes(next, batchSize, j.batch[:0])
+		for _, c := range j.batch {
+			buf = appendRecord(buf, c.Seq, c.Record)
+		}
+		if len(j.batch) < batchSize || len(buf) > limit {
+			break
+		}
+	}
+	for peer, w := range marks {
+		if j.marks[peer] != w {
+			buf = appendWatermark(buf, peer, w)
+		}
+	}
+	return buf, next, marks, len(j.batch) == batchSize
 }
 
 // Close writes what remains, marks the journal closed cleanly, syncs it

@@ -255,7 +255,11 @@ func TestRestartWithDataDir(t *testing.T) {
 	}
 	send(t, a1, "IAMAT mine +2+2 5")
 	waitUntil(t, func() bool { return a1.Store().Len() == 51 && b.Store().Len() == 51 })
-	waitUntil(t, func() bool { return a1.Peers().Watermarks()["B"].Seq == b.Store().Seq() })
+	// Both ends hold everything of the other before A stops (B's watermark
+	// moves past the records it sent A only with A's next mark).
+	waitUntil(t, func() bool {
+		return a1.Peers().Watermarks()["B"].Seq == b.Store().Seq() && b.Peers().Watermarks()["A"].Seq == a1.Store().Seq()
+	})
 	inc := a1.Peers().Incarnation()
 	stopNode(t, a1)
 

@@ -142,6 +142,11 @@ func (l *link) writeLoop(have uint64) string {
 	st := m.store
 	notify := st.Subscribe()
 	defer st.Unsubscribe(notify)
+	// Changes up to end are reconciliation, after it flooding. It is taken
+	// before our sync frame goes out: the neighbour streams nothing before
+	// it gets that frame, so no record of this link is in the range, and
+	// the records this link brings are not sent back to it.
+	end := st.Seq()
 	var buf []byte
 	buf = appendSync(buf, l.remoteInc, have)
 	if !l.write(buf) {
@@ -161,7 +166,6 @@ func (l *link) writeLoop(have uint64) string {
 	if peerSync.inc != m.cfg.Incarnation || cursor > st.Seq() {
 		cursor = 0
 	}
-	end := st.Seq() // changes up to end are reconciliation, after it flooding
 	reconciling := true
 	var batch []store.Change
 	heartbeat := time.NewTicker(m.cfg.Heartbeat)
@@ -208,10 +212,11 @@ func (l *link) writeLoop(have uint64) string {
 			l.sent[0].Add(float64(flood))
 			l.sent[1].Add(float64(reconcile))
 		}
-		l.backlog.Set(float64(st.Seq() - cursor))
 		if len(batch) == batchSize {
+			l.backlog.Set(float64(st.Seq() - cursor))
 			continue
 		}
+		l.backlog.Set(0) // Changes read up to the last change
 		select {
 		case <-notify:
 		case <-heartbeat.C:

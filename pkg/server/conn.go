@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herdkit/herd/pkg/places"
@@ -48,6 +49,9 @@ type conn struct {
 	queue   []*reply   // replies owed, oldest first; non-empty only while a lookup is pending
 	queued  int        // the requests whose replies are in queue
 	werr    string     // why the first write failed; nothing is written after it
+	// held and broken mirror len(queue) > 0 and werr != "" so that the
+	// read loop checks them per line without taking mu.
+	held, broken atomic.Bool
 
 	interrupted chan struct{} // closed by shutdown
 	once        sync.Once
@@ -165,10 +169,12 @@ func (c *conn) readLoop() string {
 		}
 		// At most MaxInflight requests may be owed a reply: behind a slow
 		// lookup, stop reading until replies go out.
-		if n > 0 && c.owing(n) {
-			flush()
+		if c.held.Load() {
+			if n > 0 && c.owing(n) {
+				flush()
+			}
+			c.waitBelowLimit()
 		}
-		c.waitBelowLimit()
 		out, n = c.execute(out, n, line)
 		if reason := c.failed(); reason != "" {
 			return reason
@@ -220,6 +226,7 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, 
 	r := &reply{requests: 1}
 	c.mu.Lock()
 	c.queue = append(c.queue, r)
+	c.held.Store(true)
 	c.queued++
 	c.mu.Unlock()
 	in := bytes.Clone(line)
@@ -272,6 +279,7 @@ func (c *conn) complete(r *reply, b []byte) {
 		k++
 	}
 	c.queue = append(c.queue[:0], c.queue[k:]...)
+	c.held.Store(len(c.queue) > 0)
 	c.write(w)
 	c.drained.Broadcast()
 }
@@ -306,6 +314,7 @@ func (c *conn) write(b []byte) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			c.werr = closeWriteTimeout
 		}
+		c.broken.Store(true)
 		c.log.Info("write failed", "err", err)
 		c.cancel()                       // the client is gone or stuck: stop its lookups
 		c.nc.SetReadDeadline(time.Now()) // and wake the reader to close
@@ -314,17 +323,16 @@ func (c *conn) write(b []byte) {
 
 // failed returns why writing failed, or "".
 func (c *conn) failed() string {
+	if !c.broken.Load() {
+		return ""
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.werr
 }
 
 // owed reports whether a reply is still being prepared.
-func (c *conn) owed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue) > 0
-}
+func (c *conn) owed() bool { return c.held.Load() }
 
 // linger stops writing and discards input for a moment before the close,
 // so that the client reads the replies sent before a reset could destroy
