@@ -132,6 +132,35 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// Every byte 0x01 and every byte 0x80, for testing eight bytes at once.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainRun returns the end of the run of plain bytes of s from i. It tests
+// eight bytes a step with the word-wide tests of "Bit Twiddling Hacks"
+// (no byte with its high bit, below 0x20, a quote or a backslash): a
+// protocol line is almost all plain.
+func plainRun[T ~string | ~[]byte](s T, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		b := s[i : i+8]
+		_ = b[7]
+		x := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		below20 := (x - 0x20*ones) &^ x & highs // exact where no high bit is set
+		quote, backslash := x^('"'*ones), x^('\\'*ones)
+		zeros := (quote-ones)&^quote&highs | (backslash-ones)&^backslash&highs
+		if x&highs|below20|zeros != 0 {
+			break
+		}
+	}
+	for i < len(s) && plain[s[i]] {
+		i++
+	}
+	return i
+}
+
 // appendEscaped appends s as the inside of a JSON string, escaped exactly
 // as log/slog's JSONHandler escapes: quotes, backslashes and control
 // characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
@@ -139,9 +168,7 @@ var plain = func() (t [256]bool) {
 func appendEscaped[T ~string | ~[]byte](buf []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		for i < len(s) && plain[s[i]] {
-			i++
-		}
+		i = plainRun(s, i)
 		if i == len(s) {
 			break
 		}

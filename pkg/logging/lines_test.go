@@ -141,3 +141,45 @@ func TestWithTagsBothLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainRunAgreesWithTheTable(t *testing.T) {
+	// Every byte value at every position of an otherwise plain word, and
+	// pairs of values, which is where a borrow could cross bytes.
+	for pos := range 8 {
+		for v := range 256 {
+			w := []byte("abcdefghij")
+			w[pos] = byte(v)
+			want := pos
+			if plain[v] {
+				want = len(w)
+			}
+			if got := plainRun(w, 0); got != want {
+				t.Fatalf("byte %#x at %d: run ends at %d, want %d", v, pos, got, want)
+			}
+			for u := range 256 {
+				w[pos+1] = byte(u)
+				want := pos
+				switch {
+				case plain[v] && plain[u]:
+					want = len(w)
+				case plain[v]:
+					want = pos + 1
+				}
+				if got := plainRun(string(w), 0); got != want {
+					t.Fatalf("bytes %#x at %d and %#x after it: run ends at %d, want %d", v, pos, u, got, want)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkJSONLine(b *testing.B) {
+	j := &jsonLines{sinks: []io.Writer{io.Discard}, prefix: []byte(`,"node":"Hill"`)}
+	in := []byte("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503")
+	out := []byte("AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n")
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		j.Line(now, 42, "127.0.0.1:50000", in, out, "", "")
+	}
+}

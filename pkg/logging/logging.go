@@ -5,7 +5,6 @@
 package logging
 
 import (
-	"bufio"
 	"io"
 	"log/slog"
 	"os"
@@ -110,17 +109,40 @@ func putBuffer(b *[]byte) {
 	}
 }
 
-// sink buffers log output and flushes it every flushInterval.
+// Buffers of a sink: records are copied into one while the others are
+// written, so a caller waits on the file or pipe only when the writer is
+// a whole sinkBuffers behind.
+const (
+	sinkBufferSize = 64 << 10
+	sinkBuffers    = 4
+)
+
+// sink buffers log output for one writer. Write holds the lock only to
+// copy the record into the current buffer; a goroutine writes full
+// buffers in order, and the current one every flushInterval.
 type sink struct {
 	mu     sync.Mutex
-	w      *bufio.Writer
+	cur    []byte
+	closed bool
+	free   chan []byte // empty buffers
+	full   chan []byte // buffers to write, oldest first; never blocks, as it holds them all
+	w      io.Writer
+	err    error // the first write error, read after done
 	closer io.Closer
 	stop   chan struct{}
-	done   chan struct{}
+	done   chan struct{} // the writer goroutine has written everything
 }
 
 func newSink(w io.Writer, closer io.Closer) *sink {
-	s := &sink{w: bufio.NewWriterSize(w, 64<<10), closer: closer, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &sink{
+		cur: make([]byte, 0, sinkBufferSize), w: w, closer: closer,
+		free: make(chan []byte, sinkBuffers), full: make(chan []byte, sinkBuffers),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	for range sinkBuffers - 1 {
+		s.free <- make([]byte, 0, sinkBufferSize)
+	}
+	go s.writeLoop()
 	go s.flushLoop()
 	return s
 }
@@ -128,18 +150,48 @@ func newSink(w io.Writer, closer io.Closer) *sink {
 func (s *sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	if s.closed {
+		return 0, os.ErrClosed
+	}
+	if len(s.cur) > 0 && len(s.cur)+len(p) > cap(s.cur) {
+		s.full <- s.cur
+		s.cur = <-s.free // waits only while every other buffer is being written
+	}
+	s.cur = append(s.cur, p...)
+	return len(p), nil
 }
 
-func (s *sink) flushLoop() {
+// writeLoop writes the full buffers in order and returns them, emptied.
+func (s *sink) writeLoop() {
 	defer close(s.done)
+	for b := range s.full {
+		if _, err := s.w.Write(b); err != nil && s.err == nil {
+			s.err = err
+		}
+		if cap(b) > sinkBufferSize { // grown by a huge record: not kept
+			b = make([]byte, 0, sinkBufferSize)
+		}
+		s.free <- b[:0]
+	}
+}
+
+// flushLoop hands the current buffer to the writer every flushInterval,
+// unless every other buffer is still being written.
+func (s *sink) flushLoop() {
 	t := time.NewTicker(flushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
 			s.mu.Lock()
-			s.w.Flush()
+			if !s.closed && len(s.cur) > 0 {
+				select {
+				case b := <-s.free:
+					s.full <- s.cur
+					s.cur = b
+				default:
+				}
+			}
 			s.mu.Unlock()
 		case <-s.stop:
 			return
@@ -147,13 +199,22 @@ func (s *sink) flushLoop() {
 	}
 }
 
-// Close flushes what is buffered and closes the file, if any.
+// Close writes what is buffered and closes the file, if any. Records
+// written after it are dropped.
 func (s *sink) Close() error {
 	close(s.stop)
-	<-s.done
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.w.Flush()
+	if !s.closed {
+		s.closed = true
+		if len(s.cur) > 0 {
+			s.full <- s.cur
+		}
+		s.cur = nil
+		close(s.full)
+	}
+	s.mu.Unlock()
+	<-s.done
+	err := s.err
 	if s.closer != nil {
 		if cerr := s.closer.Close(); err == nil {
 			err = cerr

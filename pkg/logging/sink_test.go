@@ -1,0 +1,129 @@
+package logging
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// slowWriter takes its time over each write, so that a sink's buffers
+// fill while it writes.
+type slowWriter struct {
+	syncBuffer
+	writes int
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Millisecond)
+	w.mu.Lock()
+	w.writes++
+	w.mu.Unlock()
+	return w.syncBuffer.Write(p)
+}
+
+func TestSinkKeepsEveryRecordInOrder(t *testing.T) {
+	tests := []struct {
+		name    string
+		writers int
+		records int
+		size    int // bytes per record, newline included
+	}{
+		{"one writer, small records", 1, 20000, 40},
+		{"many writers, small records", 16, 2000, 100},
+		{"records larger than a buffer", 4, 20, sinkBufferSize + 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &slowWriter{}
+			s := newSink(w, nil)
+			var wg sync.WaitGroup
+			for g := range tt.writers {
+				wg.Go(func() {
+					for i := range tt.records {
+						head := fmt.Sprintf("%d %d ", g, i)
+						rec := head + strings.Repeat("x", tt.size-len(head)-1) + "\n"
+						if _, err := s.Write([]byte(rec)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			next := make([]int, tt.writers)
+			lines := strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n")
+			for _, line := range lines {
+				var g, i int
+				if _, err := fmt.Sscanf(line, "%d %d ", &g, &i); err != nil || len(line) != tt.size-1 {
+					t.Fatalf("record %.40q... (%d bytes) is not one that was written", line, len(line))
+				}
+				if i != next[g] {
+					t.Fatalf("writer %d: record %d after %d", g, i, next[g]-1)
+				}
+				next[g]++
+			}
+			if want := tt.writers * tt.records; len(lines) != want {
+				t.Fatalf("%d records, want %d", len(lines), want)
+			}
+			if total := tt.writers * tt.records * tt.size; w.writes > total/sinkBufferSize+tt.writers*tt.records/100+10 {
+				t.Errorf("%d writes for %d bytes: the sink does not batch", w.writes, total)
+			}
+		})
+	}
+}
+
+func TestSinkFlushesWithinTheInterval(t *testing.T) {
+	w := &syncBuffer{}
+	s := newSink(w, nil)
+	defer s.Close()
+	s.Write([]byte("one record\n"))
+	deadline := time.Now().Add(10 * flushInterval)
+	for w.String() != "one record\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the writer holds %q", 10*flushInterval, w.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type closeRecorder struct {
+	bytes.Buffer
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+func TestSinkCloseWritesEverythingThenRefuses(t *testing.T) {
+	w := &closeRecorder{}
+	s := newSink(w, w)
+	s.Write([]byte("before close\n"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.String(); got != "before close\n" || !w.closed {
+		t.Fatalf("after Close: %q, closed %v", got, w.closed)
+	}
+	if _, err := s.Write([]byte("after close\n")); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("write after Close: %v, want os.ErrClosed", err)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestSinkCloseReportsAWriteError(t *testing.T) {
+	s := newSink(failingWriter{}, nil)
+	s.Write([]byte("lost\n"))
+	if err := s.Close(); err == nil || err.Error() != "disk full" {
+		t.Fatalf("Close: %v, want the write error", err)
+	}
+}
