@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,12 +230,19 @@ type faultNet struct {
 	names map[string]string // address -> node name
 	cut   map[string]bool
 	conns map[*trackedConn]struct{}
+	// writes counts the writes each node made on its peer connections.
+	writes map[string]*atomic.Int64
 }
 
 type trackedConn struct {
 	net.Conn
 	ends [2]string // the two node names
 	fn   *faultNet
+}
+
+func (c *trackedConn) Write(b []byte) (int, error) {
+	c.fn.writesOf(c.ends[0]).Add(1)
+	return c.Conn.Write(b)
 }
 
 func (c *trackedConn) Close() error {
@@ -245,7 +253,19 @@ func (c *trackedConn) Close() error {
 }
 
 func newFaultNet() *faultNet {
-	return &faultNet{names: map[string]string{}, cut: map[string]bool{}, conns: map[*trackedConn]struct{}{}}
+	return &faultNet{names: map[string]string{}, cut: map[string]bool{}, conns: map[*trackedConn]struct{}{}, writes: map[string]*atomic.Int64{}}
+}
+
+// writesOf returns the counter of the writes node name made.
+func (f *faultNet) writesOf(name string) *atomic.Int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.writes[name]
+	if w == nil {
+		w = new(atomic.Int64)
+		f.writes[name] = w
+	}
+	return w
 }
 
 func (f *faultNet) isCut(name string) bool {

@@ -216,3 +216,26 @@ func TestEqualTimesConverge(t *testing.T) {
 		t.Errorf("the tie went to %s, want Smith (the greatest name)", want.Origin)
 	}
 }
+
+// TestSkippedChangesShareWrites floods records one at a time from Hill to
+// Jaquez. Jaquez's link back to Hill has only marks to send for them,
+// and a mark waits for company rather than taking a write of its own per
+// record; quiesce checks that the marks still reach Hill.
+func TestSkippedChangesShareWrites(t *testing.T) {
+	pair := []config.Server{{Name: "Hill", Neighbours: []string{"Jaquez"}}, {Name: "Jaquez", Neighbours: []string{"Hill"}}}
+	timings := fastTimings
+	timings.Heartbeat, timings.Timeout = time.Minute, 2*time.Minute // no pings in the count
+	h := newHerd(t, pair, timings)
+	h.ready()
+	h.quiesce()
+	before := h.net.writesOf("Jaquez").Load()
+	const records = 200
+	for i := range records {
+		r := h.iamat("Hill", fmt.Sprintf("client-%d", i), "+34.068930-118.445127", "1621464827.5")
+		h.waitAll(r, "Jaquez")
+	}
+	h.quiesce()
+	if w := h.net.writesOf("Jaquez").Load() - before; w > records/2 {
+		t.Errorf("Jaquez wrote %d times to Hill for %d records it only had to acknowledge", w, records)
+	}
+}

@@ -28,6 +28,13 @@ const (
 // batchSize bounds the changes read from the store and written per write.
 const batchSize = 512
 
+// markDelay is how long a mark frame that would travel alone waits for a
+// record frame to carry it. Most changes a link skips came from its own
+// neighbour, and under load a mark for each would cost one write per
+// change; a watermark late by markDelay only makes a reconnect resend the
+// few records the neighbour already holds.
+const markDelay = 10 * time.Millisecond
+
 // link is one authenticated connection to a neighbour. Its writer streams
 // the store's change log from the neighbour's watermark: first what the
 // neighbour missed (reconciliation), then every change as it is stored
@@ -171,6 +178,10 @@ func (l *link) writeLoop(have uint64) string {
 	heartbeat := time.NewTicker(m.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	lastWrite := time.Now()
+	markTimer := time.NewTimer(markDelay)
+	markTimer.Stop()
+	defer markTimer.Stop()
+	var markDue <-chan time.Time // armed while a mark waits
 	for {
 		var next uint64
 		batch, next = st.Changes(cursor, batchSize, batch[:0])
@@ -200,8 +211,14 @@ func (l *link) writeLoop(have uint64) string {
 		case reconciling && next >= end:
 			buf = appendSeq(buf, frameSynced, next)
 			reconciling = false
-		case last < next:
+		case last < next && len(buf) > 0:
 			buf = appendSeq(buf, frameMark, next)
+		case last < next:
+			// Only skipped changes: the mark waits for company.
+			if markDue == nil {
+				markTimer.Reset(markDelay)
+				markDue = markTimer.C
+			}
 		}
 		cursor = next
 		if len(buf) > 0 {
@@ -209,6 +226,8 @@ func (l *link) writeLoop(have uint64) string {
 				return downTimeout
 			}
 			lastWrite = time.Now()
+			markDue = nil
+			markTimer.Stop()
 			l.sent[0].Add(float64(flood))
 			l.sent[1].Add(float64(reconcile))
 		}
@@ -219,6 +238,12 @@ func (l *link) writeLoop(have uint64) string {
 		l.backlog.Set(0) // Changes read up to the last change
 		select {
 		case <-notify:
+		case <-markDue:
+			markDue = nil
+			if !l.write(appendSeq(buf[:0], frameMark, cursor)) {
+				return downTimeout
+			}
+			lastWrite = time.Now()
 		case <-heartbeat.C:
 			if time.Since(lastWrite) >= m.cfg.Heartbeat {
 				if !l.write(append(buf[:0], framePing, '\n')) {
