@@ -231,8 +231,10 @@ func (c PropagationConfig) Validate() error {
 
 // Propagation measures how long a record takes to reach every server of
 // the herd: per sample it sends an IAMAT for a fresh client id to the
-// origin and polls every other server with WHATSAT id radius 0 until each
-// knows the id. Cancelling ctx ends it after the current sample.
+// origin and, once the origin has answered, polls every other server with
+// WHATSAT id radius 0 until each knows the id. Delays count from the
+// IAMAT's sending; polls before the answer could only miss, and would
+// load the servers while they flood. Cancelling ctx ends it after the current sample.
 func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -367,13 +369,13 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		if _, err := r.origin.Write(buf); err != nil {
 			return fmt.Errorf("origin %s: %w", rep.Origin, err)
 		}
-		for _, in := range r.inputs {
-			in <- s
-		}
 		res, err := readOneReply(r.lr, kindIAMAT)
 		now := time.Now()
 		if err != nil || res != resValid {
 			close(s.cancel)
+		}
+		for _, in := range r.inputs {
+			in <- s
 		}
 		var worst time.Duration
 		complete := err == nil && res == resValid
