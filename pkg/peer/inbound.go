@@ -28,11 +28,21 @@ type inbound struct {
 	hops       prometheus.Observer
 	reconciled int // records applied from reconcile frames on this link
 	synced     bool
+
+	// Records read but not yet applied: the reader applies what one read
+	// brought in one batch (see flush).
+	pending []store.Record
+	kinds   []int // kindFlood or kindReconcile, per pending record
+	stored  []bool
+	last    uint64 // the change number of the last frame read
 }
+
+// maxPending bounds a batch, and so the time the store's lock is held.
+const maxPending = 512
 
 func newInbound(l *link) *inbound {
 	m := l.n.m.metrics
-	in := &inbound{l: l, origins: map[string]string{}, hops: m.PropagationHops}
+	in := &inbound{l: l, origins: map[string]string{}, hops: m.PropagationHops, last: l.watermark.Load()}
 	for i, src := range [2]string{metrics.SourceFlood, metrics.SourceReconcile} {
 		in.received[i] = m.PeerRecordsReceived.WithLabelValues(l.n.name, src)
 		in.applied[i] = m.StoreUpdates.WithLabelValues(src)
@@ -42,47 +52,74 @@ func newInbound(l *link) *inbound {
 	return in
 }
 
-// handle applies one frame after the sync frame.
+// flush applies the pending records in one batch, counts them, and
+// advances the watermark over them.
+func (in *inbound) flush() {
+	if len(in.pending) == 0 {
+		return
+	}
+	in.stored = append(in.stored[:0], make([]bool, len(in.pending))...)
+	in.l.n.m.store.ApplyAll(in.pending, in.l.n.id, in.stored)
+	now := time.Now().UnixNano()
+	for i, r := range in.pending {
+		k := in.kinds[i]
+		if !in.stored[i] {
+			in.dropped[k].Inc()
+			continue
+		}
+		in.applied[k].Inc()
+		in.delay[k].Observe(time.Duration(now - r.Recv).Seconds())
+		in.hops.Observe(float64(r.Hops))
+		if k == kindReconcile {
+			in.reconciled++
+		}
+	}
+	clear(in.pending) // the records' strings are not kept alive
+	in.pending, in.kinds = in.pending[:0], in.kinds[:0]
+	in.l.watermark.Store(in.last)
+}
+
+// handle takes one frame after the sync frame. Records wait in the batch
+// until flush; any other frame flushes it first, so that a mark or the
+// end of reconciliation counts every record before it.
 func (in *inbound) handle(f frame) error {
-	l := in.l
-	wm := l.watermark.Load()
 	switch f.kind {
 	case frameFlood, frameReconcile:
-		if f.seq <= wm {
-			return fmt.Errorf("change number %d after %d", f.seq, wm)
+		if f.seq <= in.last {
+			return fmt.Errorf("change number %d after %d", f.seq, in.last)
 		}
 		k := kindFlood
 		if f.kind == frameReconcile {
 			k = kindReconcile
 		}
 		in.received[k].Inc()
-		rec := store.Record{Text: string(f.text), Origin: in.origin(f.origin), Recv: f.recv, Hops: f.hops}
-		if _, ok := l.n.m.store.Apply(rec, l.n.id); ok {
-			in.applied[k].Inc()
-			in.delay[k].Observe(time.Duration(time.Now().UnixNano() - f.recv).Seconds())
-			in.hops.Observe(float64(f.hops))
-			if k == kindReconcile {
-				in.reconciled++
-			}
-		} else {
-			in.dropped[k].Inc()
+		in.pending = append(in.pending, store.Record{Text: string(f.text), Origin: in.origin(f.origin), Recv: f.recv, Hops: f.hops})
+		in.kinds = append(in.kinds, k)
+		in.last = f.seq
+		if len(in.pending) == maxPending {
+			in.flush()
 		}
-	case frameMark:
-		if f.seq < wm {
-			return fmt.Errorf("mark %d after %d", f.seq, wm)
-		}
-	case frameSynced:
-		if f.seq < wm || in.synced {
-			return fmt.Errorf("synced %d after %d", f.seq, wm)
-		}
-		in.synced = true
-		l.n.reconciled(l, in.reconciled)
+		return nil
 	case framePing:
 		return nil
+	}
+	in.flush()
+	switch f.kind {
+	case frameMark:
+		if f.seq < in.last {
+			return fmt.Errorf("mark %d after %d", f.seq, in.last)
+		}
+	case frameSynced:
+		if f.seq < in.last || in.synced {
+			return fmt.Errorf("synced %d after %d", f.seq, in.last)
+		}
+		in.synced = true
+		in.l.n.reconciled(in.l, in.reconciled)
 	default:
 		return fmt.Errorf("unexpected frame %q", f.kind)
 	}
-	l.watermark.Store(f.seq)
+	in.last = f.seq
+	in.l.watermark.Store(f.seq)
 	return nil
 }
 

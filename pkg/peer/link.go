@@ -100,9 +100,12 @@ func (l *link) run() {
 func (l *link) readLoop() string {
 	m := l.n.m
 	in := newInbound(l)
+	defer in.flush() // the whole frames read before a failure count
 	synced := false
 	for {
 		if l.br.Buffered() == 0 {
+			// About to block: apply what this read brought first.
+			in.flush()
 			l.nc.SetReadDeadline(time.Now().Add(m.cfg.Timeout))
 		}
 		line, err := l.br.ReadSlice('\n')

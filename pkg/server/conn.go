@@ -56,7 +56,20 @@ type conn struct {
 	interrupted chan struct{} // closed by shutdown
 	once        sync.Once
 	lookups     sync.WaitGroup
+
+	// IAMATs answered but not yet stored, owned by the reader: what one
+	// read brought is stored in one batch before any reply goes out.
+	batch  []store.Record
+	starts []time.Time // when each was read
+	stored []bool
 }
+
+// Bounds of what the reader holds before it writes: replies, and IAMATs
+// not yet stored.
+const (
+	maxBatchBytes = 64 << 10
+	maxBatch      = 256
+)
 
 // reply is the reply to one or more requests, ready when done.
 type reply struct {
@@ -96,6 +109,7 @@ func (c *conn) isInterrupted() bool {
 // the replies owed and closes the connection.
 func (c *conn) serve() {
 	reason := c.readLoop()
+	c.storeBatch() // what was read is stored, even if its replies cannot go out
 	c.lookups.Wait()
 	c.cancel()
 	if reason == closeLineTooLong {
@@ -116,6 +130,7 @@ func (c *conn) readLoop() string {
 		n   int    // the requests they answer
 	)
 	flush := func() {
+		c.storeBatch()
 		c.emit(out, n)
 		out, n = out[:0], 0
 	}
@@ -179,6 +194,9 @@ func (c *conn) readLoop() string {
 		if reason := c.failed(); reason != "" {
 			return reason
 		}
+		if len(out) >= maxBatchBytes || len(c.batch) >= maxBatch {
+			flush() // a client that never pauses still gets its replies
+		}
 	}
 }
 
@@ -193,16 +211,17 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.s.lines.Line(start, c.id, c.remote, line, nil, "", "")
 		return out, n
 	case protocol.IAMAT:
+		// The reply does not depend on whether the record is newer; it
+		// goes out after storeBatch stores the record.
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}
-		_, applied := c.s.store.Apply(rec, store.NoLink)
-		c.s.stats.iamat(applied)
+		c.batch = append(c.batch, rec)
+		c.starts = append(c.starts, start)
 		out = rec.AppendAT(out)
 		out = append(out, '\n')
-		end := c.s.now()
-		c.s.stats.done(protocol.IAMAT, outcomeOK, start, end)
-		c.s.lines.Line(end, c.id, c.remote, line, out[mark:], "", "")
+		c.s.lines.Line(start, c.id, c.remote, line, out[mark:], "", "")
 		return out, n + 1
 	case protocol.WHATSAT:
+		c.storeBatch() // it may ask about a client of this batch
 		rec, ok := c.s.store.Get(string(cmd.Client))
 		if !ok {
 			cmd.Kind, cmd.Reason = protocol.Invalid, "unknown client"
@@ -219,6 +238,23 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	c.s.stats.done(cmd.Verb, outcomeInvalid, start, end)
 	c.s.lines.Line(end, c.id, c.remote, line, out[mark:], "reason", cmd.Reason)
 	return out, n + 1
+}
+
+// storeBatch stores the IAMATs answered since the last call, in one
+// store update, and counts them as done.
+func (c *conn) storeBatch() {
+	if len(c.batch) == 0 {
+		return
+	}
+	c.stored = append(c.stored[:0], make([]bool, len(c.batch))...)
+	c.s.store.ApplyAll(c.batch, store.NoLink, c.stored)
+	end := c.s.now()
+	for i, applied := range c.stored {
+		c.s.stats.iamat(applied)
+		c.s.stats.done(protocol.IAMAT, outcomeOK, c.starts[i], end)
+	}
+	clear(c.batch) // the records' strings are not kept alive
+	c.batch, c.starts = c.batch[:0], c.starts[:0]
 }
 
 // lookup queues a WHATSAT reply and fills it in from a goroutine.

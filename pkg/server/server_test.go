@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -548,5 +549,31 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met before the deadline")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReplyFollowsTheStore: IAMATs pipelined in one write are stored
+// together, and none is answered before it is stored.
+func TestReplyFollowsTheStore(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	const n = 500
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT c%d +34.068930-118.445127 1621464827.959498503\n", i)
+	}
+	c.send(b.String())
+	for i := range n {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := c.br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "AT ") {
+			t.Fatalf("reply %d: %q %v", i, line, err)
+		}
+		if _, ok := ts.st.Get(fmt.Sprintf("c%d", i)); !ok {
+			t.Fatalf("c%d answered before it was stored", i)
+		}
+	}
+	if got := testutil.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != n {
+		t.Errorf("updates = %v, want %d", got, n)
 	}
 }

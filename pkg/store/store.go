@@ -94,10 +94,35 @@ func New(seq uint64) *Store {
 // newer is dropped: it changes nothing and must not be forwarded. from is
 // the link r came in on.
 func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
-	client := r.Client()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, pos, exists := s.index.find(s.slots, client)
+	seq, applied = s.apply(r, from)
+	if applied {
+		s.notify()
+	}
+	return seq, applied
+}
+
+// ApplyAll applies rs in order as Apply would, under one lock and with
+// one notification, and sets applied[i] to whether rs[i] was stored. The
+// subscribers, woken once, find every change of the batch: a link's
+// writer sends them in one write rather than waking for the first.
+func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stored := false
+	for i, r := range rs {
+		_, applied[i] = s.apply(r, from)
+		stored = stored || applied[i]
+	}
+	if stored {
+		s.notify()
+	}
+}
+
+// apply stores r if it is newer. s.mu is held.
+func (s *Store) apply(r Record, from Link) (uint64, bool) {
+	i, pos, exists := s.index.find(s.slots, r.Client())
 	if exists && !Newer(r, s.slots[i].record(&s.origins)) {
 		return 0, false
 	}
@@ -107,13 +132,17 @@ func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
 	}
 	s.seq++
 	s.put(i, pos, exists, slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops})
+	return s.seq, true
+}
+
+// notify wakes every subscriber that is not already due to wake.
+func (s *Store) notify() {
 	for _, c := range s.subs {
 		select {
 		case c <- struct{}{}:
 		default:
 		}
 	}
-	return s.seq, true
 }
 
 // Restore puts back a change read from disk under the change number it

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -119,6 +120,52 @@ func TestApplyAndGet(t *testing.T) {
 	}
 	if s.Len() != 2 || s.Seq() != 3 {
 		t.Errorf("Len, Seq = %d, %d; want 2, 3", s.Len(), s.Seq())
+	}
+}
+
+func TestApplyAllIsApplyInOrder(t *testing.T) {
+	tests := []struct {
+		name string
+		recs []Record
+	}{
+		{"empty", nil},
+		{"distinct clients", []Record{rec("a", "+1+1", "1", "Hill", 1), rec("b", "+1+1", "1", "Hill", 1)}},
+		{"one client, newer then older", []Record{rec("k", "+1+2", "10", "Hill", 1), rec("k", "+1+2", "9", "Hill", 2), rec("k", "+5+5", "11", "Smith", 3)}},
+		{"a duplicate", []Record{rec("k", "+1+2", "10", "Hill", 1), rec("k", "+1+2", "10", "Hill", 1)}},
+		{"nothing newer than the store", []Record{rec("old", "+1+2", "1", "Hill", 1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			one, all := New(0), New(0)
+			for _, s := range []*Store{one, all} {
+				s.Apply(rec("old", "+1+2", "5", "Hill", 1), NoLink)
+			}
+			c := all.Subscribe()
+			var want []bool
+			for _, r := range tt.recs {
+				_, ok := one.Apply(r, 7)
+				want = append(want, ok)
+			}
+			got := make([]bool, len(tt.recs))
+			all.ApplyAll(tt.recs, 7, got)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("applied %v, want %v", got, want)
+			}
+			a, _ := one.Changes(0, 100, nil)
+			b, _ := all.Changes(0, 100, nil)
+			if fmt.Sprint(a) != fmt.Sprint(b) {
+				t.Errorf("changes %v, want %v", b, a)
+			}
+			notified := false
+			select {
+			case <-c:
+				notified = true
+			default:
+			}
+			if stored := slices.Contains(want, true); notified != stored {
+				t.Errorf("notified %v after storing %v", notified, want)
+			}
+		})
 	}
 }
 
