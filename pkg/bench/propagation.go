@@ -78,6 +78,9 @@ type ServerPropagation struct {
 	// Latency is the time from sending the IAMAT to the origin to
 	// receiving the first WHATSAT reply that knew the id.
 	Latency Latency `json:"latency"`
+	// Poll is the round trip of every WHATSAT sent to the server: the
+	// resolution of Latency, which can be late by up to one poll.
+	Poll Latency `json:"poll"`
 }
 
 // PropagationReport is the JSON summary of `herd bench propagation
@@ -120,6 +123,7 @@ type poller struct {
 	tail    []byte // " radius 0\n"
 	timeout time.Duration
 	hist    *hdrhistogram.Histogram
+	rtt     *hdrhistogram.Histogram // every poll's round trip
 	stats   ServerPropagation
 	err     error // the connection failed; later samples are missed at once
 	buf     []byte
@@ -138,7 +142,8 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 		default:
 		}
 		p.stats.Polls++
-		if err := p.conn.SetWriteDeadline(time.Now().Add(p.timeout)); err != nil {
+		sent := time.Now()
+		if err := p.conn.SetWriteDeadline(sent.Add(p.timeout)); err != nil {
 			p.err = err
 			return 0, false
 		}
@@ -152,6 +157,7 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 			p.err = err
 			return 0, false
 		}
+		record(p.rtt, int64(now.Sub(sent)))
 		if r == resValid {
 			return now.Sub(s.t0), true
 		}
@@ -258,7 +264,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 		defer c.Close()
 		pollers = append(pollers, &poller{
 			addr: a, conn: c, lr: newLineReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
-			timeout: cfg.Timeout, hist: newHistogram(), stats: ServerPropagation{Addr: a},
+			timeout: cfg.Timeout, hist: newHistogram(), rtt: newHistogram(), stats: ServerPropagation{Addr: a},
 		})
 	}
 
@@ -319,6 +325,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	rep.Herd = latencyOf(r.herd)
 	for _, p := range pollers {
 		p.stats.Latency = latencyOf(p.hist)
+		p.stats.Poll = latencyOf(p.rtt)
 		rep.Servers = append(rep.Servers, p.stats)
 		rep.Errors.Missed += p.stats.Missed
 		if p.err != nil {
@@ -418,6 +425,7 @@ func (rep *PropagationReport) print(w io.Writer) {
 	for _, s := range rep.Servers {
 		fmt.Fprintf(w, "  %s: known %d, missed %d, %d polls\n", s.Addr, s.Known, s.Missed, s.Polls)
 		printLatency(w, "", s.Latency)
+		printLatency(w, "poll", s.Poll)
 	}
 	printLatency(w, "whole herd", rep.Herd)
 	e := rep.Errors

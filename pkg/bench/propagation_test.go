@@ -34,6 +34,11 @@ func TestPropagation(t *testing.T) {
 		if s.Latency.MinUs < d || s.Latency.MaxUs > d+slack {
 			t.Errorf("server %d, delay %v: latency %+v", i+1, delays[i+1], s.Latency)
 		}
+		// Every poll's round trip is counted, and none takes as long as a
+		// server's whole delay.
+		if s.Poll.Count != s.Polls || s.Poll.MaxUs >= d {
+			t.Errorf("server %d: %d polls, round trips %+v", i+1, s.Polls, s.Poll)
+		}
 	}
 	if rep.Herd.Count != 10 || rep.Herd.MinUs < 40000 || rep.Herd.MinUs < rep.Servers[1].Latency.MinUs {
 		t.Errorf("herd %+v", rep.Herd)
