@@ -116,11 +116,16 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "dial time-out, and how long a connection waits for a reply it is owed")
 	asJSON := fs.Bool("json", false, "write the summary as JSON (LoadReport)")
 	floor := fs.Bool("floor", false, "run the same load against a floor server in a child process first, and report the ratio")
+	rounds := fs.Int("rounds", 1, "with -floor: alternate floor and target runs this many times and report the median round")
 	if st := parse(fs, args, stderr, "load [flags]"); st >= 0 {
 		return st
 	}
 	if isSet(fs, "pipeline") && isSet(fs, "rate") {
 		fmt.Fprintln(stderr, "herd bench load: -pipeline (closed loop) and -rate (open loop) exclude each other")
+		return ExitFailure
+	}
+	if *rounds < 1 || isSet(fs, "rounds") && !*floor {
+		fmt.Fprintln(stderr, "herd bench load: -rounds takes a count of at least 1, with -floor")
 		return ExitFailure
 	}
 	if isSet(fs, "n") && !isSet(fs, "d") {
@@ -139,7 +144,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var rep *LoadReport
 	var err error
 	if *floor {
-		rep, err = CompareWithFloor(ctx, cfg, StartFloorProcess)
+		rep, err = CompareWithFloor(ctx, cfg, StartFloorProcess, *rounds)
 	} else {
 		var s *LoadSummary
 		if s, err = Load(ctx, cfg); err == nil {

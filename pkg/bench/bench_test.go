@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,18 +97,54 @@ func TestRunLoadFloorChild(t *testing.T) {
 }
 
 func TestCompareWithFloorInProcess(t *testing.T) {
-	f := startFloor(t)
-	rep, err := CompareWithFloor(context.Background(), LoadConfig{Addrs: []string{f.Addr()}, Conns: 2, N: 100}, StartFloorInProcess)
-	if err != nil {
-		t.Fatal(err)
+	for _, rounds := range []int{1, 2, 5} {
+		t.Run(fmt.Sprint(rounds, " rounds"), func(t *testing.T) {
+			f := startFloor(t)
+			rep, err := CompareWithFloor(context.Background(), LoadConfig{Addrs: []string{f.Addr()}, Conns: 2, N: 100}, StartFloorInProcess, rounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Floor.Received != 100 || rep.Target.Received != 100 || rep.Ratio == nil {
+				t.Errorf("%+v", rep)
+			}
+			if f.Counts().Lines() != int64(100*rounds) {
+				t.Errorf("the target answered %d lines in %d rounds of 100", f.Counts().Lines(), rounds)
+			}
+			var out bytes.Buffer
+			rep.print(&out)
+			if !strings.Contains(out.String(), "target/floor: rate") {
+				t.Errorf("human summary:\n%s", out.String())
+			}
+			if rounds == 1 {
+				if rep.Rounds != nil {
+					t.Errorf("one round lists rounds: %+v", rep.Rounds)
+				}
+				return
+			}
+			// The report is the median round, the one with as many rounds
+			// below it as above it.
+			var below, above int
+			for _, r := range rep.Rounds {
+				if r.Ratio != r.Target/r.Floor {
+					t.Errorf("round %+v: ratio is not target/floor", r)
+				}
+				switch {
+				case r.Ratio < rep.Ratio.Rate:
+					below++
+				case r.Ratio > rep.Ratio.Rate:
+					above++
+				}
+			}
+			if len(rep.Rounds) != rounds || below > (rounds-1)/2 || above > rounds/2 {
+				t.Errorf("report ratio %v is not the median of %+v", rep.Ratio.Rate, rep.Rounds)
+			}
+			if n := strings.Count(out.String(), "round "); n != rounds+1 {
+				t.Errorf("human summary shows %d round lines:\n%s", n, out.String())
+			}
+		})
 	}
-	if rep.Floor.Received != 100 || rep.Target.Received != 100 || rep.Ratio == nil {
-		t.Errorf("%+v", rep)
-	}
-	var out bytes.Buffer
-	rep.print(&out)
-	if !strings.Contains(out.String(), "target/floor: rate") {
-		t.Errorf("human summary:\n%s", out.String())
+	if _, err := CompareWithFloor(context.Background(), LoadConfig{}, StartFloorInProcess, 0); err == nil {
+		t.Error("0 rounds accepted")
 	}
 }
 
@@ -132,6 +169,8 @@ func TestRunUsage(t *testing.T) {
 		{"propagation help", []string{"propagation", "-h"}, ExitOK},
 		{"floor help", []string{"floor", "-h"}, ExitOK},
 		{"pipeline and rate", []string{"load", "-pipeline", "2", "-rate", "10"}, ExitFailure},
+		{"rounds without floor", []string{"load", "-rounds", "3"}, ExitFailure},
+		{"no rounds", []string{"load", "-floor", "-rounds", "0"}, ExitFailure},
 		{"bad mix", []string{"load", "-mix", "2"}, ExitFailure},
 		{"bad radius", []string{"load", "-radius", "51"}, ExitFailure},
 		{"bad bound", []string{"load", "-bound", "21"}, ExitFailure},

@@ -53,16 +53,20 @@
 //
 // With -floor, the same load runs first against a floor server in a child
 // process (this binary, `bench floor -addr 127.0.0.1:0 -stdin-eof`), then
-// against -addr, and the report adds the ratio target/floor.
+// against -addr, and the report adds the ratio target/floor. -rounds N
+// alternates the two runs N times and reports the round with the median
+// ratio, and every round's rates: on a shared machine the capacity drifts
+// between runs, and a single pair of runs can be off by a third.
 //
 // # propagation
 //
 // For each of -n samples, an IAMAT for a fresh client id goes to the -from
-// server and, at the same moment, every other server of -addrs is asked
+// server and, once it has answered, every other server of -addrs is asked
 // WHATSAT id radius 0 on a connection of its own, again as soon as each
 // answer comes back, until it knows the id or -timeout has passed. A
 // server's delay is the time from sending the IAMAT to receiving the first
-// reply that knew the id: an upper bound, by at most one round trip. The
+// reply that knew the id: an upper bound, by at most one poll round trip,
+// which the report gives per server. The
 // whole herd's delay is the largest of a sample's. -load-rate adds an
 // open-loop IAMAT load, with ids of its own, against all of -addrs during
 // the samples.
@@ -78,7 +82,8 @@
 // load -json writes a LoadReport:
 //
 //	{"mode": "load",
-//	 "target": LoadSummary, "floor": LoadSummary (with -floor), "ratio": Ratio (with -floor)}
+//	 "target": LoadSummary, "floor": LoadSummary (with -floor), "ratio": Ratio (with -floor),
+//	 "rounds": [{floor, target, ratio}] (with -floor -rounds above 1)}
 //
 //	LoadSummary: target, connections, pipeline (closed loop) or target_rate
 //	  (open loop), mix, seconds, sent, received, rate,
@@ -92,6 +97,6 @@
 //
 //	{"mode": "propagation", "origin", "samples", "complete",
 //	 "errors": {total, rejected, missed, connections},
-//	 "iamat": latency, "servers": [{addr, known, missed, polls, latency}],
+//	 "iamat": latency, "servers": [{addr, known, missed, polls, latency, poll}],
 //	 "herd": latency, "load": LoadSummary (with -load-rate)}
 package bench

@@ -3,12 +3,14 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,26 +124,48 @@ func StartFloorInProcess(context.Context) (string, func() error, error) {
 	return s.Addr(), s.Close, nil
 }
 
-// CompareWithFloor runs the load of cfg first against a floor server that
-// start starts, then against cfg.Addrs, and reports both and their ratio.
-// Every connection of the floor run goes to the one floor server.
-func CompareWithFloor(ctx context.Context, cfg LoadConfig, start FloorStarter) (*LoadReport, error) {
+// CompareWithFloor runs the load of cfg against a floor server that start
+// starts and then against cfg.Addrs, rounds times in alternation, and
+// reports the round whose rate ratio is the median, with every round's
+// rates. On a shared machine the rate available drifts from one run to
+// the next; alternating short rounds and taking the median keeps that
+// drift out of the ratio. Every connection of a floor run goes to the one
+// floor server.
+func CompareWithFloor(ctx context.Context, cfg LoadConfig, start FloorStarter, rounds int) (rep *LoadReport, err error) {
+	if rounds < 1 {
+		return nil, fmt.Errorf("%d rounds: want at least 1", rounds)
+	}
 	addr, stop, err := start(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if serr := stop(); err == nil && serr != nil {
+			rep, err = nil, fmt.Errorf("floor server: %w", serr)
+		}
+	}()
 	fcfg := cfg
 	fcfg.Addrs = []string{addr}
-	floor, err := Load(ctx, fcfg)
-	if serr := stop(); err == nil && serr != nil {
-		err = fmt.Errorf("floor server: %w", serr)
+	var runs []*LoadReport
+	for range rounds {
+		floor, err := Load(ctx, fcfg)
+		if err != nil {
+			return nil, err
+		}
+		target, err := Load(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, &LoadReport{Mode: "load", Target: target, Floor: floor, Ratio: ratioOf(target, floor)})
 	}
-	if err != nil {
-		return nil, err
+	var all []Round
+	for _, r := range runs {
+		all = append(all, Round{Floor: r.Floor.Rate, Target: r.Target.Rate, Ratio: r.Ratio.Rate})
 	}
-	target, err := Load(ctx, cfg)
-	if err != nil {
-		return nil, err
+	slices.SortStableFunc(runs, func(a, b *LoadReport) int { return cmp.Compare(a.Ratio.Rate, b.Ratio.Rate) })
+	rep = runs[(len(runs)-1)/2]
+	if rounds > 1 {
+		rep.Rounds = all
 	}
-	return &LoadReport{Mode: "load", Target: target, Floor: floor, Ratio: ratioOf(target, floor)}, nil
+	return rep, nil
 }

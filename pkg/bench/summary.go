@@ -153,6 +153,17 @@ type LoadReport struct {
 	Target *LoadSummary `json:"target"`          // the run against -addr
 	Floor  *LoadSummary `json:"floor,omitempty"` // with -floor: the same load against the floor server
 	Ratio  *Ratio       `json:"ratio,omitempty"` // with -floor: target / floor
+	// Rounds, with -floor -rounds above 1, are every round's rates in
+	// order; Target, Floor and Ratio are then the round whose rate ratio
+	// is the median (the lower of the two middle ones for an even count).
+	Rounds []Round `json:"rounds,omitempty"`
+}
+
+// Round is one round of a comparison with the floor.
+type Round struct {
+	Floor  float64 `json:"floor"`  // requests per second
+	Target float64 `json:"target"` // requests per second
+	Ratio  float64 `json:"ratio"`  // Target / Floor
 }
 
 // us formats microseconds as a duration: 850µs, 1.25ms, 2.5s.
@@ -202,6 +213,12 @@ func (s *LoadSummary) print(w io.Writer, title string) {
 }
 
 func (r *LoadReport) print(w io.Writer) {
+	for i, round := range r.Rounds {
+		fmt.Fprintf(w, "round %d: floor %.1f/s, target %.1f/s, rate ratio %.3f\n", i+1, round.Floor, round.Target, round.Ratio)
+	}
+	if len(r.Rounds) > 0 {
+		fmt.Fprintf(w, "the median round of %d:\n", len(r.Rounds))
+	}
 	if r.Floor != nil {
 		r.Floor.print(w, "floor")
 	}
