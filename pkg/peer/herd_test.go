@@ -239,3 +239,24 @@ func TestSkippedChangesShareWrites(t *testing.T) {
 		t.Errorf("Jaquez wrote %d times to Hill for %d records it only had to acknowledge", w, records)
 	}
 }
+
+// TestPartialFrameHoldsNoRecord: the records before a frame still
+// arriving are stored without waiting for its end.
+func TestPartialFrameHoldsNoRecord(t *testing.T) {
+	h := newHerd(t, pair, fastTimings)
+	h.stop("B")
+	a := h.nodes["A"]
+	nc, br := rawPeer(t, a.addr)
+	if _, err := dialHandshake(nc, br, hello{name: "B", inc: 7, nonce: newNonce()}, "A", testSecret, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	first := store.Record{Text: "kiwi +34.068930-118.445127 1621464827.5", Origin: "B", Recv: 1}
+	frames := appendSync(nil, 0, 0)
+	frames = appendSeq(frames, frameSynced, 0)
+	frames = appendRecord(frames, frameFlood, 1, first)
+	frames = appendRecord(frames, frameFlood, 2, store.Record{Text: "kiwi +34.068930-118.445127 1621464828.5", Origin: "B", Recv: 2})
+	nc.Write(frames[:len(frames)-10]) // all but the end of the last frame
+	waitFor(t, func() bool { _, ok := a.st.Get("kiwi"); return ok })
+	nc.Write(frames[len(frames)-10:])
+	waitFor(t, func() bool { r, _ := a.st.Get("kiwi"); return r.Recv == 2 })
+}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -103,8 +104,9 @@ func (l *link) readLoop() string {
 	defer in.flush() // the whole frames read before a failure count
 	synced := false
 	for {
-		if l.br.Buffered() == 0 {
-			// About to block: apply what this read brought first.
+		if b, _ := l.br.Peek(l.br.Buffered()); bytes.IndexByte(b, '\n') < 0 {
+			// About to block: apply what this read brought first, not
+			// waiting for the end of a frame still arriving.
 			in.flush()
 			l.nc.SetReadDeadline(time.Now().Add(m.cfg.Timeout))
 		}

@@ -135,7 +135,7 @@ func (c *conn) readLoop() string {
 		out, n = out[:0], 0
 	}
 	for {
-		if br.Buffered() == 0 {
+		if !lineBuffered(br) {
 			// About to block: send what is ready, then wait for input.
 			flush()
 			if reason := c.failed(); reason != "" {
@@ -198,6 +198,14 @@ func (c *conn) readLoop() string {
 			flush() // a client that never pauses still gets its replies
 		}
 	}
+}
+
+// lineBuffered reports whether br holds a whole line, so that reading it
+// will not wait for input. The end of a line still arriving does not hold
+// back the replies to the lines before it.
+func lineBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // execute runs one command and appends its reply to out, counting it in n,

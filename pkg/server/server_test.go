@@ -577,3 +577,14 @@ func TestReplyFollowsTheStore(t *testing.T) {
 		t.Errorf("updates = %v, want %d", got, n)
 	}
 }
+
+// TestPartialLineHoldsNoReply: the complete lines before a line still
+// being sent are answered without waiting for its end.
+func TestPartialLineHoldsNoReply(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\nIAMAT kiwi.cs.ucla.edu +34.0689")
+	c.expect(kiwiAT)
+	c.send("30-118.445127 1621464827.959498503\n")
+	c.expect(kiwiAT)
+}
