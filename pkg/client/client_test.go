@@ -325,3 +325,45 @@ func TestInteractiveConnectionRefused(t *testing.T) {
 		t.Errorf("status %d, stderr %q", code, errs)
 	}
 }
+
+// TestInteractivePartialLine: a command typed or piped whole goes out and
+// its reply is shown while the next line is still arriving.
+func TestInteractivePartialLine(t *testing.T) {
+	addr := startFake(t, nil)
+	in, feed := io.Pipe()
+	defer feed.Close() // on failure too, so that Run ends
+	var out lockedBuffer
+	done := make(chan int, 1)
+	go func() { done <- Run(context.Background(), []string{addr}, in, &out, io.Discard) }()
+	io.WriteString(feed, "IAMAT a +1+2 3\nIAMAT b +1")
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.HasPrefix(out.String(), "AT Hill ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reply to the whole line while the next is partial; stdout %q", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	io.WriteString(feed, "+2 3\n")
+	feed.Close()
+	if code := <-done; code != ExitOK || strings.Count(out.String(), "AT Hill ") != 2 {
+		t.Errorf("status %d, stdout %q", code, out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -131,12 +132,20 @@ func (s *session) send(in io.Reader) error {
 			}
 			return fmt.Errorf("reading standard input: %w", err)
 		}
-		if r.Buffered() == 0 {
+		if !lineBuffered(r) {
 			if err := w.Flush(); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// lineBuffered reports whether r holds a whole line, so that reading it
+// will not wait: what is ready goes out before any wait, and a line still
+// arriving holds back nothing before it.
+func lineBuffered(r *bufio.Reader) bool {
+	b, _ := r.Peek(r.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // receive prints replies until the connection ends, and returns nil at a
@@ -146,7 +155,7 @@ func (s *session) receive() error {
 	out := bufio.NewWriter(s.stdout)
 	defer out.Flush()
 	for {
-		if r.Buffered() == 0 {
+		if !lineBuffered(r) {
 			// About to block: show what has arrived so far.
 			if err := out.Flush(); err != nil {
 				return err
