@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
@@ -24,6 +25,19 @@ const flushInterval = 100 * time.Millisecond
 type Log struct {
 	*slog.Logger
 	Lines Lines
+	sinks []*sink
+}
+
+// Blocked returns how long, in all, records could not be buffered because
+// the log's destination had not yet taken the earlier ones. Every client
+// line waits meanwhile: the log drops nothing, so a destination slower
+// than the requests slows the server to its pace.
+func (l *Log) Blocked() time.Duration {
+	var d time.Duration
+	for _, s := range l.sinks {
+		d += time.Duration(s.blocked.Load())
+	}
+	return d
 }
 
 // Open returns the log configured by HERD_LOG_LEVEL, HERD_LOG_FORMAT and
@@ -53,7 +67,7 @@ func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
 	if len(handlers) > 1 {
 		h = slog.NewMultiHandler(handlers...)
 	}
-	l := &Log{Logger: slog.New(h)}
+	l := &Log{Logger: slog.New(h), sinks: sinks}
 	switch {
 	case cfg.LogLevel > slog.LevelInfo:
 		l.Lines = off{}
@@ -77,7 +91,7 @@ func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
 // With returns a log whose records, protocol log included, all carry the
 // attribute key=value, as `herd local` tags each node's records.
 func (l *Log) With(key, value string) *Log {
-	w := &Log{Logger: l.Logger.With(key, value)}
+	w := &Log{Logger: l.Logger.With(key, value), sinks: l.sinks}
 	switch lines := l.Lines.(type) {
 	case *jsonLines:
 		prefix := append([]byte(nil), lines.prefix...)
@@ -121,16 +135,17 @@ const (
 // copy the record into the current buffer; a goroutine writes full
 // buffers in order, and the current one every flushInterval.
 type sink struct {
-	mu     sync.Mutex
-	cur    []byte
-	closed bool
-	free   chan []byte // empty buffers
-	full   chan []byte // buffers to write, oldest first; never blocks, as it holds them all
-	w      io.Writer
-	err    error // the first write error, read after done
-	closer io.Closer
-	stop   chan struct{}
-	done   chan struct{} // the writer goroutine has written everything
+	mu      sync.Mutex
+	cur     []byte
+	closed  bool
+	free    chan []byte // empty buffers
+	full    chan []byte // buffers to write, oldest first; never blocks, as it holds them all
+	w       io.Writer
+	blocked atomic.Int64 // nanoseconds Write waited for a free buffer
+	err     error        // the first write error, read after done
+	closer  io.Closer
+	stop    chan struct{}
+	done    chan struct{} // the writer goroutine has written everything
 }
 
 func newSink(w io.Writer, closer io.Closer) *sink {
@@ -155,7 +170,13 @@ func (s *sink) Write(p []byte) (int, error) {
 	}
 	if len(s.cur) > 0 && len(s.cur)+len(p) > cap(s.cur) {
 		s.full <- s.cur
-		s.cur = <-s.free // waits only while every other buffer is being written
+		select {
+		case s.cur = <-s.free:
+		default: // every other buffer is being written: wait
+			start := time.Now()
+			s.cur = <-s.free
+			s.blocked.Add(int64(time.Since(start)))
+		}
 	}
 	s.cur = append(s.cur, p...)
 	return len(p), nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -126,4 +127,45 @@ func TestSinkCloseReportsAWriteError(t *testing.T) {
 	if err := s.Close(); err == nil || err.Error() != "disk full" {
 		t.Fatalf("Close: %v, want the write error", err)
 	}
+}
+
+// stuckWriter blocks every write until release is closed.
+type stuckWriter struct{ release chan struct{} }
+
+func (w stuckWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return len(p), nil
+}
+
+func TestSinkCountsTheTimeWritersWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := stuckWriter{release: make(chan struct{})}
+		s := newSink(w, nil)
+		l := &Log{sinks: []*sink{s}}
+		big := make([]byte, sinkBufferSize)
+		// The writer takes the first buffer and sticks; the next three fill
+		// the others, so none is left for the fifth.
+		for range sinkBuffers {
+			s.Write(big)
+		}
+		if got := l.Blocked(); got != 0 {
+			t.Fatalf("blocked %v with a buffer free", got)
+		}
+		done := make(chan struct{})
+		go func() {
+			s.Write(big)
+			close(done)
+		}()
+		synctest.Wait() // the fifth write waits for a buffer
+		// Less than flushInterval: the flusher, which would wait for the
+		// lock the fifth write holds, stays asleep.
+		stuck := flushInterval / 2
+		time.Sleep(stuck)
+		close(w.release)
+		<-done
+		if got := l.Blocked(); got != stuck {
+			t.Errorf("blocked %v, want the %v the writer was stuck", got, stuck)
+		}
+		s.Close()
+	})
 }

@@ -179,6 +179,12 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	*m.names = append(*m.names, name)
 }
 
+// CounterFunc registers a counter whose value is read at every scrape.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	*m.names = append(*m.names, name)
+}
+
 // Names returns the names of the herd_ metrics registered so far, whether
 // or not they have a sample yet.
 func (m *Metrics) Names() []string { return slices.Clone(*m.names) }

@@ -88,6 +88,9 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	}
 	n.metrics.GaugeFunc("herd_store_records", "Clients whose record this server holds.",
 		func() float64 { return float64(n.store.Len()) })
+	n.metrics.CounterFunc("herd_log_blocked_seconds_total",
+		"Time the process's log could not take records because its destination had not taken the earlier ones; client lines wait meanwhile.",
+		func() float64 { return logs.Blocked().Seconds() })
 	n.server = server.New(server.Config{
 		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
 		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
