@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
@@ -35,7 +34,7 @@ type Log struct {
 func (l *Log) Blocked() time.Duration {
 	var d time.Duration
 	for _, s := range l.sinks {
-		d += time.Duration(s.blocked.Load())
+		d += s.blockedFor()
 	}
 	return d
 }
@@ -135,17 +134,23 @@ const (
 // copy the record into the current buffer; a goroutine writes full
 // buffers in order, and the current one every flushInterval.
 type sink struct {
-	mu      sync.Mutex
-	cur     []byte
-	closed  bool
-	free    chan []byte // empty buffers
-	full    chan []byte // buffers to write, oldest first; never blocks, as it holds them all
-	w       io.Writer
-	blocked atomic.Int64 // nanoseconds Write waited for a free buffer
-	err     error        // the first write error, read after done
-	closer  io.Closer
-	stop    chan struct{}
-	done    chan struct{} // the writer goroutine has written everything
+	mu     sync.Mutex
+	cur    []byte
+	closed bool
+	free   chan []byte // empty buffers
+	full   chan []byte // buffers to write, oldest first; never blocks, as it holds them all
+	w      io.Writer
+	err    error // the first write error, read after done
+
+	// The time Write waited for a free buffer: the waits that ended, and
+	// the start of the one under way, if any. Not under mu, which a
+	// waiting Write holds.
+	blockMu      sync.Mutex
+	blocked      time.Duration
+	blockedSince time.Time
+	closer       io.Closer
+	stop         chan struct{}
+	done         chan struct{} // the writer goroutine has written everything
 }
 
 func newSink(w io.Writer, closer io.Closer) *sink {
@@ -173,13 +178,30 @@ func (s *sink) Write(p []byte) (int, error) {
 		select {
 		case s.cur = <-s.free:
 		default: // every other buffer is being written: wait
-			start := time.Now()
+			s.blockMu.Lock()
+			s.blockedSince = time.Now()
+			s.blockMu.Unlock()
 			s.cur = <-s.free
-			s.blocked.Add(int64(time.Since(start)))
+			s.blockMu.Lock()
+			s.blocked += time.Since(s.blockedSince)
+			s.blockedSince = time.Time{}
+			s.blockMu.Unlock()
 		}
 	}
 	s.cur = append(s.cur, p...)
 	return len(p), nil
+}
+
+// blockedFor returns how long Write has waited for a free buffer, the
+// wait under way included.
+func (s *sink) blockedFor() time.Duration {
+	s.blockMu.Lock()
+	defer s.blockMu.Unlock()
+	d := s.blocked
+	if !s.blockedSince.IsZero() {
+		d += time.Since(s.blockedSince)
+	}
+	return d
 }
 
 // writeLoop writes the full buffers in order and returns them, emptied.

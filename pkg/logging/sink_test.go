@@ -161,6 +161,9 @@ func TestSinkCountsTheTimeWritersWait(t *testing.T) {
 		// lock the fifth write holds, stays asleep.
 		stuck := flushInterval / 2
 		time.Sleep(stuck)
+		if got := l.Blocked(); got != stuck {
+			t.Errorf("blocked %v while stuck for %v", got, stuck) // a stuck log shows
+		}
 		close(w.release)
 		<-done
 		if got := l.Blocked(); got != stuck {
