@@ -100,6 +100,26 @@ func (h *herd) stop(name string) {
 	n.mgr = nil
 }
 
+// standIn stops node name once the herd is ready and waits until its
+// neighbours have dropped their links to it, so that a test can play it
+// by hand: no connection of the real node is still being set up, to
+// replace the test's own link later.
+func (h *herd) standIn(name string) {
+	h.t.Helper()
+	h.ready()
+	h.stop(name)
+	waitFor(h.t, func() bool {
+		for _, nb := range h.topo[name] {
+			for _, st := range h.nodes[nb].mgr.Status() {
+				if st.Name == name && st.Up {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 // restart starts a stopped node again, empty, on its old address.
 func (h *herd) restart(name string) {
 	h.t.Helper()

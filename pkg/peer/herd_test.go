@@ -244,7 +244,7 @@ func TestSkippedChangesShareWrites(t *testing.T) {
 // arriving are stored without waiting for its end.
 func TestPartialFrameHoldsNoRecord(t *testing.T) {
 	h := newHerd(t, pair, fastTimings)
-	h.stop("B")
+	h.standIn("B")
 	a := h.nodes["A"]
 	nc, br := rawPeer(t, a.addr)
 	if _, err := dialHandshake(nc, br, hello{name: "B", inc: 7, nonce: newNonce()}, "A", testSecret, 5*time.Second); err != nil {

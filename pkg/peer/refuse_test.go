@@ -129,7 +129,7 @@ func randomBytes(n int) []byte {
 func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	timings := Config{Heartbeat: 50 * time.Millisecond, Timeout: 2 * time.Second, BackoffMax: time.Second}
 	h := newHerd(t, pair, timings)
-	h.stop("B") // B's address is now free; play B by hand below
+	h.standIn("B") // B's address is now free; play B by hand below
 	a := h.nodes["A"]
 	nc, err := net.Dial("tcp", a.addr)
 	if err != nil {
