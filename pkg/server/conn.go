@@ -65,7 +65,10 @@ type conn struct {
 }
 
 // Bounds of what the reader holds before it writes: replies, and IAMATs
-// not yet stored.
+// not yet stored. A read holds at most HERD_MAX_LINE bytes of lines, and
+// the reader answers before each read, but with a large HERD_MAX_LINE one
+// read can bring thousands of lines: they are answered, and stored under
+// the store's lock, this many at a time.
 const (
 	maxBatchBytes = 64 << 10
 	maxBatch      = 256
@@ -195,7 +198,7 @@ func (c *conn) readLoop() string {
 			return reason
 		}
 		if len(out) >= maxBatchBytes || len(c.batch) >= maxBatch {
-			flush() // a client that never pauses still gets its replies
+			flush()
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -587,4 +588,47 @@ func TestPartialLineHoldsNoReply(t *testing.T) {
 	c.expect(kiwiAT)
 	c.send("30-118.445127 1621464827.959498503\n")
 	c.expect(kiwiAT)
+}
+
+// countingConn counts the writes made to a connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestLongReadIsAnsweredInParts: with a large HERD_MAX_LINE one read can
+// bring thousands of lines; the reader stores and answers them maxBatch
+// IAMATs at a time rather than holding them all and the store's lock for
+// the lot. net.Pipe hands the whole input to one read.
+func TestLongReadIsAnsweredInParts(t *testing.T) {
+	ts := newTestServerLog(t, Config{MaxLine: 1 << 20}, slog.LevelWarn)
+	server, client := net.Pipe()
+	defer client.Close()
+	counted := &countingConn{Conn: server}
+	c := ts.newConn(counted)
+	if refused := ts.track(c, true); refused != "" {
+		t.Fatal(refused)
+	}
+	go c.serve()
+	const n = 4 * maxBatch
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "IAMAT c%d +1+1 1\n", i)
+	}
+	go client.Write([]byte(b.String()))
+	br := bufio.NewReader(client)
+	for i := range n {
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "AT Hill ") {
+			t.Fatalf("reply %d: %q %v", i, line, err)
+		}
+	}
+	if w := counted.writes.Load(); w < n/maxBatch {
+		t.Errorf("%d IAMATs of one read answered in %d writes, want at least %d", n, w, n/maxBatch)
+	}
 }
