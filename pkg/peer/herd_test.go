@@ -229,13 +229,17 @@ func TestSkippedChangesShareWrites(t *testing.T) {
 	h.ready()
 	h.quiesce()
 	before := h.net.writesOf("Jaquez").Load()
+	start := time.Now()
 	const records = 200
 	for i := range records {
 		r := h.iamat("Hill", fmt.Sprintf("client-%d", i), "+34.068930-118.445127", "1621464827.5")
 		h.waitAll(r, "Jaquez")
 	}
+	// At most a mark per markDelay, and far fewer writes than records
+	// unless the machine is so slow that each record took a markDelay.
+	marks := int64(time.Since(start)/markDelay) + 2
 	h.quiesce()
-	if w := h.net.writesOf("Jaquez").Load() - before; w > records/2 {
+	if w := h.net.writesOf("Jaquez").Load() - before; w > records/2 && w > marks {
 		t.Errorf("Jaquez wrote %d times to Hill for %d records it only had to acknowledge", w, records)
 	}
 }
