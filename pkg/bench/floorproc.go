@@ -147,6 +147,7 @@ func CompareWithFloor(ctx context.Context, cfg LoadConfig, start FloorStarter, r
 	fcfg := cfg
 	fcfg.Addrs = []string{addr}
 	var runs []*LoadReport
+	var all []Round
 	for range rounds {
 		floor, err := Load(ctx, fcfg)
 		if err != nil {
@@ -156,11 +157,9 @@ func CompareWithFloor(ctx context.Context, cfg LoadConfig, start FloorStarter, r
 		if err != nil {
 			return nil, err
 		}
-		runs = append(runs, &LoadReport{Mode: "load", Target: target, Floor: floor, Ratio: ratioOf(target, floor)})
-	}
-	var all []Round
-	for _, r := range runs {
-		all = append(all, Round{Floor: r.Floor.Rate, Target: r.Target.Rate, Ratio: r.Ratio.Rate})
+		r := &LoadReport{Mode: "load", Target: target, Floor: floor, Ratio: ratioOf(target, floor)}
+		runs = append(runs, r)
+		all = append(all, Round{Floor: floor.Rate, Target: target.Rate, Ratio: r.Ratio.Rate})
 	}
 	slices.SortStableFunc(runs, func(a, b *LoadReport) int { return cmp.Compare(a.Ratio.Rate, b.Ratio.Rate) })
 	rep = runs[(len(runs)-1)/2]

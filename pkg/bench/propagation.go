@@ -240,7 +240,8 @@ func (c PropagationConfig) Validate() error {
 // origin and, once the origin has answered, polls every other server with
 // WHATSAT id radius 0 until each knows the id. Delays count from the
 // IAMAT's sending; polls before the answer could only miss, and would
-// load the servers while they flood. Cancelling ctx ends it after the current sample.
+// load the servers while they flood. Cancelling ctx ends it after the
+// current sample.
 func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 const prompt = "herd> "
@@ -132,20 +133,12 @@ func (s *session) send(in io.Reader) error {
 			}
 			return fmt.Errorf("reading standard input: %w", err)
 		}
-		if !lineBuffered(r) {
+		if !protocol.LineBuffered(r) {
 			if err := w.Flush(); err != nil {
 				return err
 			}
 		}
 	}
-}
-
-// lineBuffered reports whether r holds a whole line, so that reading it
-// will not wait: what is ready goes out before any wait, and a line still
-// arriving holds back nothing before it.
-func lineBuffered(r *bufio.Reader) bool {
-	b, _ := r.Peek(r.Buffered())
-	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // receive prints replies until the connection ends, and returns nil at a
@@ -155,7 +148,7 @@ func (s *session) receive() error {
 	out := bufio.NewWriter(s.stdout)
 	defer out.Flush()
 	for {
-		if !lineBuffered(r) {
+		if !protocol.LineBuffered(r) {
 			// About to block: show what has arrived so far.
 			if err := out.Flush(); err != nil {
 				return err

@@ -141,6 +141,9 @@ type sink struct {
 	full   chan []byte // buffers to write, oldest first; never blocks, as it holds them all
 	w      io.Writer
 	err    error // the first write error, read after done
+	closer io.Closer
+	stop   chan struct{}
+	done   chan struct{} // the writer goroutine has written everything
 
 	// The time Write waited for a free buffer: the waits that ended, and
 	// the start of the one under way, if any. Not under mu, which a
@@ -148,9 +151,6 @@ type sink struct {
 	blockMu      sync.Mutex
 	blocked      time.Duration
 	blockedSince time.Time
-	closer       io.Closer
-	stop         chan struct{}
-	done         chan struct{} // the writer goroutine has written everything
 }
 
 func newSink(w io.Writer, closer io.Closer) *sink {

@@ -175,15 +175,15 @@ func build() (version, revision string) {
 
 // GaugeFunc registers a gauge whose value is read at every scrape.
 func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
-	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
-	*m.names = append(*m.names, name)
+	m.factory().register(name, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
 // CounterFunc registers a counter whose value is read at every scrape.
 func (m *Metrics) CounterFunc(name, help string, f func() float64) {
-	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
-	*m.names = append(*m.names, name)
+	m.factory().register(name, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 }
+
+func (m *Metrics) factory() factory { return factory{r: m.Registry, names: m.names} }
 
 // Names returns the names of the herd_ metrics registered so far, whether
 // or not they have a sample yet.

@@ -58,8 +58,7 @@ func (in *inbound) flush() {
 	if len(in.pending) == 0 {
 		return
 	}
-	in.stored = append(in.stored[:0], make([]bool, len(in.pending))...)
-	in.l.n.m.store.ApplyAll(in.pending, in.l.n.id, in.stored)
+	in.stored = in.l.n.m.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
 	now := time.Now().UnixNano()
 	for i, r := range in.pending {
 		k := in.kinds[i]

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -104,7 +104,7 @@ func (l *link) readLoop() string {
 	defer in.flush() // the whole frames read before a failure count
 	synced := false
 	for {
-		if b, _ := l.br.Peek(l.br.Buffered()); bytes.IndexByte(b, '\n') < 0 {
+		if !protocol.LineBuffered(l.br) {
 			// About to block: apply what this read brought first, not
 			// waiting for the end of a frame still arriving.
 			in.flush()

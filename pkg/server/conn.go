@@ -138,7 +138,7 @@ func (c *conn) readLoop() string {
 		out, n = out[:0], 0
 	}
 	for {
-		if !lineBuffered(br) {
+		if !protocol.LineBuffered(br) {
 			// About to block: send what is ready, then wait for input.
 			flush()
 			if reason := c.failed(); reason != "" {
@@ -203,14 +203,6 @@ func (c *conn) readLoop() string {
 	}
 }
 
-// lineBuffered reports whether br holds a whole line, so that reading it
-// will not wait for input. The end of a line still arriving does not hold
-// back the replies to the lines before it.
-func lineBuffered(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
-	return bytes.IndexByte(b, '\n') >= 0
-}
-
 // execute runs one command and appends its reply to out, counting it in n,
 // when it is ready at once; a WHATSAT's reply follows later, in order.
 func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
@@ -257,8 +249,7 @@ func (c *conn) storeBatch() {
 	if len(c.batch) == 0 {
 		return
 	}
-	c.stored = append(c.stored[:0], make([]bool, len(c.batch))...)
-	c.s.store.ApplyAll(c.batch, store.NoLink, c.stored)
+	c.stored = c.s.store.ApplyAll(c.batch, store.NoLink, c.stored[:0])
 	end := c.s.now()
 	for i, applied := range c.stored {
 		c.s.stats.iamat(applied)

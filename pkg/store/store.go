@@ -104,20 +104,22 @@ func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
 }
 
 // ApplyAll applies rs in order as Apply would, under one lock and with
-// one notification, and sets applied[i] to whether rs[i] was stored. The
+// one notification, and appends to applied whether each was stored. The
 // subscribers, woken once, find every change of the batch: a link's
 // writer sends them in one write rather than waking for the first.
-func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) {
+func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) []bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
-	for i, r := range rs {
-		_, applied[i] = s.apply(r, from)
-		stored = stored || applied[i]
+	for _, r := range rs {
+		_, ok := s.apply(r, from)
+		applied = append(applied, ok)
+		stored = stored || ok
 	}
 	if stored {
 		s.notify()
 	}
+	return applied
 }
 
 // apply stores r if it is newer. s.mu is held.

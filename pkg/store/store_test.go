@@ -146,8 +146,7 @@ func TestApplyAllIsApplyInOrder(t *testing.T) {
 				_, ok := one.Apply(r, 7)
 				want = append(want, ok)
 			}
-			got := make([]bool, len(tt.recs))
-			all.ApplyAll(tt.recs, 7, got)
+			got := all.ApplyAll(tt.recs, 7, nil)
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("applied %v, want %v", got, want)
 			}
