@@ -101,19 +101,18 @@ func (h *herd) stop(name string) {
 }
 
 // standIn stops node name once the herd is ready and waits until its
-// neighbours have dropped their links to it, so that a test can play it
-// by hand: no connection of the real node is still being set up, to
-// replace the test's own link later.
+// neighbours hold no connection they accepted, so that a test can play it
+// by hand: no connection of the real node is still being set up, to be
+// adopted later and replace the test's own link. For a herd where name is
+// the only node that dials its neighbours, as in pair.
 func (h *herd) standIn(name string) {
 	h.t.Helper()
 	h.ready()
 	h.stop(name)
 	waitFor(h.t, func() bool {
 		for _, nb := range h.topo[name] {
-			for _, st := range h.nodes[nb].mgr.Status() {
-				if st.Name == name && st.Up {
-					return false
-				}
+			if h.net.accepted(nb) > 0 {
+				return false
 			}
 		}
 		return true
@@ -274,6 +273,20 @@ func (c *trackedConn) Close() error {
 
 func newFaultNet() *faultNet {
 	return &faultNet{names: map[string]string{}, cut: map[string]bool{}, conns: map[*trackedConn]struct{}{}, writes: map[string]*atomic.Int64{}}
+}
+
+// accepted returns how many connections node name accepted and has not
+// closed.
+func (f *faultNet) accepted(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for c := range f.conns {
+		if c.ends == [2]string{name, name} {
+			n++
+		}
+	}
+	return n
 }
 
 // writesOf returns the counter of the writes node name made.

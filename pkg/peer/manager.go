@@ -46,6 +46,12 @@ type Manager struct {
 	neighbours []*neighbour
 	byName     map[string]*neighbour
 	wg         sync.WaitGroup
+
+	// mu and closed guard the start of goroutines that Close waits for: Serve
+	// may accept a connection while Close is waiting, and a WaitGroup
+	// must not grow from zero during Wait.
+	mu     sync.Mutex
+	closed bool
 }
 
 // New returns a manager for cfg.Peers; call Start, and Serve with the peer
@@ -109,7 +115,14 @@ func (mg *Manager) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		mg.mu.Lock()
+		if mg.closed {
+			mg.mu.Unlock()
+			nc.Close()
+			return nil
+		}
 		mg.wg.Go(func() { mg.accept(nc) })
+		mg.mu.Unlock()
 	}
 }
 
@@ -147,6 +160,9 @@ func (mg *Manager) accept(nc net.Conn) {
 // Close stops every link and supervisor and waits for them. The caller
 // closes the listener given to Serve.
 func (mg *Manager) Close() {
+	mg.mu.Lock()
+	mg.closed = true
+	mg.mu.Unlock()
 	mg.cancel()
 	for _, n := range mg.neighbours {
 		if l := n.current.Load(); l != nil {
