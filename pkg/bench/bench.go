@@ -182,6 +182,7 @@ func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&cfg.Prefix, "prefix", "", "client id prefix (default: random for each run)")
 	fs.Float64Var(&cfg.LoadRate, "load-rate", 0, "background open-loop IAMAT load, requests per second, while sampling")
 	fs.IntVar(&cfg.LoadConns, "load-c", DefaultLoadConns, "connections of the background load")
+	fs.StringVar(&cfg.Since, "since", SinceReceipt, "where delays count from: the origin's `receipt` of the IAMAT, read from its AT reply (the servers must share this machine's clock), or its send")
 	asJSON := fs.Bool("json", false, "write the summary as JSON (PropagationReport)")
 	if st := parse(fs, args, stderr, "propagation [flags]"); st >= 0 {
 		return st

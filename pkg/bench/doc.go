@@ -63,13 +63,19 @@
 // For each of -n samples, an IAMAT for a fresh client id goes to the -from
 // server and, once it has answered, every other server of -addrs is asked
 // WHATSAT id radius 0 on a connection of its own, again as soon as each
-// answer comes back, until it knows the id or -timeout has passed. A
-// server's delay is the time from sending the IAMAT to receiving the first
-// reply that knew the id: an upper bound, by at most one poll round trip,
-// which the report gives per server. The
-// whole herd's delay is the largest of a sample's. -load-rate adds an
-// open-loop IAMAT load, with ids of its own, against all of -addrs during
-// the samples.
+// answer comes back, until it knows the id or -timeout has passed. All
+// samples are at one position, so a server that caches places answers the
+// polls from its cache. A server's delay runs from the origin's receipt
+// of the IAMAT to the bench's receipt of the first reply that knew the id:
+// an upper bound, by at most one poll round trip, which the report gives
+// per server. The origin's receipt is the client time the bench sent plus
+// the time difference of the origin's AT reply, so it is exact when the
+// servers share the bench's clock (the same machine, containers included);
+// a receipt outside its IAMAT's round trip means they do not, and fails
+// the run. With -since send, delays run from the IAMAT's sending instead,
+// and so include its trip to the origin. The whole herd's delay is the
+// largest of a sample's. -load-rate adds an open-loop IAMAT load, with ids
+// of its own, against all of -addrs during the samples.
 //
 // # floor
 //
@@ -95,7 +101,7 @@
 //
 // propagation -json writes a PropagationReport:
 //
-//	{"mode": "propagation", "origin", "samples", "complete",
+//	{"mode": "propagation", "origin", "since", "samples", "complete",
 //	 "errors": {total, rejected, missed, connections},
 //	 "iamat": latency, "servers": [{addr, known, missed, polls, latency, poll}],
 //	 "herd": latency, "load": LoadSummary (with -load-rate)}

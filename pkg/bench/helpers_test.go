@@ -120,9 +120,12 @@ const fakePlaces = "{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   
 // received by one server becomes visible on server j delay[j] later.
 type fakeHerd struct {
 	delay []time.Duration
-	mu    sync.Mutex
-	recs  map[string]fakeRecord
-	lines []int // lines handled by each server
+	// skew is added to the servers' clock; lag is how long an IAMAT takes
+	// to reach its server.
+	skew, lag time.Duration
+	mu        sync.Mutex
+	recs      map[string]fakeRecord
+	lines     []int // lines handled by each server
 }
 
 type fakeRecord struct {
@@ -142,6 +145,9 @@ func startFakeHerd(t *testing.T, delays ...time.Duration) (*fakeHerd, []string) 
 
 func (h *fakeHerd) answer(server int, line string) string {
 	c := protocol.Parse([]byte(line))
+	if c.Kind == protocol.IAMAT {
+		time.Sleep(h.lag)
+	}
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -152,7 +158,7 @@ func (h *fakeHerd) answer(server int, line string) string {
 	case protocol.Blank:
 		return ""
 	case protocol.IAMAT:
-		at := string(protocol.AppendAT(nil, "Fake", now.UnixNano(), c.Text()))
+		at := string(protocol.AppendAT(nil, "Fake", now.Add(h.skew).UnixNano(), c.Text()))
 		id := string(c.Client)
 		if r, ok := h.recs[id]; !ok || protocol.CompareTime(string(c.Time), timeOf(r.line)) > 0 {
 			h.recs[id] = fakeRecord{origin: server, at: now, line: at}

@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -26,6 +28,20 @@ const (
 	// DefaultLoadConns is the number of connections of the background
 	// load.
 	DefaultLoadConns = 10
+)
+
+// Where a sample's delays count from (PropagationConfig.Since).
+const (
+	// SinceReceipt counts from the origin's receipt of the IAMAT: the
+	// client time the bench sent plus the time difference in the origin's
+	// AT reply. It needs the servers to read the bench's clock (the same
+	// machine, containers included); a run where a receipt falls outside
+	// its IAMAT's round trip fails rather than report delays off by the
+	// clocks' offset.
+	SinceReceipt = "receipt"
+	// SinceSend counts from the IAMAT's sending, so delays also hold its
+	// trip to the origin; it works across machines.
+	SinceSend = "send"
 )
 
 // PropagationConfig describes a propagation run. A zero field takes the
@@ -56,6 +72,9 @@ type PropagationConfig struct {
 	// LoadConns is the number of connections of that load. Default
 	// DefaultLoadConns.
 	LoadConns int
+	// Since is where delays count from: SinceReceipt or SinceSend.
+	// Default SinceReceipt.
+	Since string
 	// Progress, if not nil, gets a progress line every second.
 	Progress io.Writer
 }
@@ -75,8 +94,9 @@ type ServerPropagation struct {
 	Known  int64  `json:"known"`  // samples whose id the server learned in time
 	Missed int64  `json:"missed"` // samples it did not
 	Polls  int64  `json:"polls"`  // WHATSAT queries sent to it
-	// Latency is the time from sending the IAMAT to the origin to
-	// receiving the first WHATSAT reply that knew the id.
+	// Latency is the time from the origin's receipt of the IAMAT (or its
+	// sending, with SinceSend) to receiving the first WHATSAT reply that
+	// knew the id.
 	Latency Latency `json:"latency"`
 	// Poll is the round trip of every WHATSAT sent to the server: the
 	// resolution of Latency, which can be late by up to one poll.
@@ -88,6 +108,7 @@ type ServerPropagation struct {
 type PropagationReport struct {
 	Mode     string              `json:"mode"`     // "propagation"
 	Origin   string              `json:"origin"`   // the server that received the IAMATs
+	Since    string              `json:"since"`    // where delays count from: "receipt" or "send"
 	Samples  int                 `json:"samples"`  // samples taken
 	Complete int                 `json:"complete"` // samples that every server learned in time
 	Errors   PropagationErrors   `json:"errors"`
@@ -104,6 +125,7 @@ type PropagationReport struct {
 type sample struct {
 	id     string
 	t0     time.Time     // when the IAMAT was sent to the origin
+	start  time.Time     // where its delays count from: t0, or the origin's receipt
 	cancel chan struct{} // closed when the origin refused the IAMAT
 }
 
@@ -151,7 +173,7 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 			p.err = err
 			return 0, false
 		}
-		r, err := readOneReply(p.lr, kindWHATSAT)
+		r, _, err := readOneReply(p.lr, kindWHATSAT)
 		now := time.Now()
 		if err != nil {
 			p.err = err
@@ -159,7 +181,7 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 		}
 		record(p.rtt, int64(now.Sub(sent)))
 		if r == resValid {
-			return now.Sub(s.t0), true
+			return now.Sub(s.start), true
 		}
 		if now.After(deadline) {
 			return 0, false
@@ -167,8 +189,10 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 	}
 }
 
-// readOneReply reads one complete reply to a request of kind k.
-func readOneReply(lr *lineReader, k kind) (result, error) {
+// readOneReply reads one complete reply to a request of kind k. It also
+// returns the reply's first line when the reply is a single line (an
+// IAMAT's), valid until the next read.
+func readOneReply(lr *lineReader, k kind) (result, []byte, error) {
 	var st replyState
 	for {
 		for {
@@ -178,15 +202,33 @@ func readOneReply(lr *lineReader, k kind) (result, error) {
 			}
 			if done, r := st.feed(line, k); done {
 				if r == resMalformed {
-					return r, errMalformed
+					return r, nil, errMalformed
 				}
-				return r, nil
+				return r, line, nil
 			}
 		}
 		if err := lr.fill(time.Now()); err != nil {
-			return resMalformed, readError(err)
+			return resMalformed, nil, readError(err)
 		}
 	}
+}
+
+// atDiff reads the time difference of an AT line, "AT server diff ...":
+// the server's receive time minus the client time.
+func atDiff(line []byte) (time.Duration, bool) {
+	f := bytes.Fields(line)
+	if len(f) < 3 || len(f[2]) < 2 || (f[2][0] != '+' && f[2][0] != '-') {
+		return 0, false
+	}
+	sec, nsec, ok := protocol.ParseTime(f[2][1:])
+	if !ok || sec > math.MaxInt64/int64(time.Second)-1 {
+		return 0, false
+	}
+	d := time.Duration(sec)*time.Second + time.Duration(nsec)
+	if f[2][0] == '-' {
+		d = -d
+	}
+	return d, true
 }
 
 func (c PropagationConfig) withDefaults() PropagationConfig {
@@ -208,6 +250,9 @@ func (c PropagationConfig) withDefaults() PropagationConfig {
 	if c.LoadConns == 0 {
 		c.LoadConns = DefaultLoadConns
 	}
+	if c.Since == "" {
+		c.Since = SinceReceipt
+	}
 	return c
 }
 
@@ -228,6 +273,8 @@ func (c PropagationConfig) Validate() error {
 		return fmt.Errorf("load rate %g: want 0 or more", c.LoadRate)
 	case c.LoadConns < 1:
 		return fmt.Errorf("load connections %d: want at least 1", c.LoadConns)
+	case c.Since != SinceReceipt && c.Since != SinceSend:
+		return fmt.Errorf("since %q: want %s or %s", c.Since, SinceReceipt, SinceSend)
 	}
 	if protocol.Parse([]byte("WHATSAT k "+c.Radius+" 0")).Kind != protocol.WHATSAT {
 		return fmt.Errorf("radius %q: want above 0 and at most %d km", c.Radius, protocol.MaxRadiusKm)
@@ -239,9 +286,9 @@ func (c PropagationConfig) Validate() error {
 // the herd: per sample it sends an IAMAT for a fresh client id to the
 // origin and, once the origin has answered, polls every other server with
 // WHATSAT id radius 0 until each knows the id. Delays count from the
-// IAMAT's sending; polls before the answer could only miss, and would
-// load the servers while they flood. Cancelling ctx ends it after the
-// current sample.
+// origin's receipt of the IAMAT, or from its sending (cfg.Since); polls
+// before the answer could only miss, and would load the servers while
+// they flood. Cancelling ctx ends it after the current sample.
 func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -308,7 +355,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	stopProgress := startProgress(cfg.Progress, func(elapsed time.Duration) string {
 		return fmt.Sprintf("%4.0fs  samples %d/%d", elapsed.Seconds(), r.taken.Load(), cfg.N)
 	})
-	rep := &PropagationReport{Mode: "propagation", Origin: cfg.Addrs[cfg.From]}
+	rep := &PropagationReport{Mode: "propagation", Origin: cfg.Addrs[cfg.From], Since: cfg.Since}
 	err = r.run(ctx, rep)
 	stopProgress()
 	stopLoad()
@@ -353,7 +400,10 @@ type sampler struct {
 
 func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 	buf := make([]byte, 0, 128)
-	pos := positions()
+	// Every sample is at one position, so that a server that caches
+	// places answers all polls but its first from the cache: a poll's
+	// places work is in the delay it measures.
+	pos := positions()[0]
 	wait := time.NewTimer(time.Hour)
 	defer wait.Stop()
 	for i := 0; i < r.cfg.N && ctx.Err() == nil; i++ {
@@ -368,7 +418,7 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		s := sample{id: r.cfg.Prefix + "-p" + strconv.Itoa(i), cancel: make(chan struct{})}
 		s.t0 = time.Now()
 		buf = append(append(buf[:0], "IAMAT "...), s.id...)
-		buf = append(append(append(buf, ' '), pos[i%len(pos)]...), ' ')
+		buf = append(append(append(buf, ' '), pos...), ' ')
 		ns := s.t0.UnixNano()
 		buf = fmt.Appendf(buf, "%d.%09d\n", ns/1e9, ns%1e9)
 		if err := r.origin.SetWriteDeadline(s.t0.Add(r.cfg.Timeout)); err != nil {
@@ -377,8 +427,14 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		if _, err := r.origin.Write(buf); err != nil {
 			return fmt.Errorf("origin %s: %w", rep.Origin, err)
 		}
-		res, err := readOneReply(r.lr, kindIAMAT)
+		res, at, err := readOneReply(r.lr, kindIAMAT)
 		now := time.Now()
+		s.start = s.t0
+		if err == nil && res == resValid && r.cfg.Since == SinceReceipt {
+			if s.start, err = receipt(s.t0, now, at); err != nil {
+				return fmt.Errorf("origin %s, sample %d: %w", rep.Origin, i, err)
+			}
+		}
 		if err != nil || res != resValid {
 			close(s.cancel)
 		}
@@ -418,10 +474,30 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 	return nil
 }
 
+// receipt returns when the origin received an IAMAT sent at t0 and
+// answered with the AT line at by now: t0 plus the time from the client
+// time in the IAMAT (t0's wall clock) to the receive time by the origin's
+// clock, which must fall between t0 and now for the two clocks to be one.
+func receipt(t0, now time.Time, at []byte) (time.Time, error) {
+	d, ok := atDiff(at)
+	if !ok {
+		return t0, fmt.Errorf("no time difference in the AT reply %q", at)
+	}
+	if d < 0 || d > now.Sub(t0) {
+		return t0, fmt.Errorf("the AT reply puts the receipt %v after the IAMAT's sending, outside its %v round trip: "+
+			"the origin's clock is not this machine's; use -since send", d, now.Sub(t0))
+	}
+	return t0.Add(d), nil
+}
+
 // print writes the human summary of a propagation run.
 func (rep *PropagationReport) print(w io.Writer) {
-	fmt.Fprintf(w, "propagation from %s to %d servers: %d samples, %d complete\n",
-		rep.Origin, len(rep.Servers), rep.Samples, rep.Complete)
+	since := "the origin's receipt of each IAMAT"
+	if rep.Since == SinceSend {
+		since = "the sending of each IAMAT"
+	}
+	fmt.Fprintf(w, "propagation from %s to %d servers: %d samples, %d complete; delays from %s\n",
+		rep.Origin, len(rep.Servers), rep.Samples, rep.Complete, since)
 	printLatency(w, "IAMAT", rep.IAMAT)
 	for _, s := range rep.Servers {
 		fmt.Fprintf(w, "  %s: known %d, missed %d, %d polls\n", s.Addr, s.Known, s.Missed, s.Polls)

@@ -17,7 +17,7 @@ func TestPropagation(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", *rep)
-	if rep.Samples != 10 || rep.Complete != 10 || rep.Errors.Total != 0 || rep.Origin != addrs[0] || len(rep.Servers) != 2 {
+	if rep.Samples != 10 || rep.Complete != 10 || rep.Errors.Total != 0 || rep.Origin != addrs[0] || len(rep.Servers) != 2 || rep.Since != SinceReceipt {
 		t.Fatalf("report %+v", *rep)
 	}
 	if rep.IAMAT.Count != 10 {
@@ -106,5 +106,73 @@ func TestPropagationUnderLoad(t *testing.T) {
 	h.mu.Unlock()
 	if n < 40 {
 		t.Errorf("%d records", n)
+	}
+}
+
+func TestPropagationSince(t *testing.T) {
+	// Every IAMAT takes lag to reach the origin, and the other server
+	// knows it at once: from the receipt, the delay leaves the lag out.
+	const lag = 100 * time.Millisecond
+	h, addrs := startFakeHerd(t, 0, 0)
+	h.lag = lag
+	for _, tc := range []struct {
+		since    string
+		min, max time.Duration
+	}{
+		{SinceReceipt, 0, lag / 2},
+		{SinceSend, lag, time.Hour},
+	} {
+		rep, err := Propagation(context.Background(), PropagationConfig{Addrs: addrs, N: 3, Since: tc.since})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.since, err)
+		}
+		l := rep.Servers[0].Latency
+		if rep.Since != tc.since || rep.Complete != 3 || l.MinUs < tc.min.Microseconds() || l.MaxUs >= tc.max.Microseconds() {
+			t.Errorf("%s: report %+v, latency %+v, want within [%v, %v)", tc.since, *rep, l, tc.min, tc.max)
+		}
+	}
+}
+
+func TestPropagationOtherClock(t *testing.T) {
+	// A server whose clock is a second off puts the receipt outside the
+	// round trip: the run fails, naming the way out, and -since send
+	// works.
+	for _, skew := range []time.Duration{-time.Second, time.Second} {
+		h, addrs := startFakeHerd(t, 0, 0)
+		h.skew = skew
+		_, err := Propagation(context.Background(), PropagationConfig{Addrs: addrs, N: 2})
+		if err == nil || !strings.Contains(err.Error(), "-since send") {
+			t.Errorf("skew %v: error %v", skew, err)
+		}
+		rep, err := Propagation(context.Background(), PropagationConfig{Addrs: addrs, N: 2, Since: SinceSend})
+		if err != nil || rep.Complete != 2 {
+			t.Errorf("skew %v, since send: %v, %+v", skew, err, rep)
+		}
+	}
+	if _, _, code := run(t, "propagation", "-addrs", "127.0.0.1:1,127.0.0.1:2", "-since", "now"); code != ExitFailure {
+		t.Errorf("-since now: status %d", code)
+	}
+}
+
+func TestATDiff(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want time.Duration
+		ok   bool
+	}{
+		{"AT Hill +0.000596263 kiwi +34.068930-118.445127 1795661731.808317371", 596263 * time.Nanosecond, true},
+		{"AT Hill -2.500000000 kiwi +1+2 3", -2500 * time.Millisecond, true},
+		{"AT Hill +3 kiwi +1+2 3", 3 * time.Second, true},
+		{"AT Hill +0.1", 100 * time.Millisecond, true},
+		{"AT Hill 0.1 kiwi +1+2 3", 0, false},
+		{"AT Hill + kiwi", 0, false},
+		{"AT Hill +0.x kiwi", 0, false},
+		{"AT Hill", 0, false},
+		{"AT Hill +999999999999999999.0 kiwi", 0, false},
+	} {
+		got, ok := atDiff([]byte(tc.line))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("atDiff(%q) = %v, %v; want %v, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
 	}
 }
