@@ -86,16 +86,9 @@ func (c *Cache) Len() int {
 func (c *Cache) Nearby(ctx context.Context, q Query) *Response {
 	k := cacheKey{q.Pos, q.Lat, q.Lng, q.RadiusKm}
 	c.mu.Lock()
-	if e, ok := c.entries[k]; ok {
-		ent := e.Value.(*cacheEntry)
-		if c.now().Before(ent.expires) {
-			c.lru.MoveToFront(e)
-			c.mu.Unlock()
-			c.m.PlacesCacheHits.Inc()
-			return ent.resp
-		}
-		c.remove(e)
-		c.m.PlacesCacheEntries.Set(float64(c.lru.Len()))
+	if r, ok := c.held(k); ok {
+		c.mu.Unlock()
+		return r
 	}
 	c.m.PlacesCacheMisses.Inc()
 	cl, ok := c.calls[k]
@@ -133,6 +126,33 @@ func (c *Cache) Nearby(ctx context.Context, q Query) *Response {
 		c.mu.Unlock()
 		return Failure(StatusUnknownError, "places: request cancelled")
 	}
+}
+
+// Peek returns the answer held for q, if one is, counting a hit as Nearby
+// would; it never calls the provider or waits for a call, and counts no
+// miss.
+func (c *Cache) Peek(q Query) (*Response, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held(cacheKey{q.Pos, q.Lat, q.Lng, q.RadiusKm})
+}
+
+// held returns the live answer for k, counting a hit, and drops an expired
+// one. c.mu is held.
+func (c *Cache) held(k cacheKey) (*Response, bool) {
+	e, ok := c.entries[k]
+	if !ok {
+		return nil, false
+	}
+	ent := e.Value.(*cacheEntry)
+	if c.now().Before(ent.expires) {
+		c.lru.MoveToFront(e)
+		c.m.PlacesCacheHits.Inc()
+		return ent.resp, true
+	}
+	c.remove(e)
+	c.m.PlacesCacheEntries.Set(float64(c.lru.Len()))
+	return nil, false
 }
 
 // fetch makes the provider call for cl and hands its answer to the

@@ -139,6 +139,41 @@ func TestCacheHits(t *testing.T) {
 	}
 }
 
+// TestCachePeek: Peek answers what Nearby would from the cache, counting
+// a hit, and otherwise calls nothing and counts nothing.
+func TestCachePeek(t *testing.T) {
+	p := &fakeProvider{gate: make(chan struct{})}
+	c, m, clk := newTestCache(p, time.Minute, 100)
+	var _ Peeker = c
+	peek := func(step string, want *Response) {
+		t.Helper()
+		r, ok := c.Peek(ucla)
+		if r != want || ok != (want != nil) {
+			t.Errorf("%s: Peek = %v, %v; want %v", step, r, ok, want)
+		}
+	}
+	peek("empty", nil)
+	// A call in flight is not at hand.
+	answered := make(chan *Response)
+	go func() { answered <- c.Nearby(bg, ucla) }()
+	waitFor(t, "the provider call", func() bool { return p.calls.Load() == 1 })
+	peek("call in flight", nil)
+	close(p.gate)
+	r := <-answered
+	peek("answered", r)
+	if got, want := cacheCounts(m), [4]float64{1, 1, 0, 1}; got != want {
+		t.Errorf("hits, misses, shared, entries %v, want %v", got, want)
+	}
+	clk.advance(time.Minute)
+	peek("expired", nil)
+	if got, want := cacheCounts(m), [4]float64{1, 1, 0, 0}; got != want {
+		t.Errorf("after expiry: hits, misses, shared, entries %v, want %v", got, want)
+	}
+	if got := p.calls.Load(); got != 1 {
+		t.Errorf("%d provider calls, want 1", got)
+	}
+}
+
 // TestCacheShared sends 50 identical queries at once: one provider call.
 func TestCacheShared(t *testing.T) {
 	p := &fakeProvider{gate: make(chan struct{})}

@@ -29,6 +29,15 @@ type Provider interface {
 	Nearby(ctx context.Context, q Query) *Response
 }
 
+// Peeker is a provider that can answer some queries at once from memory
+// (Cache): a caller with the answer in hand need not hand the query to a
+// goroutine of its own.
+type Peeker interface {
+	// Peek returns the answer to q if it is at hand, without calling or
+	// waiting for anything.
+	Peek(q Query) (*Response, bool)
+}
+
 // Statuses of the legacy Nearby Search response.
 const (
 	StatusOK             = "OK"

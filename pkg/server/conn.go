@@ -204,7 +204,8 @@ func (c *conn) readLoop() string {
 }
 
 // execute runs one command and appends its reply to out, counting it in n,
-// when it is ready at once; a WHATSAT's reply follows later, in order.
+// when it is ready at once; the reply to a WHATSAT that needs a lookup
+// follows later, in order.
 func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	start := c.s.now()
 	cmd := protocol.Parse(line)
@@ -232,6 +233,13 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		}
 		lat, lng, _ := protocol.ParsePos(rec.Pos())
 		q := places.Query{Pos: rec.Pos(), Lat: lat, Lng: lng, RadiusKm: cmd.RadiusKm()}
+		if c.s.peek != nil {
+			if resp, ok := c.s.peek.Peek(q); ok {
+				out = appendWHATSAT(out, rec, resp, cmd.Bound)
+				c.doneWHATSAT(line, out[mark:], resp, start)
+				return out, n + 1
+			}
+		}
 		c.emit(out, n)
 		c.lookup(line, rec, q, cmd.Bound, start)
 		return out[:0], 0
@@ -272,19 +280,30 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, 
 	go func() {
 		defer c.lookups.Done()
 		resp := c.s.places.Nearby(c.ctx, q)
-		buf := rec.AppendAT(nil)
-		buf = append(buf, '\n')
-		buf = resp.AppendJSON(buf, bound)
-		buf = append(buf, "\n\n"...)
-		outcome := outcomeOK
-		if !resp.Cacheable() {
-			outcome = outcomePlacesError
-		}
-		end := c.s.now()
-		c.s.stats.done(protocol.WHATSAT, outcome, start, end)
-		c.s.lines.Line(end, c.id, c.remote, in, buf, "places_status", resp.Status)
+		buf := appendWHATSAT(nil, rec, resp, bound)
+		c.doneWHATSAT(in, buf, resp, start)
 		c.complete(r, buf)
 	}()
+}
+
+// appendWHATSAT appends the reply to a WHATSAT about rec: its AT line, the
+// places cut to bound, and the empty line that ends it.
+func appendWHATSAT(dst []byte, rec store.Record, resp *places.Response, bound int) []byte {
+	dst = rec.AppendAT(dst)
+	dst = append(dst, '\n')
+	dst = resp.AppendJSON(dst, bound)
+	return append(dst, "\n\n"...)
+}
+
+// doneWHATSAT counts and logs the reply to a WHATSAT received at start.
+func (c *conn) doneWHATSAT(line, reply []byte, resp *places.Response, start time.Time) {
+	outcome := outcomeOK
+	if !resp.Cacheable() {
+		outcome = outcomePlacesError
+	}
+	end := c.s.now()
+	c.s.stats.done(protocol.WHATSAT, outcome, start, end)
+	c.s.lines.Line(end, c.id, c.remote, line, reply, "places_status", resp.Status)
 }
 
 // emit sends the replies to n requests that are ready: at once when

@@ -6,8 +6,9 @@
 // in order. Replies that are ready at once (AT lines, "? " lines) are
 // batched and written together when the reader has no more input buffered,
 // so pipelined commands cost one write per batch and a single command one
-// write per reply. A WHATSAT looks its places up in a goroutine of its
-// own, so a slow upstream holds back only the replies behind it on the
+// write per reply. A WHATSAT whose places are at hand in the cache is
+// answered as at once; otherwise it looks its places up in a goroutine of
+// its own, so a slow upstream holds back only the replies behind it on the
 // same connection; a queue keeps replies in order.
 package server
 
@@ -49,6 +50,7 @@ type Server struct {
 	cfg    Config
 	store  *store.Store
 	places places.Provider
+	peek   places.Peeker // places, if it can answer from memory
 	m      *metrics.Metrics
 	log    *slog.Logger
 	lines  LineLogger
@@ -70,8 +72,9 @@ type Server struct {
 // and writes its protocol log to lines. Call Listen, then Serve.
 func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, log *slog.Logger, lines LineLogger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
+	peek, _ := pl.(places.Peeker)
 	return &Server{
-		cfg: cfg, store: st, places: pl, m: m, log: log.With("component", "client"), lines: lines, now: time.Now,
+		cfg: cfg, store: st, places: pl, peek: peek, m: m, log: log.With("component", "client"), lines: lines, now: time.Now,
 		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 	}
 }

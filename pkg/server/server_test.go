@@ -39,9 +39,19 @@ type fakePlaces struct {
 	gate    chan struct{}
 	started chan struct{}
 	resp    *places.Response // when set, the answer to every query
+	// held answers Peek, for queries at the position heldPos.
+	held    *places.Response
+	heldPos string
 }
 
 func (f *fakePlaces) Name() string { return "fake" }
+
+func (f *fakePlaces) Peek(q places.Query) (*places.Response, bool) {
+	if f.held == nil || q.Pos != f.heldPos {
+		return nil, false
+	}
+	return f.held, true
+}
 
 func (f *fakePlaces) Nearby(ctx context.Context, q places.Query) *places.Response {
 	f.mu.Lock()
@@ -450,6 +460,39 @@ func TestSlowPlacesDelaysNobodyElse(t *testing.T) {
 	close(ts.places.gate)
 	slow.expectWhatsat(kiwiAT, 1)
 	slow.expect("AT Hill +0.000000000 behind +1+1 1621464828.223371889")
+}
+
+// TestHeldPlacesAnsweredInOrder: a WHATSAT whose places are at hand is
+// answered without a lookup, and still after a slow lookup before it.
+func TestHeldPlacesAnsweredInOrder(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	held, err := places.Parse([]byte(`{"html_attributions":[],"results":[{"name":"held"}],"status":"OK"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.places.held, ts.places.heldPos = held, "+1+1"
+	c := dial(t, ts.Addr())
+	c.send("IAMAT near +1+1 1621464828.223371889\nWHATSAT near 10 5\n")
+	c.expect("AT Hill +0.000000000 near +1+1 1621464828.223371889")
+	if js := c.expectWhatsat("AT Hill +0.000000000 near +1+1 1621464828.223371889", 1); !strings.Contains(js, `"held"`) {
+		t.Errorf("JSON: %s", js)
+	}
+	if n := len(ts.places.queries); n != 0 {
+		t.Fatalf("%d lookups for places at hand", n)
+	}
+
+	ts.places.gate = make(chan struct{})
+	ts.places.started = make(chan struct{}, 10)
+	c.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 10 3\nWHATSAT near 10 1\nIAMAT after +2+2 1621464828.223371889\n")
+	c.expect(kiwiAT)
+	<-ts.places.started
+	close(ts.places.gate)
+	c.expectWhatsat(kiwiAT, 3)
+	c.expectWhatsat("AT Hill +0.000000000 near +1+1 1621464828.223371889", 1)
+	c.expect("AT Hill +0.000000000 after +2+2 1621464828.223371889")
+	if got := testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues("WHATSAT", "ok")); got != 3 {
+		t.Errorf("%v WHATSATs counted", got)
+	}
 }
 
 // TestPipelinedLookupsRunTogether: several WHATSATs on one connection are
