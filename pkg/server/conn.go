@@ -62,6 +62,9 @@ type conn struct {
 	batch  []store.Record
 	starts []time.Time // when each was read
 	stored []bool
+	// readAt is when the last read from the connection returned: the
+	// receive time of every line it brought.
+	readAt time.Time
 }
 
 // Bounds of what the reader holds before it writes: replies, and IAMATs
@@ -138,7 +141,8 @@ func (c *conn) readLoop() string {
 		out, n = out[:0], 0
 	}
 	for {
-		if !protocol.LineBuffered(br) {
+		read := !protocol.LineBuffered(br) // ReadSlice reads from the connection
+		if read {
 			// About to block: send what is ready, then wait for input.
 			flush()
 			if reason := c.failed(); reason != "" {
@@ -150,6 +154,9 @@ func (c *conn) readLoop() string {
 			}
 		}
 		line, err := br.ReadSlice('\n')
+		if read {
+			c.readAt = c.s.now()
+		}
 		switch {
 		case err == nil:
 			line = line[:len(line)-1]
@@ -205,9 +212,10 @@ func (c *conn) readLoop() string {
 
 // execute runs one command and appends its reply to out, counting it in n,
 // when it is ready at once; the reply to a WHATSAT that needs a lookup
-// follows later, in order.
+// follows later, in order. The command's receive time is that of the read
+// that brought it, one clock reading for all the lines of a read.
 func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
-	start := c.s.now()
+	start := c.readAt
 	cmd := protocol.Parse(line)
 	mark := len(out)
 	switch cmd.Kind {
