@@ -181,9 +181,10 @@ func (n *neighbour) prefer(cur, l *link) bool {
 	return l.dialled == (n.m.cfg.Name < n.name)
 }
 
-// ended records that a link went down, and what it had received.
+// ended records that a link went down, and what it had received. The
+// disconnect is counted last, so that whoever sees it counted sees the
+// link's gauges and watermark as they are after it.
 func (n *neighbour) ended(l *link, upSince time.Time) {
-	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
 	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond).String())
 	n.current.CompareAndSwap(l, nil)
 	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(0)
@@ -191,6 +192,7 @@ func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.mu.Lock()
 	n.known = store.Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
 	n.mu.Unlock()
+	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
 }
 
 func (n *neighbour) watermark() store.Watermark {
