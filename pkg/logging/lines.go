@@ -80,13 +80,15 @@ func appendTime(buf []byte, t time.Time) []byte {
 		lastStamp.Store(s)
 	}
 	buf = append(buf, s.head...)
-	if ns := t.Nanosecond(); ns != 0 {
+	if ns := uint32(t.Nanosecond()); ns != 0 {
 		var frac [10]byte
 		frac[0] = '.'
-		for i := 9; i > 0; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
+		for i := 9; i > 1; i -= 2 { // two digits a step
+			d := ns % 100 * 2
+			ns /= 100
+			frac[i-1], frac[i] = pairs[d], pairs[d+1]
 		}
+		frac[1] = byte('0' + ns)
 		n := 10
 		for frac[n-1] == '0' {
 			n--
@@ -122,6 +124,11 @@ type off struct{}
 func (off) Line(time.Time, uint64, string, []byte, []byte, string, string) {}
 
 const hexDigits = "0123456789abcdef"
+
+// pairs holds the two digits of 00 to 99.
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 // plain marks the bytes that appear in a JSON string as they are: ASCII
 // but for control characters, quotes and backslashes.

@@ -75,7 +75,7 @@ func TestAppendTime(t *testing.T) {
 	}
 	base := time.Date(2026, 3, 29, 0, 59, 59, 0, time.UTC)
 	for _, tt := range []time.Time{
-		base, base.Add(1), base.Add(999_999_999), base.Add(120_000_000), base.Add(time.Second),
+		base, base.Add(1), base.Add(10), base.Add(987_654_321), base.Add(999_999_999), base.Add(120_000_000), base.Add(time.Second),
 		base.In(paris), base.Add(time.Hour + 1).In(paris), base.Add(1500 * time.Millisecond).In(time.FixedZone("", -5*3600-1800)),
 		time.Now(), time.Now().UTC(),
 	} {

@@ -54,8 +54,10 @@ type Command struct {
 	Client []byte // IAMAT and WHATSAT: the client id
 	Pos    []byte // IAMAT: the ISO 6709 position, e.g. +34.068930-118.445127
 	Time   []byte // IAMAT: the client's time, POSIX seconds digits[.digits]
-	Radius []byte // WHATSAT: the radius in km, greater than 0 and at most 50
-	Bound  int    // WHATSAT: the number of results wanted, 0 to 20
+	// Sec and Nsec are an IAMAT's Time as ParseTime returns it.
+	Sec, Nsec int64
+	Radius    []byte // WHATSAT: the radius in km, greater than 0 and at most 50
+	Bound     int    // WHATSAT: the number of results wanted, 0 to 20
 }
 
 // RadiusKm returns a WHATSAT's radius as a number of kilometres.
@@ -114,10 +116,11 @@ func parseIAMAT(f [][]byte) Command {
 	if !ValidPos(f[2]) {
 		return invalid("bad position")
 	}
-	if _, _, ok := ParseTime(f[3]); !ok {
+	sec, nsec, ok := ParseTime(f[3])
+	if !ok {
 		return invalid("bad time")
 	}
-	return Command{Kind: IAMAT, Client: f[1], Pos: f[2], Time: f[3]}
+	return Command{Kind: IAMAT, Client: f[1], Pos: f[2], Time: f[3], Sec: sec, Nsec: nsec}
 }
 
 func parseWHATSAT(f [][]byte) Command {

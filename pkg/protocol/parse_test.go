@@ -162,7 +162,7 @@ func TestIAMATParseAndReplyAllocatesOnce(t *testing.T) {
 	buf := make([]byte, 0, 256)
 	n := testing.AllocsPerRun(100, func() {
 		c := Parse(line)
-		buf = AppendAT(buf[:0], "Hill", 1621464828223371889, c.Text())
+		buf = AppendATParsed(buf[:0], "Hill", 1621464828223371889, c.Sec, c.Nsec, c.Text())
 	})
 	if n > 1 {
 		t.Errorf("parse and reply of an IAMAT allocates %v times, want at most 1", n)
@@ -197,6 +197,11 @@ func FuzzParse(f *testing.F) {
 			at := string(AppendAT(nil, "Hill", 1621464828223371889, text))
 			if !strings.HasPrefix(at, "AT Hill ") || !strings.HasSuffix(at, " "+text) {
 				t.Fatalf("bad AT line %q", at)
+			}
+			// The reply to the IAMAT, from its parsed time, is the AT line
+			// that WHATSAT shows later, from the stored text.
+			if reply := string(AppendATParsed(nil, "Hill", 1621464828223371889, c.Sec, c.Nsec, text)); reply != at {
+				t.Fatalf("AT reply %q, stored AT line %q", reply, at)
 			}
 			// The reply must parse back: diff has a sign and nine decimals.
 			diff := strings.Fields(at)[2]
@@ -235,7 +240,7 @@ func BenchmarkIAMATParseAndReply(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c := Parse(line)
-		buf = AppendAT(buf[:0], "Hill", 1621464828223371889, c.Text())
+		buf = AppendATParsed(buf[:0], "Hill", 1621464828223371889, c.Sec, c.Nsec, c.Text())
 	}
 }
 

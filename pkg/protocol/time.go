@@ -153,8 +153,13 @@ func appendUint(dst []byte, v uint64) []byte {
 // received by origin at recvUnixNano: "AT origin diff fields", where fields
 // is the client id, position and time joined by single spaces (Command.Text).
 func AppendAT(dst []byte, origin string, recvUnixNano int64, fields string) []byte {
-	t := fields[strings.LastIndexByte(fields, ' ')+1:]
-	sec, nsec, _ := ParseTime(t)
+	sec, nsec, _ := ParseTime(fields[strings.LastIndexByte(fields, ' ')+1:])
+	return AppendATParsed(dst, origin, recvUnixNano, sec, nsec, fields)
+}
+
+// AppendATParsed is AppendAT for a caller that holds the client time of
+// fields parsed already, as sec and nsec (Command.Sec and Command.Nsec).
+func AppendATParsed(dst []byte, origin string, recvUnixNano, sec, nsec int64, fields string) []byte {
 	dst = append(dst, "AT "...)
 	dst = append(dst, origin...)
 	dst = append(dst, ' ')

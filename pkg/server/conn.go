@@ -228,7 +228,7 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}
 		c.batch = append(c.batch, rec)
 		c.starts = append(c.starts, start)
-		out = rec.AppendAT(out)
+		out = protocol.AppendATParsed(out, rec.Origin, rec.Recv, cmd.Sec, cmd.Nsec, rec.Text)
 		out = append(out, '\n')
 		c.s.lines.Line(start, c.id, c.remote, line, out[mark:], "", "")
 		return out, n + 1

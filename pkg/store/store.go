@@ -286,6 +286,7 @@ func (s *Store) Unsubscribe(c <-chan struct{}) {
 type origins struct {
 	names []string
 	index map[string]uint16
+	last  uint16 // the index of the name interned last
 }
 
 func newOrigins() origins { return origins{index: make(map[string]uint16)} }
@@ -294,7 +295,11 @@ func newOrigins() origins { return origins{index: make(map[string]uint16)} }
 const maxOrigins = 1 << 16
 
 func (o *origins) intern(name string) (uint16, bool) {
+	if len(o.names) > 0 && name == o.names[o.last] {
+		return o.last, true // a run of records from one origin, as a client's or a link's batch is
+	}
 	if i, ok := o.index[name]; ok {
+		o.last = i
 		return i, true
 	}
 	if len(o.names) == maxOrigins {
@@ -304,6 +309,7 @@ func (o *origins) intern(name string) (uint16, bool) {
 	name = strings.Clone(name)
 	o.names = append(o.names, name)
 	o.index[name] = i
+	o.last = i
 	return i, true
 }
 
