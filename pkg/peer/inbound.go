@@ -30,9 +30,9 @@ type inbound struct {
 	synced     bool
 
 	// Records read but not yet applied: the reader applies what one read
-	// brought in one batch (see flush).
+	// brought in one batch (see flush), all of one kind.
 	pending []store.Record
-	kinds   []int // kindFlood or kindReconcile, per pending record
+	kind    int // kindFlood or kindReconcile, of every pending record
 	stored  []bool
 	last    uint64 // the change number of the last frame read
 }
@@ -60,8 +60,8 @@ func (in *inbound) flush() {
 	}
 	in.stored = in.l.n.m.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
 	now := time.Now().UnixNano()
+	k := in.kind
 	for i, r := range in.pending {
-		k := in.kinds[i]
 		if !in.stored[i] {
 			in.dropped[k].Inc()
 			continue
@@ -74,7 +74,7 @@ func (in *inbound) flush() {
 		}
 	}
 	clear(in.pending) // the records' strings are not kept alive
-	in.pending, in.kinds = in.pending[:0], in.kinds[:0]
+	in.pending = in.pending[:0]
 	in.l.watermark.Store(in.last)
 }
 
@@ -92,8 +92,11 @@ func (in *inbound) handle(f frame) error {
 			k = kindReconcile
 		}
 		in.received[k].Inc()
+		if k != in.kind {
+			in.flush() // empty from a herd server: its D frame, which flushes, ends reconciliation
+			in.kind = k
+		}
 		in.pending = append(in.pending, store.Record{Text: string(f.text), Origin: in.origin(f.origin), Recv: f.recv, Hops: f.hops})
-		in.kinds = append(in.kinds, k)
 		in.last = f.seq
 		if len(in.pending) == maxPending {
 			in.flush()

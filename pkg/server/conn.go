@@ -60,10 +60,10 @@ type conn struct {
 	// IAMATs answered but not yet stored, owned by the reader: what one
 	// read brought is stored in one batch before any reply goes out.
 	batch  []store.Record
-	starts []time.Time // when each was read
 	stored []bool
 	// readAt is when the last read from the connection returned: the
-	// receive time of every line it brought.
+	// receive time of every line it brought, so of every IAMAT in batch,
+	// which is stored before the next read.
 	readAt time.Time
 }
 
@@ -227,7 +227,6 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		// goes out after storeBatch stores the record.
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}
 		c.batch = append(c.batch, rec)
-		c.starts = append(c.starts, start)
 		out = protocol.AppendATParsed(out, rec.Origin, rec.Recv, cmd.Sec, cmd.Nsec, rec.Text)
 		out = append(out, '\n')
 		c.s.lines.Line(start, c.id, c.remote, line, out[mark:], "", "")
@@ -267,12 +266,12 @@ func (c *conn) storeBatch() {
 	}
 	c.stored = c.s.store.ApplyAll(c.batch, store.NoLink, c.stored[:0])
 	end := c.s.now()
-	for i, applied := range c.stored {
+	for _, applied := range c.stored {
 		c.s.stats.iamat(applied)
-		c.s.stats.done(protocol.IAMAT, outcomeOK, c.starts[i], end)
+		c.s.stats.done(protocol.IAMAT, outcomeOK, c.readAt, end)
 	}
 	clear(c.batch) // the records' strings are not kept alive
-	c.batch, c.starts = c.batch[:0], c.starts[:0]
+	c.batch = c.batch[:0]
 }
 
 // lookup queues a WHATSAT reply and fills it in from a goroutine.
