@@ -190,8 +190,8 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 }
 
 // readOneReply reads one complete reply to a request of kind k. It also
-// returns the reply's first line when the reply is a single line (an
-// IAMAT's), valid until the next read.
+// returns the line that completed it, an IAMAT's only line, valid until
+// the next read.
 func readOneReply(lr *lineReader, k kind) (result, []byte, error) {
 	var st replyState
 	for {
