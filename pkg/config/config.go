@@ -102,6 +102,11 @@ type Config struct {
 	// acknowledged this long (plus one fsync) before a power failure
 	// survives it. A killed process loses nothing written.
 	FsyncInterval time.Duration `env:"HERD_FSYNC_INTERVAL" envDefault:"100ms"`
+	// Fsync chooses when an IAMAT is acknowledged: interval (once its
+	// record is written to the journal, which a killed process keeps; a
+	// sync every FsyncInterval) or always (once it is synced, which a power
+	// failure keeps; one fsync for every record written meanwhile).
+	Fsync string `env:"HERD_FSYNC" envDefault:"interval"`
 
 	// LogFile, when set, receives the log as well as standard error.
 	LogFile string `env:"HERD_LOG_FILE"`
@@ -118,6 +123,12 @@ const (
 	PlacesOffline   = "offline"
 	PlacesGoogle    = "google"
 	PlacesGoogleNew = "google-new"
+)
+
+// Journal sync modes, HERD_FSYNC.
+const (
+	FsyncInterval = "interval"
+	FsyncAlways   = "always"
 )
 
 // MinSecretLen is the shortest accepted peer secret, in bytes.
@@ -256,6 +267,9 @@ func (c Config) Validate() error {
 		if r.v < r.lo || r.v > r.hi {
 			bad(r.variable, "%d is not within %d to %d", r.v, r.lo, r.hi)
 		}
+	}
+	if c.Fsync != FsyncInterval && c.Fsync != FsyncAlways {
+		bad("HERD_FSYNC", "%q is not interval or always", c.Fsync)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("HERD_LOG_FORMAT", "%q is not json or text", c.LogFormat)

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -20,6 +21,10 @@ type Config struct {
 	Dir           string        // the data directory, created if missing
 	FsyncInterval time.Duration // batched fsync period: the durability promise
 	SegmentSize   int64         // a segment this large is closed and a new one started
+	// Always makes a change durable only once it is synced (group commit:
+	// one fsync for every change written meanwhile); otherwise once it is
+	// written, with a sync every FsyncInterval.
+	Always bool
 }
 
 // DefaultSegmentSize is the size at which segments rotate.
@@ -36,15 +41,35 @@ type Journal struct {
 	m   *metrics.Metrics
 	inc uint64
 
-	f        *os.File                   // the current segment
-	seg      uint64                     // its index
-	size     int64                      // its size: everything before is written and valid
-	sinceSnp int64                      // bytes in segments since the last snapshot
-	snapSize int64                      // size of the last snapshot
-	marks    map[string]store.Watermark // the watermarks last written
-	batch    []store.Change             // reused by collect
+	// wmu is held by whoever writes: the loop, or a Wait that writes for
+	// every waiter (group commit). It guards the fields down to snapping.
+	wmu        sync.Mutex
+	st         *store.Store
+	watermarks func() map[string]store.Watermark
+	cursor     uint64                     // the last change number written, or skipped
+	dirty      bool                       // written since the last sync
+	f          *os.File                   // the current segment
+	seg        uint64                     // its index
+	size       int64                      // its size: everything before is written and valid
+	sinceSnp   int64                      // bytes in segments since the last snapshot
+	snapSize   int64                      // size of the last snapshot
+	marks      map[string]store.Watermark // the watermarks last written
+	batch      []store.Change             // reused by collect
+	buf        []byte                     // reused by flush
+	lastLog    time.Time                  // of the last failure logged
+	snapping   bool                       // a snapshot goroutine is running
+	snapDone   chan snapshotEnd           // its result
 
 	writtenSeq atomic.Uint64 // the last change number written to the file
+	durableSeq atomic.Uint64 // the last change number Wait promises: written, or synced with Always
+
+	// mu guards advanced and fault. advanced is closed, and replaced, when
+	// durableSeq moves or the fault changes, to wake Wait.
+	mu       sync.Mutex
+	advanced chan struct{}
+	waiters  atomic.Int32 // Waits that may be blocked
+	fault    error        // the failing write, sync or rotation, until one succeeds
+	closed   bool         // Close finished: durableSeq moves no more
 
 	running bool // Run was called
 	stop    chan struct{}
@@ -56,6 +81,111 @@ type Journal struct {
 // Written returns the last change number written to the journal; every
 // change up to it survives the process being killed.
 func (j *Journal) Written() uint64 { return j.writtenSeq.Load() }
+
+// Durable returns the last change number the journal promises to keep:
+// written to the file, or with Always synced to the disk.
+func (j *Journal) Durable() uint64 { return j.durableSeq.Load() }
+
+// ErrNotDurable is returned by Wait when a change could not be made
+// durable in time, because the journal cannot write or is closed.
+var ErrNotDurable = errors.New("journal: change not durable")
+
+// Wait returns once the change numbered seq, and every change before it,
+// is durable (see Durable), or ErrNotDurable, with the journal's fault if
+// it has one, when that did not happen within timeout or the journal
+// closed first. A client's record is acknowledged only after Wait.
+//
+// Wait is a group commit: the first caller that finds nobody writing
+// writes every change stored so far, for all the others, in one write (and
+// with Always one fsync); they wait for it rather than for the journal's
+// goroutine to be scheduled.
+func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
+	if j.durableSeq.Load() >= seq {
+		return nil
+	}
+	j.waiters.Add(1)
+	defer j.waiters.Add(-1)
+	var timer *time.Timer
+	for {
+		j.mu.Lock()
+		ch, fault, closed := j.advanced, j.fault, j.closed
+		j.mu.Unlock()
+		if j.durableSeq.Load() >= seq {
+			break
+		}
+		if closed {
+			return ErrNotDurable
+		}
+		if fault == nil && j.wmu.TryLock() {
+			if !j.stopping() {
+				j.flush(1 << 20)
+			}
+			j.unlock()
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			if fault != nil {
+				return fmt.Errorf("%w: %w", ErrNotDurable, fault)
+			}
+			return ErrNotDurable
+		}
+	}
+	return nil
+}
+
+// Fault returns why the journal cannot write, or nil when its last write,
+// sync and rotation succeeded. While it has a fault, Wait does not return
+// for new changes: the node stops acknowledging records.
+func (j *Journal) Fault() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.fault
+}
+
+// unlock releases wmu and wakes the waiters, which may have found it held
+// after the last change this writer made durable, so that one of them
+// takes it.
+func (j *Journal) unlock() {
+	j.wmu.Unlock()
+	if j.waiters.Load() > 0 {
+		j.wake(func() {})
+	}
+}
+
+// advance makes the changes up to seq durable and wakes the waiters.
+func (j *Journal) advance(seq uint64) {
+	if j.durableSeq.Load() >= seq {
+		return
+	}
+	j.durableSeq.Store(seq)
+	j.wake(func() {})
+}
+
+// setFault records (err non-nil) or clears the journal's fault.
+func (j *Journal) setFault(err error) {
+	j.mu.Lock()
+	same := (j.fault == nil) == (err == nil)
+	j.mu.Unlock()
+	if same && err == nil {
+		return
+	}
+	j.wake(func() { j.fault = err })
+}
+
+// wake runs f under mu and wakes every Wait.
+func (j *Journal) wake(f func()) {
+	j.mu.Lock()
+	f()
+	close(j.advanced)
+	j.advanced = make(chan struct{})
+	j.mu.Unlock()
+}
 
 // Open recovers a data directory, creating it if needed, and returns the
 // journal, ready to Run, with what it recovered. A torn or corrupt tail is
@@ -89,6 +219,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 	j := &Journal{
 		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last,
 		marks: map[string]store.Watermark{}, stop: make(chan struct{}), done: make(chan struct{}),
+		advanced: make(chan struct{}), snapDone: make(chan snapshotEnd, 1),
 	}
 	for k, v := range st.Watermarks {
 		j.marks[k] = v
@@ -101,27 +232,39 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 	return j, st, nil
 }
 
-// rotate closes the current segment, if any, and starts the next one.
+// rotate starts the next segment and, once it is ready, syncs and closes
+// the current one. When it fails, the current segment stays in use.
 func (j *Journal) rotate() error {
-	if j.f != nil {
-		if err := j.sync(); err != nil {
-			return err
-		}
-		j.f.Close()
-	}
-	j.seg++
-	f, err := os.OpenFile(filepath.Join(j.cfg.Dir, segmentName(j.seg)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	name := filepath.Join(j.cfg.Dir, segmentName(j.seg+1))
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	j.f, j.size = f, 0
-	if err := j.write(appendIncarnation(nil, j.inc)); err != nil {
+	header := appendIncarnation(nil, j.inc)
+	if _, err = f.Write(header); err == nil {
+		err = f.Sync()
+	}
+	if err == nil && j.f != nil {
+		// Everything before the new segment is synced before anything is
+		// written to it.
+		err = j.sync()
+	}
+	if err == nil {
+		err = syncDir(j.cfg.Dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(name)
 		return err
 	}
-	if err := j.sync(); err != nil {
-		return err
+	if j.f != nil {
+		j.f.Close()
 	}
-	return syncDir(j.cfg.Dir)
+	j.seg++
+	j.f, j.size = f, int64(len(header))
+	j.sinceSnp += j.size
+	j.m.JournalBytes.Add(float64(len(header)))
+	return nil
 }
 
 // write appends b to the segment in one write. After a failed write the
@@ -156,80 +299,152 @@ func syncDir(dir string) error {
 }
 
 // Run writes st's changes from now on, with watermarks (may be nil) read
-// from the peer links, until Close.
+// from the peer links, until Close. Every change st holds already is in
+// the journal.
 func (j *Journal) Run(st *store.Store, watermarks func() map[string]store.Watermark) {
 	notify := st.Subscribe()
+	j.st, j.watermarks, j.cursor = st, watermarks, st.Seq()
+	j.writtenSeq.Store(j.cursor)
+	j.advance(j.cursor)
 	j.running = true
-	go j.loop(st, notify, st.Seq(), watermarks)
+	go j.loop(notify)
 }
 
-func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, watermarks func() map[string]store.Watermark) {
+func (j *Journal) stopping() bool {
+	select {
+	case <-j.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// loop writes the changes nobody waits for (floods, reconciliation),
+// syncs every FsyncInterval, and retries what failed. A failed write, sync
+// or rotation is retried every FsyncInterval; until one succeeds nothing
+// more becomes durable, so nothing more is acknowledged.
+func (j *Journal) loop(notify <-chan struct{}) {
 	defer close(j.done)
-	defer st.Unsubscribe(notify)
+	defer j.st.Unsubscribe(notify)
 	tick := time.NewTicker(j.cfg.FsyncInterval)
 	defer tick.Stop()
-	dirty := false
-	var buf []byte
-	var lastErr time.Time
-	fail := func(what string, err error) {
-		j.m.JournalErrors.Inc()
-		if time.Since(lastErr) > 10*time.Second { // rate-limited
-			j.log.Error("journal "+what+" failed", "err", err)
-			lastErr = time.Now()
-		}
-	}
 	for {
-		var next uint64
-		var marks map[string]store.Watermark
-		var more bool
-		buf, next, marks, more = j.collect(buf[:0], st, cursor, watermarks, 1<<20)
-		if len(buf) > 0 {
-			if err := j.write(buf); err != nil {
-				fail("write", err)
-			} else {
-				cursor = next
-				dirty = true
-				maps.Copy(j.marks, marks)
-			}
-		} else {
-			cursor = next
-		}
-		j.writtenSeq.Store(cursor)
-		j.m.JournalLag.Set(float64(st.Seq() - cursor))
-		if j.size >= j.cfg.SegmentSize {
-			if err := j.rotate(); err != nil {
-				fail("rotation", err)
-			} else if j.sinceSnp > max(j.cfg.SegmentSize, 2*j.snapSize) {
-				if err := j.snapshot(st, cursor); err != nil {
-					fail("snapshot", err)
-				}
-			}
-		}
-		if more {
-			continue
+		changed := notify
+		if j.Fault() != nil {
+			changed = nil // retry on the tick, not at every change
 		}
 		select {
-		case <-notify:
+		case <-changed:
+			// Under client load the waiters write (Wait); a change that
+			// none of them wrote is written here next time, or at the tick.
+			if j.wmu.TryLock() {
+				for j.flush(1 << 20) {
+				}
+				j.unlock()
+			}
+		case end := <-j.snapDone:
+			j.wmu.Lock()
+			j.snapped(end)
+			j.unlock()
 		case <-tick.C:
-			if dirty {
+			j.wmu.Lock()
+			if j.dirty {
 				if err := j.sync(); err != nil {
-					fail("fsync", err)
+					j.fail("fsync", err)
 				} else {
-					dirty = false
+					j.dirty = false
+					j.advance(j.cursor) // with Always, what was written before a failed sync
 				}
 			}
-		case <-j.stop:
-			// A last pass, then the clean end.
-			buf, _, _, _ = j.collect(buf[:0], st, cursor, watermarks, math.MaxInt)
-			buf = appendEnd(buf, st.Seq())
-			err := j.write(buf)
-			if err == nil {
-				err = j.sync()
+			for j.flush(1 << 20) {
 			}
-			j.f.Close()
-			j.err = err
+			j.unlock()
+		case <-j.stop:
+			j.wmu.Lock()
+			j.close()
+			j.unlock()
 			return
 		}
+	}
+}
+
+// close writes what remains and the clean end, and syncs; a snapshot under
+// way is abandoned. j.wmu is held.
+func (j *Journal) close() {
+	var next uint64
+	j.buf, next, _, _ = j.collect(j.buf[:0], j.cursor, math.MaxInt)
+	j.buf = appendEnd(j.buf, j.st.Seq())
+	err := j.write(j.buf)
+	if err == nil {
+		err = j.sync()
+	}
+	if err == nil {
+		j.writtenSeq.Store(next)
+		j.advance(next)
+	}
+	if j.snapping {
+		j.snapped(<-j.snapDone)
+	}
+	j.f.Close()
+	j.err = err
+	j.wake(func() { j.closed = true })
+}
+
+// flush writes the changes after the cursor, about limit bytes of them, in
+// one write, makes them durable (with Always, syncs them), and rotates the
+// segment when it is full. It reports whether more changes wait. j.wmu is
+// held.
+func (j *Journal) flush(limit int) (more bool) {
+	var next uint64
+	var marks map[string]store.Watermark
+	j.buf, next, marks, more = j.collect(j.buf[:0], j.cursor, limit)
+	if len(j.buf) > 0 {
+		if err := j.write(j.buf); err != nil {
+			j.fail("write", err)
+			return false
+		}
+		j.dirty = true
+		maps.Copy(j.marks, marks)
+	}
+	j.cursor = next
+	j.writtenSeq.Store(next)
+	if j.cfg.Always && j.dirty {
+		if err := j.sync(); err != nil {
+			j.fail("fsync", err)
+			return false
+		}
+		j.dirty = false
+	}
+	j.ok()
+	j.advance(next)
+	if j.size >= j.cfg.SegmentSize {
+		if err := j.rotate(); err != nil { // it syncs what it closes
+			j.fail("rotation", err)
+			return false
+		}
+		j.dirty = false
+		j.maybeSnapshot(j.st, next)
+	}
+	j.m.JournalLag.Set(float64(j.st.Seq() - next))
+	return more
+}
+
+// fail counts a failed write, sync or rotation, logs it (at most every
+// 10 s) and makes it the journal's fault. j.wmu is held.
+func (j *Journal) fail(what string, err error) {
+	j.m.JournalErrors.Inc()
+	j.setFault(fmt.Errorf("journal %s: %w", what, err))
+	if time.Since(j.lastLog) > 10*time.Second {
+		j.log.Error("journal "+what+" failed; records are not acknowledged until it succeeds", "err", err)
+		j.lastLog = time.Now()
+	}
+}
+
+// ok clears the journal's fault after a success. j.wmu is held.
+func (j *Journal) ok() {
+	if j.Fault() != nil {
+		j.log.Info("journal writes again")
+		j.setFault(nil)
 	}
 }
 
@@ -239,15 +454,14 @@ func (j *Journal) loop(st *store.Store, notify <-chan struct{}, cursor uint64, w
 // and whether more changes wait. The watermarks are read before the
 // changes, so each is written after every record it covers, and any
 // prefix of the journal is consistent.
-func (j *Journal) collect(buf []byte, st *store.Store, cursor uint64, watermarks func() map[string]store.Watermark,
-	limit int) ([]byte, uint64, map[string]store.Watermark, bool) {
+func (j *Journal) collect(buf []byte, cursor uint64, limit int) ([]byte, uint64, map[string]store.Watermark, bool) {
 	var marks map[string]store.Watermark
-	if watermarks != nil {
-		marks = watermarks()
+	if j.watermarks != nil {
+		marks = j.watermarks()
 	}
 	next := cursor
 	for {
-		j.batch, next = st.Changes(next, batchSize, j.batch[:0])
+		j.batch, next = j.st.Changes(next, batchSize, j.batch[:0])
 		for _, c := range j.batch {
 			buf = appendRecord(buf, c.Seq, c.Record)
 		}
@@ -272,81 +486,4 @@ func (j *Journal) Close() error {
 	j.once.Do(func() { close(j.stop) })
 	<-j.done
 	return j.err
-}
-
-// snapshot writes every record stored up to cursor, whose changes are all
-// in the segments before the current one, and the watermarks written
-// with them, then deletes those segments and older snapshots.
-func (j *Journal) snapshot(st *store.Store, cursor uint64) error {
-	tmp := filepath.Join(j.cfg.Dir, "snap.tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	buf := appendIncarnation(nil, j.inc)
-	var batch []store.Change
-	size := int64(0)
-	for next := uint64(0); ; {
-		batch, next = st.Changes(next, batchSize, batch[:0])
-		for _, c := range batch {
-			// Changes after cursor are in the current segment; a record
-			// superseded meanwhile is there too.
-			if c.Seq <= cursor {
-				buf = appendRecord(buf, c.Seq, c.Record)
-			}
-		}
-		if len(buf) > 1<<20 || len(batch) < batchSize {
-			n, err := f.Write(buf)
-			size += int64(n)
-			if err != nil {
-				f.Close()
-				return err
-			}
-			buf = buf[:0]
-		}
-		if len(batch) < batchSize {
-			break
-		}
-	}
-	for peer, w := range j.marks {
-		buf = appendWatermark(buf, peer, w)
-	}
-	buf = appendEnd(buf, cursor)
-	n, err := f.Write(buf)
-	size += int64(n)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(j.cfg.Dir, snapshotName(j.seg))); err != nil {
-		return err
-	}
-	if err := syncDir(j.cfg.Dir); err != nil {
-		return err
-	}
-	j.sinceSnp, j.snapSize = j.size, size
-	j.m.JournalSnapshots.Inc()
-	// The snapshot holds everything before the current segment.
-	if segs, err := list(j.cfg.Dir, "wal-", ".log"); err == nil {
-		for _, i := range segs {
-			if i < j.seg {
-				os.Remove(filepath.Join(j.cfg.Dir, segmentName(i)))
-			}
-		}
-	}
-	if snaps, err := list(j.cfg.Dir, "snap-", ".snap"); err == nil {
-		for _, i := range snaps {
-			if i < j.seg {
-				os.Remove(filepath.Join(j.cfg.Dir, snapshotName(i)))
-			}
-		}
-	}
-	j.log.Info("journal snapshot written", "records_up_to", cursor, "bytes", size)
-	return nil
 }

@@ -75,7 +75,9 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	)
 	if cfg.DataDir != "" {
 		var st journal.State
-		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval}, log, n.metrics)
+		n.journal, st, err = journal.Open(journal.Config{
+			Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval, Always: cfg.Fsync == config.FsyncAlways,
+		}, log, n.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}
@@ -91,11 +93,15 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	n.metrics.CounterFunc("herd_log_blocked_seconds_total",
 		"Time the process's log could not take records because its destination had not taken the earlier ones; client lines wait meanwhile.",
 		func() float64 { return logs.Blocked().Seconds() })
-	n.server = server.New(server.Config{
+	scfg := server.Config{
 		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
 		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
 		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
-	}, n.store, n.places, n.metrics, log, logs.Lines)
+	}
+	if n.journal != nil {
+		scfg.Journal = n.journal
+	}
+	n.server = server.New(scfg, n.store, n.places, n.metrics, log, logs.Lines)
 	if len(cfg.Peers) > 0 {
 		n.peers = peer.New(peer.Config{
 			Name: cfg.Name, Incarnation: incarnation, Peers: cfg.Peers, Secret: string(cfg.PeerSecret),
@@ -203,14 +209,29 @@ func (n *Node) closeJournal() error {
 	return n.journal.Close()
 }
 
-// Ready reports whether the node should receive traffic: it is running
-// and, when it has neighbours, it has reconciled with all of them or the
-// grace period HERD_READY_GRACE has passed.
-func (n *Node) Ready() bool {
-	if n.stopped.Load() || n.started.IsZero() {
-		return false
+// Ready reports whether the node should receive traffic: it is running,
+// its journal (if any) writes, and, when it has neighbours, it has
+// reconciled with all of them or the grace period HERD_READY_GRACE has
+// passed.
+func (n *Node) Ready() bool { return n.notReady() == "" }
+
+// notReady says why the node is not ready, or "".
+func (n *Node) notReady() string {
+	switch {
+	case n.stopped.Load():
+		return "stopping"
+	case n.started.IsZero():
+		return "starting"
 	}
-	return n.peers == nil || n.peers.Reconciled() || time.Since(n.started) > n.cfg.ReadyGrace
+	if n.journal != nil {
+		if err := n.journal.Fault(); err != nil {
+			return err.Error()
+		}
+	}
+	if n.peers != nil && !n.peers.Reconciled() && time.Since(n.started) <= n.cfg.ReadyGrace {
+		return "reconciling with neighbours"
+	}
+	return ""
 }
 
 // ClientAddr returns the client listener's address.
@@ -243,8 +264,8 @@ func (n *Node) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if reason := n.notReady(); reason != "" {
+			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -27,6 +27,7 @@ const (
 	closeWriteTimeout = "write_timeout" // the client did not take a reply within WriteTimeout
 	closeReadError    = "read_error"    // the connection broke, e.g. reset by the client
 	closeShutdown     = "shutdown"      // the server is stopping
+	closeNotDurable   = "not_durable"   // the journal could not write the records read, within WriteTimeout
 )
 
 // lingerTime bounds how long a connection closed on a bad line keeps
@@ -118,7 +119,9 @@ func (c *conn) serve() {
 	c.storeBatch() // what was read is stored, even if its replies cannot go out
 	c.lookups.Wait()
 	c.cancel()
-	if reason == closeLineTooLong {
+	if reason == closeLineTooLong || reason == closeShutdown {
+		// Every reply is written: end the stream cleanly rather than reset
+		// it with the client's unread lines.
 		c.linger()
 	}
 	c.nc.Close()
@@ -259,12 +262,31 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 }
 
 // storeBatch stores the IAMATs answered since the last call, in one
-// store update, and counts them as done.
+// store update, waits until the journal holds them, and counts them as
+// done. Their replies go out only after it returns; if the journal cannot
+// write them within WriteTimeout, no reply goes out any more and the
+// connection closes, so that no record is acknowledged that a crash could
+// lose.
 func (c *conn) storeBatch() {
 	if len(c.batch) == 0 {
 		return
 	}
 	c.stored = c.s.store.ApplyAll(c.batch, store.NoLink, c.stored[:0])
+	if j := c.s.cfg.Journal; j != nil {
+		// Up to the store's last change, not only this batch's: a record
+		// that was not newer is acknowledged on the strength of the newer
+		// one held, which may have come from a neighbour a moment ago.
+		if err := j.Wait(c.s.store.Seq(), c.s.cfg.WriteTimeout); err != nil {
+			c.mu.Lock()
+			if c.werr == "" {
+				c.werr = closeNotDurable
+				c.broken.Store(true)
+				c.log.Warn("records not written to the journal in time; closing without replies", "err", err)
+			}
+			c.mu.Unlock()
+			c.cancel()
+		}
+	}
 	end := c.s.now()
 	for _, applied := range c.stored {
 		c.s.stats.iamat(applied)
@@ -398,9 +420,9 @@ func (c *conn) failed() string {
 // owed reports whether a reply is still being prepared.
 func (c *conn) owed() bool { return c.held.Load() }
 
-// linger stops writing and discards input for a moment before the close,
-// so that the client reads the replies sent before a reset could destroy
-// them.
+// linger half-closes the connection and discards input for a moment
+// before the close, so that the client reads the replies sent before a
+// reset could destroy them.
 func (c *conn) linger() {
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		tc.CloseWrite()

@@ -37,6 +37,20 @@ type Config struct {
 	MaxInflight   int           // requests owed a reply per connection before reading pauses
 	IdleTimeout   time.Duration // a connection with nothing to say or owed is closed after this
 	WriteTimeout  time.Duration // a reply not taken within this closes the connection
+	// Journal, when set, makes stored records durable: an IAMAT is
+	// acknowledged only once Journal.Wait says its record is, and a
+	// connection whose records it cannot make durable within WriteTimeout
+	// is closed without their replies. Nil acknowledges records once they
+	// are in memory.
+	Journal Journal
+}
+
+// Journal makes the store's changes durable (journal.Journal).
+type Journal interface {
+	// Wait returns nil once the change numbered seq and every change
+	// before it are durable, or an error when that did not happen within
+	// timeout.
+	Wait(seq uint64, timeout time.Duration) error
 }
 
 // LineLogger writes the protocol log, one record per client line with its
