@@ -20,6 +20,7 @@ type Config struct {
 	Dir           string        // the data directory, created if missing
 	FsyncInterval time.Duration // batched fsync period: the durability promise
 	SegmentSize   int64         // a segment this large is closed and a new one started
+	Name          string        // the node's name, recorded in the directory; "" checks none
 }
 
 // DefaultSegmentSize is the size at which segments rotate.
@@ -46,6 +47,9 @@ type Journal struct {
 
 	writtenSeq atomic.Uint64 // the last change number written to the file
 
+	lock    *os.File  // holds the directory's flock until Close
+	pending *recovery // damage found by Open, for Create to deal with
+
 	running bool // Run was called
 	stop    chan struct{}
 	done    chan struct{}
@@ -57,9 +61,13 @@ type Journal struct {
 // change up to it survives the process being killed.
 func (j *Journal) Written() uint64 { return j.writtenSeq.Load() }
 
-// Open recovers a data directory, creating it if needed, and returns the
-// journal, ready to Run, with what it recovered. A torn or corrupt tail is
-// truncated with a log line.
+// Open locks a data directory, creating it if needed, recovers it and
+// returns the journal, ready to Run, with what it recovered. It fails at
+// once if another process holds the directory, if it belongs to a node of
+// another name, or if a file cannot be read; it then changes nothing. A
+// torn tail is truncated with a log line; records lost otherwise are
+// logged at ERROR and reported in State.Damaged. Open writes nothing else
+// (but LOCK and NAME): Create, or Run, does.
 func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = DefaultSegmentSize
@@ -68,35 +76,28 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, State{}, err
 	}
-	r, err := recoverDir(cfg.Dir, log)
+	lock, err := lockDir(cfg.Dir)
 	if err != nil {
 		return nil, State{}, err
 	}
-	st := r.state
-	fresh := st.Incarnation == 0
-	if fresh {
-		st.Incarnation = store.NewIncarnation()
+	r, st, next, err := prepare(cfg, log, m)
+	if err != nil {
+		lock.Close()
+		return nil, State{}, fmt.Errorf("data directory %s: %w", cfg.Dir, err)
 	}
-	// After a crash the last changes may be lost while neighbours hold
-	// their change numbers: jump past them (see seqJump).
-	next := r.maxSeq
-	if !fresh && !st.Clean {
-		next += seqJump
-	}
-	st.Store.Advance(next)
 	m.JournalRecovered.Set(float64(st.Records))
 	m.JournalTruncations.Add(float64(r.truncated))
 	j := &Journal{
-		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last,
+		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last, lock: lock,
 		marks: map[string]store.Watermark{}, stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if len(r.damage) > 0 {
+		j.pending = r
 	}
 	for k, v := range st.Watermarks {
 		j.marks[k] = v
 	}
-	if err := j.rotate(); err != nil {
-		return nil, State{}, err
-	}
-	log.Info("journal opened", "dir", cfg.Dir, "records", st.Records, "clean", st.Clean || fresh,
+	log.Info("journal opened", "dir", cfg.Dir, "records", st.Records, "clean", st.Clean, "damaged", st.Damaged,
 		"incarnation", fmt.Sprintf("%x", st.Incarnation), "next_change", next+1)
 	return j, st, nil
 }
@@ -158,8 +159,13 @@ func syncDir(dir string) error {
 // Run writes st's changes from now on, with watermarks (may be nil) read
 // from the peer links, until Close.
 func (j *Journal) Run(st *store.Store, watermarks func() map[string]store.Watermark) {
-	notify := st.Subscribe()
 	j.running = true
+	if err := j.Create(); err != nil {
+		j.err = err
+		close(j.done)
+		return
+	}
+	notify := st.Subscribe()
 	go j.loop(st, notify, st.Seq(), watermarks)
 }
 
@@ -266,7 +272,11 @@ func (j *Journal) collect(buf []byte, st *store.Store, cursor uint64, watermarks
 // Close writes what remains, marks the journal closed cleanly, syncs it
 // and stops. Call it after the store stopped changing.
 func (j *Journal) Close() error {
+	defer j.unlock()
 	if !j.running {
+		if j.f == nil {
+			return nil
+		}
 		return j.f.Close()
 	}
 	j.once.Do(func() { close(j.stop) })
