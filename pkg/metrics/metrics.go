@@ -133,7 +133,7 @@ func New() *Metrics {
 		JournalSnapshots: f.counter("herd_journal_snapshots_total", "Snapshots written, each compacting the journal."),
 		JournalRecovered: f.gauge("herd_journal_recovered_records", "Records read back from the journal at start."),
 		JournalTruncations: f.counter("herd_journal_truncations_total",
-			"Torn or corrupt journal tails cut off at start."),
+			"Torn journal tails (a bad last entry with nothing valid after it) cut off at start."),
 		JournalErrors: f.counter("herd_journal_errors_total", "Failed journal writes, syncs and snapshots."),
 		JournalDataLoss: f.counter("herd_journal_data_loss_total",
 			"Starts that found records lost from the journal (a bad or missing snapshot, a missing segment, a corrupt entry before valid ones)."),
