@@ -114,7 +114,7 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 		return Report{}, err
 	}
 	if len(r.damage) > 0 {
-		if _, err := heal(dir, r, store.NewIncarnation(), "", log); err != nil {
+		if _, _, err := heal(dir, r, store.NewIncarnation(), "", log); err != nil {
 			return Report{}, err
 		}
 	}

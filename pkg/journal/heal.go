@@ -86,12 +86,13 @@ func (j *Journal) Create() error {
 		if r.lost() {
 			marker = r.loss() + "\n"
 		}
-		size, err := heal(j.cfg.Dir, r, j.inc, marker, j.log)
+		idx, size, err := heal(j.cfg.Dir, r, j.inc, marker, j.log)
 		if err != nil {
 			return err
 		}
 		if size > 0 {
-			j.snapSize = size // rotate starts segment r.last+1, which the snapshot precedes
+			// rotate starts segment idx, which the snapshot precedes.
+			j.seg, j.snapSize = idx-1, size
 		}
 		j.pending = nil
 	}
@@ -125,12 +126,13 @@ func (j *Journal) unlock() {
 // damaged files aside (<name>.damaged) and removes the rest, which the
 // snapshot replaces. With marker set, the HEALING file is written first, so
 // that a crash meanwhile still knows the node must heal. It returns the
-// snapshot's size, or 0 when there was nothing to rewrite (a damaged file
+// snapshot's index, after every file there, which the next segment takes,
+// and its size, or 0 when there was nothing to rewrite (a damaged file
 // that other files cover is only renamed aside).
-func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) (int64, error) {
+func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) (uint64, int64, error) {
 	if marker != "" {
 		if err := writeAtomic(dir, healingFile, []byte(marker)); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	aside := func(name string) error {
@@ -144,15 +146,22 @@ func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) 
 	if !r.lost() {
 		for _, d := range r.damage {
 			if err := aside(d.File); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
-		return 0, syncDir(dir)
+		return 0, 0, syncDir(dir)
+	}
+	snaps, err := list(dir, "snap-", ".snap")
+	if err != nil {
+		return 0, 0, err
 	}
 	idx := r.last + 1
+	if len(snaps) > 0 {
+		idx = max(idx, snaps[len(snaps)-1]+1)
+	}
 	size, err := writeSnapshot(dir, idx, inc, r.state.Store, r.maxSeq)
 	if err != nil {
-		return 0, fmt.Errorf("writing the healed snapshot: %w", err)
+		return 0, 0, fmt.Errorf("writing the healed snapshot: %w", err)
 	}
 	damaged := map[string]bool{}
 	for _, d := range r.damage {
@@ -166,7 +175,7 @@ func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) 
 	}{{"wal-", ".log", segmentName}, {"snap-", ".snap", snapshotName}} {
 		idxs, err := list(dir, kind.prefix, kind.suffix)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, i := range idxs {
 			name := kind.name(i)
@@ -178,16 +187,16 @@ func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) 
 				err = os.Remove(filepath.Join(dir, name))
 			}
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 	}
 	if err := syncDir(dir); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	log.Warn("journal: wrote what was kept as a new snapshot", "file", snapshotName(idx), "records", r.state.Store.Len(),
 		"bytes", size, "incarnation", fmt.Sprintf("%x", inc))
-	return size, nil
+	return idx, size, nil
 }
 
 // writeSnapshot writes every record of st, under incarnation inc and with

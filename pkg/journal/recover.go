@@ -192,6 +192,20 @@ func recoverDir(dir string, log *slog.Logger, write bool) (*recovery, error) {
 	if len(segs) > 0 && segs[len(segs)-1] > r.last {
 		r.last = segs[len(segs)-1]
 	}
+	if base > 0 {
+		// The next segment comes after the snapshot, even with no segment
+		// after it (a crash between a healed snapshot and its segment).
+		r.last = max(r.last, base-1)
+	}
+	// A bad snapshot replaced the segments before it: unless they are
+	// all here, it held records nothing else holds.
+	for _, d := range r.damage {
+		var i uint64
+		if _, err := fmt.Sscanf(d.File, "snap-%016x.snap", &i); err == nil && i > next {
+			gaps = append(gaps, missing(next, i-1))
+			next = i
+		}
+	}
 	if len(gaps) > 0 {
 		// A bad snapshot newer than base was what held these records.
 		for k := range r.damage {

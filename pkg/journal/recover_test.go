@@ -41,6 +41,9 @@ func fixture(t *testing.T) (string, []string, uint64) {
 			t.Fatalf("no snapshot followed by segments: %v %v", snaps, segs)
 		}
 	}
+	for i := range 5 { // records in the last segment
+		st.Store.Apply(rec(fmt.Sprint("last", i), "1"), store.NoLink)
+	}
 	want := contents(st.Store)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
@@ -100,6 +103,13 @@ func TestRecoveryFaults(t *testing.T) {
 	}{
 		{"snapshot with one flipped bit", snap, func(t *testing.T, p string) { flipBit(t, p, 0.5) }, true,
 			func(all, _ int) (int, int) { return all - 1, all - 1 }, true},
+		{"snapshot with one flipped bit and no segment", snap, func(t *testing.T, p string) {
+			flipBit(t, p, 0.5)
+			segs, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "wal-*.log"))
+			for _, s := range segs {
+				os.Remove(s)
+			}
+		}, true, func(all, seg int) (int, int) { return all - seg - 1, all - seg - 1 }, true},
 		{"empty snapshot", snap, func(t *testing.T, p string) { os.Truncate(p, 0) }, true,
 			func(_, seg int) (int, int) { return seg, seg }, true},
 		{"deleted snapshot", snap, func(t *testing.T, p string) { os.Remove(p) }, true,
