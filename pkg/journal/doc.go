@@ -17,7 +17,10 @@
 // segments outgrow twice the last snapshot, a snapshot (snap-<index>.snap)
 // of every record before the current segment replaces them. At start the
 // newest complete snapshot and the segments after it are replayed; a torn
-// or corrupt tail is truncated with a log line, and what remains is a
-// prefix of what was written. After a crash the change numbers jump ahead
+// tail is truncated with a log line. Anything else wrong is data loss
+// (recover.go): logged, counted, and healed under a new incarnation with
+// no watermarks, so that every neighbour sends everything; a read error
+// stops the start and changes nothing. The directory is locked (LOCK)
+// and named (NAME) for one node. After a crash the change numbers jump ahead
 // (seqJump), since neighbours may hold numbers whose changes were lost.
 package journal

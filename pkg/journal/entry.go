@@ -180,11 +180,18 @@ func (d *decoder) string() string {
 	return s
 }
 
+// readError is a failure to read a file, as opposed to bad content: it
+// says nothing about what the file holds.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
 // readEntries calls fn for every entry of r in order. It returns the
 // offset just after the last whole, valid entry, and an error if the data
 // stops being valid before the end: a torn tail (a partial entry) or
 // corruption (a bad checksum, length or field). fn's errors stop the read
-// the same way.
+// the same way. A failure of r itself is a *readError.
 func readEntries(r io.Reader, fn func(entry) error) (good int64, err error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	var hdr [headerSize]byte
@@ -193,6 +200,9 @@ func readEntries(r io.Reader, fn func(entry) error) (good int64, err error) {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) {
 				return good, nil
+			}
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				return good, &readError{err}
 			}
 			return good, fmt.Errorf("torn entry header at %d", good)
 		}
@@ -205,6 +215,9 @@ func readEntries(r io.Reader, fn func(entry) error) (good int64, err error) {
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(br, payload); err != nil {
+			if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+				return good, &readError{err}
+			}
 			return good, fmt.Errorf("torn entry at %d", good)
 		}
 		if crc32.Checksum(payload, castagnoli) != sum {

@@ -25,6 +25,7 @@ type Config struct {
 	// one fsync for every change written meanwhile); otherwise once it is
 	// written, with a sync every FsyncInterval.
 	Always bool
+	Name   string // the node's name, recorded in the directory; "" checks none
 }
 
 // DefaultSegmentSize is the size at which segments rotate.
@@ -70,6 +71,9 @@ type Journal struct {
 	waiters  atomic.Int32 // Waits that may be blocked
 	fault    error        // the failing write, sync or rotation, until one succeeds
 	closed   bool         // Close finished: durableSeq moves no more
+
+	lock    *os.File  // holds the directory's flock until Close
+	pending *recovery // damage found by Open, for Create to deal with
 
 	running bool // Run was called
 	stop    chan struct{}
@@ -120,7 +124,7 @@ func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 			if !j.stopping() {
 				j.flush(1 << 20)
 			}
-			j.unlock()
+			j.unlockWriter()
 			continue
 		}
 		if timer == nil {
@@ -148,10 +152,10 @@ func (j *Journal) Fault() error {
 	return j.fault
 }
 
-// unlock releases wmu and wakes the waiters, which may have found it held
-// after the last change this writer made durable, so that one of them
-// takes it.
-func (j *Journal) unlock() {
+// unlockWriter releases wmu and wakes the waiters, which may have found
+// it held after the last change this writer made durable, so that one of
+// them takes it.
+func (j *Journal) unlockWriter() {
 	j.wmu.Unlock()
 	if j.waiters.Load() > 0 {
 		j.wake(func() {})
@@ -187,9 +191,13 @@ func (j *Journal) wake(f func()) {
 	j.mu.Unlock()
 }
 
-// Open recovers a data directory, creating it if needed, and returns the
-// journal, ready to Run, with what it recovered. A torn or corrupt tail is
-// truncated with a log line.
+// Open locks a data directory, creating it if needed, recovers it and
+// returns the journal, ready to Run, with what it recovered. It fails at
+// once if another process holds the directory, if it belongs to a node of
+// another name, or if a file cannot be read; it then changes nothing. A
+// torn tail is truncated with a log line; records lost otherwise are
+// logged at ERROR and reported in State.Damaged. Open writes nothing else
+// (but LOCK and NAME): Create, or Run, does.
 func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, error) {
 	if cfg.SegmentSize <= 0 {
 		cfg.SegmentSize = DefaultSegmentSize
@@ -198,36 +206,29 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, State{}, err
 	}
-	r, err := recoverDir(cfg.Dir, log)
+	lock, err := lockDir(cfg.Dir)
 	if err != nil {
 		return nil, State{}, err
 	}
-	st := r.state
-	fresh := st.Incarnation == 0
-	if fresh {
-		st.Incarnation = store.NewIncarnation()
+	r, st, next, err := prepare(cfg, log, m)
+	if err != nil {
+		lock.Close()
+		return nil, State{}, fmt.Errorf("data directory %s: %w", cfg.Dir, err)
 	}
-	// After a crash the last changes may be lost while neighbours hold
-	// their change numbers: jump past them (see seqJump).
-	next := r.maxSeq
-	if !fresh && !st.Clean {
-		next += seqJump
-	}
-	st.Store.Advance(next)
 	m.JournalRecovered.Set(float64(st.Records))
 	m.JournalTruncations.Add(float64(r.truncated))
 	j := &Journal{
-		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last,
+		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last, lock: lock,
 		marks: map[string]store.Watermark{}, stop: make(chan struct{}), done: make(chan struct{}),
 		advanced: make(chan struct{}), snapDone: make(chan snapshotEnd, 1),
+	}
+	if len(r.damage) > 0 {
+		j.pending = r
 	}
 	for k, v := range st.Watermarks {
 		j.marks[k] = v
 	}
-	if err := j.rotate(); err != nil {
-		return nil, State{}, err
-	}
-	log.Info("journal opened", "dir", cfg.Dir, "records", st.Records, "clean", st.Clean || fresh,
+	log.Info("journal opened", "dir", cfg.Dir, "records", st.Records, "clean", st.Clean, "damaged", st.Damaged,
 		"incarnation", fmt.Sprintf("%x", st.Incarnation), "next_change", next+1)
 	return j, st, nil
 }
@@ -302,11 +303,16 @@ func syncDir(dir string) error {
 // from the peer links, until Close. Every change st holds already is in
 // the journal.
 func (j *Journal) Run(st *store.Store, watermarks func() map[string]store.Watermark) {
+	j.running = true
+	if err := j.Create(); err != nil {
+		j.err = err
+		close(j.done)
+		return
+	}
 	notify := st.Subscribe()
 	j.st, j.watermarks, j.cursor = st, watermarks, st.Seq()
 	j.writtenSeq.Store(j.cursor)
 	j.advance(j.cursor)
-	j.running = true
 	go j.loop(notify)
 }
 
@@ -340,12 +346,12 @@ func (j *Journal) loop(notify <-chan struct{}) {
 			if j.wmu.TryLock() {
 				for j.flush(1 << 20) {
 				}
-				j.unlock()
+				j.unlockWriter()
 			}
 		case end := <-j.snapDone:
 			j.wmu.Lock()
 			j.snapped(end)
-			j.unlock()
+			j.unlockWriter()
 		case <-tick.C:
 			j.wmu.Lock()
 			if j.dirty {
@@ -358,11 +364,11 @@ func (j *Journal) loop(notify <-chan struct{}) {
 			}
 			for j.flush(1 << 20) {
 			}
-			j.unlock()
+			j.unlockWriter()
 		case <-j.stop:
 			j.wmu.Lock()
 			j.close()
-			j.unlock()
+			j.unlockWriter()
 			return
 		}
 	}
@@ -480,7 +486,11 @@ func (j *Journal) collect(buf []byte, cursor uint64, limit int) ([]byte, uint64,
 // Close writes what remains, marks the journal closed cleanly, syncs it
 // and stops. Call it after the store stopped changing.
 func (j *Journal) Close() error {
+	defer j.unlock()
 	if !j.running {
+		if j.f == nil {
+			return nil
+		}
 		return j.f.Close()
 	}
 	j.once.Do(func() { close(j.stop) })

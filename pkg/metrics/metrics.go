@@ -66,6 +66,8 @@ type Metrics struct {
 	JournalRecovered   prometheus.Gauge
 	JournalTruncations prometheus.Counter
 	JournalErrors      prometheus.Counter
+	JournalDataLoss    prometheus.Counter
+	JournalDamaged     prometheus.Gauge
 
 	PlacesRequests     *prometheus.CounterVec   // provider, status
 	PlacesDuration     *prometheus.HistogramVec // provider
@@ -131,8 +133,12 @@ func New() *Metrics {
 		JournalSnapshots: f.counter("herd_journal_snapshots_total", "Snapshots written, each compacting the journal."),
 		JournalRecovered: f.gauge("herd_journal_recovered_records", "Records read back from the journal at start."),
 		JournalTruncations: f.counter("herd_journal_truncations_total",
-			"Torn or corrupt journal tails cut off at start."),
+			"Torn journal tails (a bad last entry with nothing valid after it) cut off at start."),
 		JournalErrors: f.counter("herd_journal_errors_total", "Failed journal writes, syncs and snapshots."),
+		JournalDataLoss: f.counter("herd_journal_data_loss_total",
+			"Starts that found records lost from the journal (a bad or missing snapshot, a missing segment, a corrupt entry before valid ones)."),
+		JournalDamaged: f.gauge("herd_journal_damaged",
+			"1 from a start that found records lost until every neighbour has sent everything again, else 0."),
 
 		PlacesRequests: f.counterVec("herd_places_requests_total",
 			"Places lookups answered by the provider (cache misses), by provider and status (OK, ZERO_RESULTS, OVER_QUERY_LIMIT, ...).",

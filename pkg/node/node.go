@@ -43,15 +43,22 @@ type Node struct {
 	http    *http.Server
 	started time.Time
 	stopped atomic.Bool
+	quit    chan struct{} // closed by Shutdown
 	wg      sync.WaitGroup
 	errs    chan error
+
+	// loss is what the journal lost at start ("" when whole): the node is
+	// not ready until every neighbour has sent everything again (healed).
+	loss   string
+	healed atomic.Bool
 }
 
 // Option changes how a node is built.
 type Option func(*options)
 
 type options struct {
-	places places.Provider
+	places      places.Provider
+	segmentSize int64 // the journal's, for tests; 0 for the default
 }
 
 // WithPlaces makes the node use base for places instead of building a
@@ -67,7 +74,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4)}
+	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4), quit: make(chan struct{})}
 	var (
 		err         error
 		incarnation uint64 // 0: a new one per process, without a journal
@@ -75,13 +82,20 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	)
 	if cfg.DataDir != "" {
 		var st journal.State
-		n.journal, st, err = journal.Open(journal.Config{
-			Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval, Always: cfg.Fsync == config.FsyncAlways,
-		}, log, n.metrics)
+		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval,
+			Always: cfg.Fsync == config.FsyncAlways, SegmentSize: o.segmentSize, Name: cfg.Name}, log, n.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}
-		n.store, incarnation, known = st.Store, st.Incarnation, st.Watermarks
+		if st.Damaged && len(cfg.Peers) == 0 {
+			// Nobody can send back what was lost; the directory is left
+			// as it is for the operator.
+			n.journal.Close()
+			return nil, fmt.Errorf("HERD_DATA_DIR %s: the journal lost records (%s), and this node has no "+
+				"neighbours to get them back from; see what is left with `herd journal check %s`, and keep what "+
+				"is valid with `herd journal repair %s` (docs/hardening.md)", cfg.DataDir, st.Loss, cfg.DataDir, cfg.DataDir)
+		}
+		n.store, incarnation, known, n.loss = st.Store, st.Incarnation, st.Watermarks, st.Loss
 	}
 	if o.places != nil {
 		n.places = places.Wrap(o.places, cfg, n.metrics, log)
@@ -134,6 +148,17 @@ func (n *Node) Start() error {
 		}
 	}
 	if n.journal != nil {
+		// Only now, with every listener bound, does the journal write: a
+		// start that fails earlier leaves the data directory as it was.
+		if err := n.journal.Create(); err != nil {
+			n.server.Shutdown(context.Background())
+			n.httpLn.Close()
+			if n.peerLn != nil {
+				n.peerLn.Close()
+			}
+			n.closeJournal()
+			return fmt.Errorf("HERD_DATA_DIR: %w", err)
+		}
 		// The journal reads every change from here on, before any client
 		// or neighbour can make one.
 		var marks func() map[string]store.Watermark
@@ -145,6 +170,9 @@ func (n *Node) Start() error {
 	if n.peers != nil {
 		n.peers.Start()
 		n.wg.Go(func() { n.fail(n.peers.Serve(n.peerLn)) })
+		if n.loss != "" {
+			n.wg.Go(n.heal)
+		}
 	}
 	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 5 * time.Second}
 	n.wg.Go(func() {
@@ -183,6 +211,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	n.log.Info("herd node stopping")
+	close(n.quit)
 	if n.peerLn != nil {
 		n.peerLn.Close()
 	}
@@ -212,26 +241,53 @@ func (n *Node) closeJournal() error {
 // Ready reports whether the node should receive traffic: it is running,
 // its journal (if any) writes, and, when it has neighbours, it has
 // reconciled with all of them or the grace period HERD_READY_GRACE has
-// passed.
-func (n *Node) Ready() bool { return n.notReady() == "" }
+// passed. A node whose journal lost
+// records has no grace period: it is ready once every neighbour has sent
+// it everything.
+func (n *Node) Ready() bool {
+	ok, _ := n.readiness()
+	return ok
+}
 
-// notReady says why the node is not ready, or "".
-func (n *Node) notReady() string {
-	switch {
-	case n.stopped.Load():
-		return "stopping"
-	case n.started.IsZero():
-		return "starting"
-	}
+// readiness is Ready with the reason when not.
+func (n *Node) readiness() (bool, string) {
+	var fault error
 	if n.journal != nil {
-		if err := n.journal.Fault(); err != nil {
-			return err.Error()
+		fault = n.journal.Fault()
+	}
+	switch {
+	case n.stopped.Load() || n.started.IsZero():
+		return false, "not running"
+	case fault != nil:
+		return false, fault.Error()
+	case n.loss != "" && !n.healed.Load():
+		return false, "the journal lost records at start (" + n.loss + "); waiting for every neighbour to send everything again"
+	case n.peers == nil || n.peers.Reconciled() || time.Since(n.started) > n.cfg.ReadyGrace:
+		return true, ""
+	}
+	return false, "reconciling with the neighbours"
+}
+
+// heal waits until every neighbour has reconciled with this node, which
+// came back under a new incarnation with no watermarks after its journal
+// lost records, so each sent everything it holds. Then the loss is made
+// good, and the journal records it.
+func (n *Node) heal() {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !n.peers.Reconciled() {
+		select {
+		case <-n.quit:
+			return
+		case <-tick.C:
 		}
 	}
-	if n.peers != nil && !n.peers.Reconciled() && time.Since(n.started) <= n.cfg.ReadyGrace {
-		return "reconciling with neighbours"
+	if err := n.journal.Healed(); err != nil {
+		// Ready anyway: the records are here. The next start heals again.
+		n.log.Error("journal: recording the end of healing failed", "err", err)
 	}
-	return ""
+	n.healed.Store(true)
+	n.log.Info("healed: every neighbour has sent everything again", "records", n.store.Len())
 }
 
 // ClientAddr returns the client listener's address.
@@ -264,8 +320,8 @@ func (n *Node) handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if reason := n.notReady(); reason != "" {
-			http.Error(w, "not ready: "+reason, http.StatusServiceUnavailable)
+		if ok, why := n.readiness(); !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")

@@ -5,6 +5,7 @@
 //	herd client [ADDR]   talk to a node by hand, or send one command
 //	herd bench MODE      measure a herd: load, propagation, floor
 //	herd health [URL]    probe a node's /readyz (the container healthcheck)
+//	herd journal check|repair DIR   inspect or repair a data directory
 //	herd version         print the version
 package main
 
@@ -13,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -25,6 +27,7 @@ import (
 	"github.com/herdkit/herd/pkg/bench"
 	"github.com/herdkit/herd/pkg/client"
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
 )
@@ -37,6 +40,8 @@ commands:
   client [ADDR]   talk to a node by hand, or send one command
   bench MODE      measure a herd: load, propagation, floor
   health [URL]    probe a node's /readyz, exit 0 when ready
+  journal check DIR    print what a data directory holds, exit 0 when whole, 1 when damaged
+  journal repair DIR   keep what is valid in a damaged data directory, so that a node can start
   version         print the version
 `
 
@@ -97,6 +102,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 1
 		}
 		return 0
+	case "journal":
+		return journalCmd(args, stdout, stderr)
 	case "version":
 		info, _ := debug.ReadBuildInfo()
 		fmt.Fprintln(stdout, "herd", info.Main.Version, info.GoVersion)
@@ -107,6 +114,31 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintf(stderr, "herd: unknown command %q\n\n%s", cmd, usage)
 	return 2
+}
+
+// journalCmd runs `herd journal check|repair DIR`. Both take the data
+// directory's lock, so they refuse while a node runs.
+func journalCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || (args[0] != "check" && args[0] != "repair") {
+		fmt.Fprint(stderr, "usage: herd journal check DIR | herd journal repair DIR\n")
+		return 2
+	}
+	var rep journal.Report
+	var err error
+	if args[0] == "check" {
+		rep, err = journal.Check(args[1])
+	} else {
+		rep, err = journal.Repair(args[1], slog.New(slog.NewTextHandler(stderr, nil)))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "herd journal %s: %v\n", args[0], err)
+		return 2
+	}
+	rep.Print(stdout)
+	if !rep.Whole() {
+		return 1
+	}
+	return 0
 }
 
 // withLogger runs f with the configured logger and reports its error.
