@@ -13,8 +13,6 @@ import (
 	"testing"
 )
 
-const mib = 1 << 20
-
 // logFiles returns the log's files oldest first (name.N .. name.1, name)
 // and their total size.
 func logFiles(t *testing.T, name string) ([]string, int64) {
