@@ -107,8 +107,9 @@ type Config struct {
 	// is rotated by size: at most LogFileMaxSize × (LogFileMaxFiles + 1)
 	// on disk.
 	LogFile string `env:"HERD_LOG_FILE"`
-	// LogFileMaxSize is the size, in MB (2^20 bytes), at which LogFile is
-	// renamed aside with the time in its name and a new one started.
+	// LogFileMaxSize is the size, in MB (2^20 bytes), past which LogFile
+	// is renamed LogFile.1 (older ones moving to .2, .3 ...) and a new one
+	// started.
 	LogFileMaxSize int `env:"HERD_LOG_FILE_MAX_SIZE" envDefault:"100"`
 	// LogFileMaxFiles is how many renamed LogFiles are kept, besides the
 	// one being written; older ones are deleted.
