@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,6 +225,62 @@ func TestComposeMatchesTopology(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestComposeBoundsContainerLogs: every service's container log rotates,
+// so that a flood of requests, each logged, cannot fill the disk. It
+// needs no Docker.
+func TestComposeBoundsContainerLogs(t *testing.T) {
+	p, err := loadComposeEnv(nil, "monitoring")
+	if err != nil {
+		t.Fatalf("loading compose.yaml: %v", err)
+	}
+	if len(p.Services) < len(config.Classic)+2 {
+		t.Fatalf("%d services with the monitoring profile, want the five servers, Prometheus and Grafana", len(p.Services))
+	}
+	for name, svc := range p.Services {
+		lc := svc.Logging
+		switch {
+		case lc == nil:
+			t.Errorf("%s: no logging section: the container log grows without bound", name)
+		case lc.Driver == "local": // rotates by default: 20 MB in 5 files
+		case lc.Driver != "json-file":
+			t.Errorf("%s: log driver %q, want json-file or local", name, lc.Driver)
+		default:
+			size, err := logSize(lc.Options["max-size"])
+			if err != nil || size <= 0 || size > 100<<20 {
+				t.Errorf("%s: json-file max-size %q, want at most 100m", name, lc.Options["max-size"])
+			}
+			files, err := strconv.Atoi(lc.Options["max-file"])
+			if err != nil || files < 1 || files > 10 {
+				t.Errorf("%s: json-file max-file %q, want 1 to 10", name, lc.Options["max-file"])
+			}
+		}
+	}
+}
+
+// logSize reads a json-file max-size: a number of bytes with an optional
+// k, m or g, as the Docker engine reads it.
+func logSize(s string) (int64, error) {
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch s[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v > 1<<40 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	return v * mult, nil
 }
 
 // samePeers reports whether two neighbour lists hold the same neighbours

@@ -108,8 +108,17 @@ type Config struct {
 	// failure keeps; one fsync for every record written meanwhile).
 	Fsync string `env:"HERD_FSYNC" envDefault:"interval"`
 
-	// LogFile, when set, receives the log as well as standard error.
+	// LogFile, when set, receives the log as well as standard error. It
+	// is rotated by size: at most LogFileMaxSize × (LogFileMaxFiles + 1)
+	// on disk.
 	LogFile string `env:"HERD_LOG_FILE"`
+	// LogFileMaxSize is the size, in MB (2^20 bytes), past which LogFile
+	// is renamed LogFile.1 (older ones moving to .2, .3 ...) and a new one
+	// started.
+	LogFileMaxSize int `env:"HERD_LOG_FILE_MAX_SIZE" envDefault:"100"`
+	// LogFileMaxFiles is how many renamed LogFiles are kept, besides the
+	// one being written; older ones are deleted.
+	LogFileMaxFiles int `env:"HERD_LOG_FILE_MAX_FILES" envDefault:"3"`
 	// LogLevel is debug, info, warn or error; the protocol log (every line
 	// and reply) is at info.
 	LogLevel slog.Level `env:"HERD_LOG_LEVEL" envDefault:"info"`
@@ -232,26 +241,7 @@ func (c Config) Validate() error {
 			bad("HERD_GOOGLE_BASE_URL", "%q is not an http or https URL", c.GoogleBaseURL)
 		}
 	}
-	positive := []struct {
-		variable string
-		d        time.Duration
-	}{
-		{"HERD_PEER_HEARTBEAT", c.PeerHeartbeat}, {"HERD_PEER_BACKOFF_MAX", c.PeerBackoffMax},
-		{"HERD_READY_GRACE", c.ReadyGrace}, {"HERD_PLACES_TIMEOUT", c.PlacesTimeout},
-		{"HERD_IDLE_TIMEOUT", c.IdleTimeout}, {"HERD_WRITE_TIMEOUT", c.WriteTimeout},
-		{"HERD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"HERD_FSYNC_INTERVAL", c.FsyncInterval},
-	}
-	for _, p := range positive {
-		if p.d <= 0 {
-			bad(p.variable, "must be a positive duration, such as 500ms or 5s")
-		}
-	}
-	if c.PeerTimeout < 2*c.PeerHeartbeat {
-		bad("HERD_PEER_TIMEOUT", "must be at least twice HERD_PEER_HEARTBEAT (%v)", c.PeerHeartbeat)
-	}
-	if c.PlacesCacheTTL < 0 {
-		bad("HERD_PLACES_CACHE_TTL", "must be 0 (no cache) or a positive duration")
-	}
+	c.validDurations(bad)
 	ranges := []struct {
 		variable  string
 		v, lo, hi int
@@ -262,6 +252,8 @@ func (c Config) Validate() error {
 		{"HERD_MAX_CONNS", c.MaxConns, 1, 1 << 20},
 		{"HERD_MAX_CONNS_PER_IP", c.MaxConnsPerIP, 1, 1 << 20},
 		{"HERD_MAX_INFLIGHT", c.MaxInflight, 1, 4096},
+		{"HERD_LOG_FILE_MAX_SIZE", c.LogFileMaxSize, 1, MaxLogFileMaxSize},
+		{"HERD_LOG_FILE_MAX_FILES", c.LogFileMaxFiles, 1, MaxLogFileMaxFiles},
 	}
 	for _, r := range ranges {
 		if r.v < r.lo || r.v > r.hi {
@@ -275,6 +267,81 @@ func (c Config) Validate() error {
 		bad("HERD_LOG_FORMAT", "%q is not json or text", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// Bounds of the durations. The maxima keep every sum and product the
+// code forms from them (twice the heartbeat, now plus a time-out) far from
+// overflow; the minima keep a setting from turning into a hot loop (a
+// redial every nanosecond) or a time-out no network can meet.
+const (
+	MinPeerHeartbeat  = 10 * time.Millisecond
+	MaxPeerHeartbeat  = time.Minute
+	MaxPeerTimeout    = 10 * time.Minute
+	MinPeerBackoffMax = 10 * time.Millisecond
+	MaxPeerBackoffMax = 10 * time.Minute
+)
+
+// Bounds of the rotated log file: HERD_LOG_FILE_MAX_SIZE in MB and
+// HERD_LOG_FILE_MAX_FILES.
+const (
+	MaxLogFileMaxSize  = 100 << 10 // 100 GB
+	MaxLogFileMaxFiles = 1000
+)
+
+// validDurations checks every duration against its range. Each check
+// compares without multiplying, so no value, however large, overflows its
+// way into the range.
+func (c Config) validDurations(bad func(variable, format string, args ...any)) {
+	durations := []struct {
+		variable string
+		d        time.Duration
+		lo, hi   time.Duration
+		zero     string // when not empty, 0 is allowed too, and means this
+	}{
+		{"HERD_PEER_HEARTBEAT", c.PeerHeartbeat, MinPeerHeartbeat, MaxPeerHeartbeat, ""},
+		{"HERD_PEER_BACKOFF_MAX", c.PeerBackoffMax, MinPeerBackoffMax, MaxPeerBackoffMax, ""},
+		{"HERD_READY_GRACE", c.ReadyGrace, 10 * time.Millisecond, time.Hour, ""},
+		{"HERD_PLACES_TIMEOUT", c.PlacesTimeout, 100 * time.Millisecond, 5 * time.Minute, ""},
+		{"HERD_PLACES_CACHE_TTL", c.PlacesCacheTTL, time.Second, 24 * time.Hour, "no cache"},
+		{"HERD_IDLE_TIMEOUT", c.IdleTimeout, time.Second, 24 * time.Hour, ""},
+		{"HERD_WRITE_TIMEOUT", c.WriteTimeout, 100 * time.Millisecond, 10 * time.Minute, ""},
+		{"HERD_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 100 * time.Millisecond, 10 * time.Minute, ""},
+		{"HERD_FSYNC_INTERVAL", c.FsyncInterval, time.Millisecond, time.Minute, ""},
+	}
+	for _, d := range durations {
+		if d.d == 0 && d.zero != "" || d.d >= d.lo && d.d <= d.hi {
+			continue
+		}
+		if d.zero != "" {
+			bad(d.variable, "%v is not 0 (%s) or within %v to %v", d.d, d.zero, short(d.lo), short(d.hi))
+		} else {
+			bad(d.variable, "%v is not within %v to %v", d.d, short(d.lo), short(d.hi))
+		}
+	}
+	// The time-out's lower bound is twice the heartbeat, or twice the
+	// smallest heartbeat when the heartbeat itself is out of range. t/2 >= h
+	// is t >= 2h for integers, without forming 2h.
+	heartbeat := c.PeerHeartbeat
+	if heartbeat < MinPeerHeartbeat || heartbeat > MaxPeerHeartbeat {
+		heartbeat = MinPeerHeartbeat
+	}
+	if c.PeerTimeout/2 < heartbeat || c.PeerTimeout > MaxPeerTimeout {
+		bad("HERD_PEER_TIMEOUT", "%v is not within twice HERD_PEER_HEARTBEAT (%v) to %v",
+			c.PeerTimeout, short(2*heartbeat), short(MaxPeerTimeout))
+	}
+}
+
+// short formats d as time.Duration does, without its zero tails: 1m
+// rather than 1m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // ValidName reports whether s can name a server: 1 to 64 letters, digits,

@@ -91,3 +91,107 @@ func TestSecretNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+// TestBounds tries every duration and size at and just past each end of
+// its range: the ends are accepted, past them is an error naming the
+// variable and its range.
+func TestBounds(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string // besides HERD_NAME
+		bad  string            // the variable named in the error; "" when accepted
+	}{
+		// The two holes of issue 15: an overflowing product, a hot loop.
+		{"heartbeat whose double overflows", map[string]string{"HERD_PEER_HEARTBEAT": "1500000h"}, "HERD_PEER_HEARTBEAT"},
+		{"time-out and heartbeat both huge", map[string]string{"HERD_PEER_HEARTBEAT": "1500000h", "HERD_PEER_TIMEOUT": "2000000h"}, "HERD_PEER_TIMEOUT"},
+		{"backoff of a nanosecond", map[string]string{"HERD_PEER_BACKOFF_MAX": "1ns"}, "HERD_PEER_BACKOFF_MAX"},
+		{"duration past int64", map[string]string{"HERD_PEER_HEARTBEAT": "3000000h"}, "HERD_PEER_HEARTBEAT"},
+		{"number past int64", map[string]string{"HERD_MAX_LINE": "99999999999999999999"}, "HERD_MAX_LINE"},
+
+		{"heartbeat at its minimum", map[string]string{"HERD_PEER_HEARTBEAT": "10ms"}, ""},
+		{"heartbeat below", map[string]string{"HERD_PEER_HEARTBEAT": "9ms"}, "HERD_PEER_HEARTBEAT"},
+		{"heartbeat at its maximum", map[string]string{"HERD_PEER_HEARTBEAT": "1m", "HERD_PEER_TIMEOUT": "2m"}, ""},
+		{"heartbeat above", map[string]string{"HERD_PEER_HEARTBEAT": "61s", "HERD_PEER_TIMEOUT": "10m"}, "HERD_PEER_HEARTBEAT"},
+		{"negative heartbeat", map[string]string{"HERD_PEER_HEARTBEAT": "-1s"}, "HERD_PEER_HEARTBEAT"},
+		{"time-out twice the heartbeat", map[string]string{"HERD_PEER_HEARTBEAT": "500ms", "HERD_PEER_TIMEOUT": "1s"}, ""},
+		{"time-out a nanosecond short", map[string]string{"HERD_PEER_HEARTBEAT": "500ms", "HERD_PEER_TIMEOUT": "999999999ns"}, "HERD_PEER_TIMEOUT"},
+		{"time-out at its maximum", map[string]string{"HERD_PEER_TIMEOUT": "10m"}, ""},
+		{"time-out above", map[string]string{"HERD_PEER_TIMEOUT": "601s"}, "HERD_PEER_TIMEOUT"},
+		{"negative time-out", map[string]string{"HERD_PEER_TIMEOUT": "-3s"}, "HERD_PEER_TIMEOUT"},
+		{"backoff at its minimum", map[string]string{"HERD_PEER_BACKOFF_MAX": "10ms"}, ""},
+		{"backoff below", map[string]string{"HERD_PEER_BACKOFF_MAX": "9ms"}, "HERD_PEER_BACKOFF_MAX"},
+		{"backoff at its maximum", map[string]string{"HERD_PEER_BACKOFF_MAX": "10m"}, ""},
+		{"backoff above", map[string]string{"HERD_PEER_BACKOFF_MAX": "11m"}, "HERD_PEER_BACKOFF_MAX"},
+		{"ready grace at its minimum", map[string]string{"HERD_READY_GRACE": "10ms"}, ""},
+		{"ready grace zero", map[string]string{"HERD_READY_GRACE": "0"}, "HERD_READY_GRACE"},
+		{"ready grace above", map[string]string{"HERD_READY_GRACE": "61m"}, "HERD_READY_GRACE"},
+		{"places time-out at its minimum", map[string]string{"HERD_PLACES_TIMEOUT": "100ms"}, ""},
+		{"places time-out below", map[string]string{"HERD_PLACES_TIMEOUT": "99ms"}, "HERD_PLACES_TIMEOUT"},
+		{"places time-out above", map[string]string{"HERD_PLACES_TIMEOUT": "301s"}, "HERD_PLACES_TIMEOUT"},
+		{"cache off", map[string]string{"HERD_PLACES_CACHE_TTL": "0"}, ""},
+		{"cache of a nanosecond", map[string]string{"HERD_PLACES_CACHE_TTL": "1ns"}, "HERD_PLACES_CACHE_TTL"},
+		{"cache for a day", map[string]string{"HERD_PLACES_CACHE_TTL": "24h"}, ""},
+		{"cache past a day", map[string]string{"HERD_PLACES_CACHE_TTL": "25h"}, "HERD_PLACES_CACHE_TTL"},
+		{"negative cache", map[string]string{"HERD_PLACES_CACHE_TTL": "-1s"}, "HERD_PLACES_CACHE_TTL"},
+		{"idle time-out at its minimum", map[string]string{"HERD_IDLE_TIMEOUT": "1s"}, ""},
+		{"idle time-out below", map[string]string{"HERD_IDLE_TIMEOUT": "999ms"}, "HERD_IDLE_TIMEOUT"},
+		{"idle time-out above", map[string]string{"HERD_IDLE_TIMEOUT": "25h"}, "HERD_IDLE_TIMEOUT"},
+		{"write time-out at its minimum", map[string]string{"HERD_WRITE_TIMEOUT": "100ms"}, ""},
+		{"write time-out below", map[string]string{"HERD_WRITE_TIMEOUT": "99ms"}, "HERD_WRITE_TIMEOUT"},
+		{"write time-out above", map[string]string{"HERD_WRITE_TIMEOUT": "11m"}, "HERD_WRITE_TIMEOUT"},
+		{"shutdown time-out below", map[string]string{"HERD_SHUTDOWN_TIMEOUT": "0"}, "HERD_SHUTDOWN_TIMEOUT"},
+		{"shutdown time-out above", map[string]string{"HERD_SHUTDOWN_TIMEOUT": "11m"}, "HERD_SHUTDOWN_TIMEOUT"},
+		{"fsync at its minimum", map[string]string{"HERD_FSYNC_INTERVAL": "1ms"}, ""},
+		{"fsync below", map[string]string{"HERD_FSYNC_INTERVAL": "999us"}, "HERD_FSYNC_INTERVAL"},
+		{"fsync above", map[string]string{"HERD_FSYNC_INTERVAL": "61s"}, "HERD_FSYNC_INTERVAL"},
+
+		{"max line at its minimum", map[string]string{"HERD_MAX_LINE": "64"}, ""},
+		{"max line above", map[string]string{"HERD_MAX_LINE": "1048577"}, "HERD_MAX_LINE"},
+		{"negative max line", map[string]string{"HERD_MAX_LINE": "-1"}, "HERD_MAX_LINE"},
+		{"conns at their maximum", map[string]string{"HERD_MAX_CONNS": "1048576"}, ""},
+		{"conns above", map[string]string{"HERD_MAX_CONNS": "1048577"}, "HERD_MAX_CONNS"},
+		{"conns per address below", map[string]string{"HERD_MAX_CONNS_PER_IP": "0"}, "HERD_MAX_CONNS_PER_IP"},
+		{"conns per address above", map[string]string{"HERD_MAX_CONNS_PER_IP": "1048577"}, "HERD_MAX_CONNS_PER_IP"},
+		{"inflight at its maximum", map[string]string{"HERD_MAX_INFLIGHT": "4096"}, ""},
+		{"inflight below", map[string]string{"HERD_MAX_INFLIGHT": "0"}, "HERD_MAX_INFLIGHT"},
+		{"inflight above", map[string]string{"HERD_MAX_INFLIGHT": "4097"}, "HERD_MAX_INFLIGHT"},
+		{"places concurrency below", map[string]string{"HERD_PLACES_MAX_CONCURRENT": "0"}, "HERD_PLACES_MAX_CONCURRENT"},
+		{"places concurrency above", map[string]string{"HERD_PLACES_MAX_CONCURRENT": "10001"}, "HERD_PLACES_MAX_CONCURRENT"},
+		{"cache size below", map[string]string{"HERD_PLACES_CACHE_SIZE": "0"}, "HERD_PLACES_CACHE_SIZE"},
+		{"cache size above", map[string]string{"HERD_PLACES_CACHE_SIZE": "10000001"}, "HERD_PLACES_CACHE_SIZE"},
+		{"log file of 1 MB", map[string]string{"HERD_LOG_FILE_MAX_SIZE": "1"}, ""},
+		{"log file of 0 MB", map[string]string{"HERD_LOG_FILE_MAX_SIZE": "0"}, "HERD_LOG_FILE_MAX_SIZE"},
+		{"log file at its maximum", map[string]string{"HERD_LOG_FILE_MAX_SIZE": "102400"}, ""},
+		{"log file above", map[string]string{"HERD_LOG_FILE_MAX_SIZE": "102401"}, "HERD_LOG_FILE_MAX_SIZE"},
+		{"one log file kept", map[string]string{"HERD_LOG_FILE_MAX_FILES": "1"}, ""},
+		{"no log file kept", map[string]string{"HERD_LOG_FILE_MAX_FILES": "0"}, "HERD_LOG_FILE_MAX_FILES"},
+		{"too many log files", map[string]string{"HERD_LOG_FILE_MAX_FILES": "1001"}, "HERD_LOG_FILE_MAX_FILES"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"HERD_NAME": "Hill"}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			_, err := FromMap(vars)
+			switch {
+			case tt.bad == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tt.bad == "":
+			case err == nil:
+				t.Fatal("accepted")
+			case !strings.HasPrefix(err.Error(), tt.bad+": ") && !strings.Contains(err.Error(), "\n"+tt.bad+": "):
+				t.Errorf("error %q does not name %s", err, tt.bad)
+			case !strings.Contains(err.Error(), " to ") && !strings.Contains(err.Error(), "parsing"): // a parse error quotes the value
+				t.Errorf("error %q does not give the range", err)
+			}
+		})
+	}
+}
+
+func TestErrorGivesTheRange(t *testing.T) {
+	_, err := FromMap(map[string]string{"HERD_NAME": "Hill", "HERD_PEER_BACKOFF_MAX": "1ns"})
+	if want := "HERD_PEER_BACKOFF_MAX: 1ns is not within 10ms to 10m"; err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+}

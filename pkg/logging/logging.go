@@ -41,12 +41,14 @@ func (l *Log) Blocked() time.Duration {
 
 // Open returns the log configured by HERD_LOG_LEVEL, HERD_LOG_FORMAT and
 // HERD_LOG_FILE: records to stderr and, when HERD_LOG_FILE is set, to that
-// file as well. The returned close function flushes and closes it.
+// file as well, rotated by HERD_LOG_FILE_MAX_SIZE and
+// HERD_LOG_FILE_MAX_FILES. The returned close function flushes and
+// closes it.
 func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	sinks := []*sink{newSink(stderr, nil)}
 	if cfg.LogFile != "" {
-		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		f, err := openRotating(cfg.LogFile, int64(cfg.LogFileMaxSize)<<20, cfg.LogFileMaxFiles)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -73,6 +74,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of Hill; the others follow")
 		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of Hill; the others follow")
 		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if err := checkLocalPorts(ports); err != nil {
+			fmt.Fprintf(stderr, "herd local: %v\n", err)
 			return 2
 		}
 		env := herdEnv()
@@ -157,6 +162,35 @@ func withLogger(cfg config.Config, stderr io.Writer, f func(*logging.Log) error)
 		return 1
 	}
 	return 0
+}
+
+// checkLocalPorts checks the port flags of `herd local`, whose servers
+// listen on each base port plus 0 to 4: every such port is within 1 to
+// 65535 and no two ranges overlap. It names the flag, since the variables
+// the ports become (HERD_CLIENT_ADDR ...) are not the user's.
+func checkLocalPorts(ports node.Ports) error {
+	last := len(config.Classic) - 1
+	flags := []struct {
+		name string
+		base int
+	}{{"-client-port", ports.Client}, {"-peer-port", ports.Peer}, {"-metrics-port", ports.Metrics}}
+	var errs []error
+	for _, f := range flags {
+		if f.base < 1 || f.base > 65535-last {
+			errs = append(errs, fmt.Errorf("%s: %d is not within 1 to %d (the servers use it to it+%d)", f.name, f.base, 65535-last, last))
+		}
+	}
+	if errs != nil {
+		return errors.Join(errs...)
+	}
+	for i, f := range flags {
+		for _, g := range flags[:i] {
+			if f.base <= g.base+last && g.base <= f.base+last {
+				errs = append(errs, fmt.Errorf("%s: %d to %d overlaps %s's %d to %d", f.name, f.base, f.base+last, g.name, g.base, g.base+last))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // herdEnv returns the process's HERD_ variables.

@@ -248,7 +248,7 @@ func TestSIGTERM(t *testing.T) {
 // and no secret reaches it.
 func TestLogFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "herd.log")
-	p, addr := serve(t, serveEnv("HERD_LOG_FILE", file, "HERD_PEERS", "Jaquez=127.0.0.1:1",
+	p, addr := serve(t, serveEnv("HERD_LOG_FILE", file, "HERD_PEERS", "Jaquez=127.0.0.1:1", "HERD_PEER_ADDR", "127.0.0.1:0",
 		"HERD_PEER_SECRET", "very-secret-peer-secret", "HERD_GOOGLE_API_KEY", "AIzaVerySecretKey", "HERD_PLACES", "offline"))
 	exchange(t, addr, kiwi+"\n")
 	p.cmd.Process.Signal(syscall.SIGTERM)
