@@ -159,7 +159,8 @@ func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) 
 	if len(snaps) > 0 {
 		idx = max(idx, snaps[len(snaps)-1]+1)
 	}
-	size, err := writeSnapshot(dir, idx, inc, r.state.Store, r.maxSeq)
+	st := r.state.Store
+	size, _, err := writeSnapshot(dir, idx, inc, st, max(r.maxSeq, st.Seq()), nil, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("writing the healed snapshot: %w", err)
 	}
@@ -197,70 +198,4 @@ func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) 
 	log.Warn("journal: wrote what was kept as a new snapshot", "file", snapshotName(idx), "records", r.state.Store.Len(),
 		"bytes", size, "incarnation", fmt.Sprintf("%x", inc))
 	return idx, size, nil
-}
-
-// writeSnapshot writes every record of st, under incarnation inc and with
-// no watermarks, as snapshot idx: a temporary file, fsync, read back and
-// checked, rename, fsync of the directory.
-func writeSnapshot(dir string, idx, inc uint64, st *store.Store, seq uint64) (int64, error) {
-	tmp := filepath.Join(dir, "snap.tmp")
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp) // after the rename, there is nothing to remove
-	defer f.Close()
-	buf := appendIncarnation(nil, inc)
-	var batch []store.Change
-	var size int64
-	records := 0
-	for next := uint64(0); ; {
-		batch, next = st.Changes(next, batchSize, batch[:0])
-		for _, c := range batch {
-			buf = appendRecord(buf, c.Seq, c.Record)
-		}
-		records += len(batch)
-		last := len(batch) < batchSize
-		if last {
-			buf = appendEnd(buf, max(seq, st.Seq()))
-		}
-		if len(buf) > 1<<20 || last {
-			n, err := f.Write(buf)
-			size += int64(n)
-			if err != nil {
-				return 0, err
-			}
-			buf = buf[:0]
-		}
-		if last {
-			break
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
-	// Read it back before anything it replaces goes.
-	if _, err := f.Seek(0, 0); err != nil {
-		return 0, err
-	}
-	got, complete := 0, false
-	n, err := readEntries(f, func(e entry) error {
-		switch e.kind {
-		case entryIncarnation:
-			if e.inc != inc {
-				return errors.New("wrong incarnation")
-			}
-		case entryRecord:
-			got++
-		}
-		complete = e.kind == entryEnd
-		return nil
-	})
-	if err != nil || n != size || got != records || !complete {
-		return 0, fmt.Errorf("the snapshot did not read back whole (%d of %d bytes, %d of %d records): %v", n, size, got, records, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, snapshotName(idx))); err != nil {
-		return 0, err
-	}
-	return size, syncDir(dir)
 }

@@ -55,42 +55,16 @@ func (j *Journal) snapped(end snapshotEnd) {
 }
 
 // snapshot writes every record stored up to cursor, whose changes are all
-// in the segments before seg, with the watermarks written with them, to a
-// temporary file; syncs it, reads it back and checks it, renames it into
-// place and only then deletes the segments and snapshots it replaces. A
-// record changed meanwhile is left out: its newer change is in segment seg
-// or later, which recovery replays after the snapshot. Appends go on while
-// it runs; a crash leaves a temporary file that Open removes.
+// in the segments before seg, with the watermarks written with them, as
+// snapshot seg (see writeSnapshot), and only then deletes the segments and
+// snapshots it replaces. A record changed meanwhile is left out: its newer
+// change is in segment seg or later, which recovery replays after the
+// snapshot. Appends go on while it runs.
 func (j *Journal) snapshot(st *store.Store, cursor, seg uint64, marks map[string]store.Watermark) (int64, error) {
-	tmp := filepath.Join(j.cfg.Dir, snapshotName(seg)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	n, records, err := writeSnapshot(j.cfg.Dir, seg, j.inc, st, cursor, marks, j.stop)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(tmp) // a no-op after the rename
-	n, records, err := j.writeSnapshot(f, st, cursor, marks)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && snapshotWritten != nil {
-		snapshotWritten(tmp)
-	}
-	if err == nil {
-		err = verifySnapshot(tmp, records, cursor)
-	}
-	if err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp, filepath.Join(j.cfg.Dir, snapshotName(seg))); err != nil {
-		return 0, err
-	}
-	if err := syncDir(j.cfg.Dir); err != nil {
-		return 0, err
-	}
-	// The snapshot holds everything before segment seg.
 	for _, kind := range []struct {
 		prefix, suffix string
 		name           func(uint64) string
@@ -107,10 +81,47 @@ func (j *Journal) snapshot(st *store.Store, cursor, seg uint64, marks map[string
 	return n, nil
 }
 
-// writeSnapshot writes the snapshot's entries to f and returns the bytes
+// writeSnapshot writes snapshot idx of dir: the incarnation, every record
+// of st up to change upTo, the watermarks and the end marker, to a
+// temporary file that is synced, read back and checked, then renamed into
+// place, and the directory synced. It returns the bytes and records
+// written. A crash leaves a temporary file that Open removes. It gives up
+// when stop (may be nil) is closed.
+func writeSnapshot(dir string, idx, inc uint64, st *store.Store, upTo uint64, marks map[string]store.Watermark,
+	stop <-chan struct{}) (int64, int, error) {
+	tmp := filepath.Join(dir, snapshotName(idx)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(tmp) // a no-op after the rename
+	n, records, err := appendSnapshot(f, inc, st, upTo, marks, stop)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && snapshotWritten != nil {
+		snapshotWritten(tmp)
+	}
+	if err == nil {
+		err = verifySnapshot(tmp, inc, records, upTo)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, snapshotName(idx)))
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	return n, records, err
+}
+
+// appendSnapshot writes a snapshot's entries to f and returns the bytes
 // and records written.
-func (j *Journal) writeSnapshot(f *os.File, st *store.Store, cursor uint64, marks map[string]store.Watermark) (int64, int, error) {
-	buf := appendIncarnation(nil, j.inc)
+func appendSnapshot(f *os.File, inc uint64, st *store.Store, upTo uint64, marks map[string]store.Watermark,
+	stop <-chan struct{}) (int64, int, error) {
+	buf := appendIncarnation(nil, inc)
 	var batch []store.Change
 	size, records := int64(0), 0
 	flush := func() error {
@@ -121,13 +132,13 @@ func (j *Journal) writeSnapshot(f *os.File, st *store.Store, cursor uint64, mark
 	}
 	for next := uint64(0); ; {
 		select {
-		case <-j.stop:
+		case <-stop:
 			return 0, 0, errAbandoned
 		default:
 		}
 		batch, next = st.Changes(next, batchSize, batch[:0])
 		for _, c := range batch {
-			if c.Seq <= cursor {
+			if c.Seq <= upTo {
 				buf = appendRecord(buf, c.Seq, c.Record)
 				records++
 			}
@@ -137,20 +148,22 @@ func (j *Journal) writeSnapshot(f *os.File, st *store.Store, cursor uint64, mark
 				return 0, 0, err
 			}
 		}
-		if len(batch) < batchSize || next >= cursor {
+		if len(batch) < batchSize || next >= upTo {
 			break
 		}
 	}
 	for peer, w := range marks {
 		buf = appendWatermark(buf, peer, w)
 	}
-	buf = appendEnd(buf, cursor)
-	return size + int64(len(buf)), records, flush()
+	buf = appendEnd(buf, upTo)
+	err := flush()
+	return size, records, err
 }
 
 // verifySnapshot reads a snapshot back and checks that it is whole: every
-// entry valid, the records counted, and the end marker last.
-func verifySnapshot(name string, records int, cursor uint64) error {
+// entry valid, its incarnation, the records counted, and the end marker
+// last.
+func verifySnapshot(name string, inc uint64, records int, upTo uint64) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
@@ -158,21 +171,22 @@ func verifySnapshot(name string, records int, cursor uint64) error {
 	defer f.Close()
 	got, end, ended := 0, uint64(0), false
 	if _, err := readEntries(f, func(e entry) error {
-		if ended {
+		switch {
+		case ended:
 			return errors.New("entry after the end marker")
-		}
-		switch e.kind {
-		case entryRecord:
+		case e.kind == entryIncarnation && e.inc != inc:
+			return errors.New("wrong incarnation")
+		case e.kind == entryRecord:
 			got++
-		case entryEnd:
+		case e.kind == entryEnd:
 			end, ended = e.seq, true
 		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("snapshot read back: %w", err)
 	}
-	if !ended || end != cursor || got != records {
-		return fmt.Errorf("snapshot read back: %d records up to %d (ended %t), want %d up to %d", got, end, ended, records, cursor)
+	if !ended || end != upTo || got != records {
+		return fmt.Errorf("snapshot read back: %d records up to %d (ended %t), want %d up to %d", got, end, ended, records, upTo)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 	}
 	dirA := t.TempDir()
 	common := map[string]string{"HERD_PEER_SECRET": "heal-secret-0123456789", "HERD_PEER_HEARTBEAT": "50ms",
-		"HERD_PEER_TIMEOUT": "500ms", "HERD_PEER_BACKOFF_MAX": "100ms", "HERD_READY_GRACE": "1ms"}
+		"HERD_PEER_TIMEOUT": "500ms", "HERD_PEER_BACKOFF_MAX": "100ms", "HERD_READY_GRACE": "10ms"}
 	vars := func(name, own, peers string, more ...string) map[string]string {
 		v := map[string]string{"HERD_NAME": name, "HERD_PEER_ADDR": own, "HERD_PEERS": peers}
 		for k, x := range common {
