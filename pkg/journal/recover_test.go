@@ -22,6 +22,22 @@ import (
 // records written and the incarnation.
 func fixture(t *testing.T) (string, []string, uint64) {
 	t.Helper()
+	// Snapshots run beside the writer: one may still end, and delete
+	// segments, after the layout was seen; try again then.
+	for range 20 {
+		dir, want, inc := fixtureTry(t)
+		snaps, _ := list(dir, "snap-", ".snap")
+		segs, _ := list(dir, "wal-", ".log")
+		if len(snaps) == 1 && segs[0] == snaps[0] && len(segs) >= 4 && segs[0] > 1 {
+			return dir, want, inc
+		}
+	}
+	t.Fatal("no snapshot followed by segments")
+	return "", nil, 0
+}
+
+func fixtureTry(t *testing.T) (string, []string, uint64) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, FsyncInterval: 5 * time.Millisecond, SegmentSize: 4 << 10}
 	marks := map[string]store.Watermark{"Smith": {Incarnation: 3, Seq: 9}}
