@@ -52,7 +52,9 @@ func TestTimeKeyFollowsCompareTime(t *testing.T) {
 	}
 }
 
-func compareTimes(a, b string) int { return compare(rec("k", "+1+1", a, "H", 1), rec("k", "+1+1", b, "H", 1)) }
+func compareTimes(a, b string) int {
+	return compare(rec("k", "+1+1", a, "H", 1), rec("k", "+1+1", b, "H", 1))
+}
 
 // TestLimit applies records one after another to a store of limit 3.
 func TestLimit(t *testing.T) {

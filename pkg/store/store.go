@@ -65,14 +65,14 @@ type Store struct {
 	free    []uint32 // slots emptied by evictions, reused first
 	limit   int      // the most clients held; 0 is no limit
 	low     lowest   // the heap of live slots, kept only with a limit
-	log     []entry // in increasing seq; stale entries are skipped and compacted away
-	stale   int     // entries of log that an update has superseded
-	seq     uint64  // the last change number given out
+	log     []entry  // in increasing seq; stale entries are skipped and compacted away
+	stale   int      // entries of log that an update has superseded
+	seq     uint64   // the last change number given out
 	origins origins
 	subs    []chan struct{}
 
-	evicted  uint64 // records evicted to make room (Evictions)
-	refused  uint64 // records of new clients not stored at the limit (Refused)
+	evicted uint64 // records evicted to make room (Evictions)
+	refused uint64 // records of new clients not stored at the limit (Refused)
 }
 
 type slot struct {
