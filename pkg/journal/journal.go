@@ -20,6 +20,9 @@ type Config struct {
 	Dir           string        // the data directory, created if missing
 	FsyncInterval time.Duration // batched fsync period: the durability promise
 	SegmentSize   int64         // a segment this large is closed and a new one started
+	// MaxRecords is the recovered store's limit (store.SetLimit), applied
+	// while it is read back, as it was while it was written; 0 is none.
+	MaxRecords int
 }
 
 // DefaultSegmentSize is the size at which segments rotate.
@@ -68,7 +71,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, State{}, err
 	}
-	r, err := recoverDir(cfg.Dir, log)
+	r, err := recoverDir(cfg.Dir, cfg.MaxRecords, log)
 	if err != nil {
 		return nil, State{}, err
 	}

@@ -74,8 +74,13 @@ type recovery struct {
 	maxSeq    uint64
 }
 
-func recoverDir(dir string, log *slog.Logger) (*recovery, error) {
-	r := &recovery{dir: dir, log: log, state: State{Store: store.New(0), Watermarks: map[string]store.Watermark{}}}
+func recoverDir(dir string, limit int, log *slog.Logger) (*recovery, error) {
+	empty := func() State {
+		st := store.New(0)
+		st.SetLimit(limit)
+		return State{Store: st, Watermarks: map[string]store.Watermark{}}
+	}
+	r := &recovery{dir: dir, log: log, state: empty()}
 	snaps, err := list(dir, "snap-", ".snap")
 	if err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ func recoverDir(dir string, log *slog.Logger) (*recovery, error) {
 	for _, i := range slices.Backward(snaps) {
 		if err := r.loadSnapshot(i); err != nil {
 			log.Warn("journal: ignoring a bad snapshot", "file", snapshotName(i), "err", err)
-			r.state = State{Store: store.New(0), Watermarks: map[string]store.Watermark{}}
+			r.state = empty()
 			continue
 		}
 		base = i
