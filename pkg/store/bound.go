@@ -17,11 +17,19 @@ import (
 // and floods (docs/reconciliation.md).
 //
 // lowest finds the lowest record exactly: it is a binary min-heap of the
-// live slots, each with a position, so that an update moves its slot in
-// place (down the heap: an update only raises a record) and an eviction
-// takes the top. An update usually moves little, since the records that
-// are replaced tend to be recent and so already low in the heap; an
-// eviction costs a path to a leaf.
+// live slots, each with its position. An update only raises a record, and
+// the record updated is usually the one its client sent longest ago, near
+// the top: moving it down at once would cost a path to a leaf on every
+// IAMAT. So an update only marks its node dirty: a dirty node keeps the
+// key of an older record of its slot, a lower bound of the current one,
+// and ranks below the clean nodes of equal key, which can only move it up
+// (rarely far). Before the top is read, dirty nodes at the top take their
+// slot's current key and move down (clean). Then the top is the lowest
+// record: every dirty node's key is above the top's, or it would be
+// higher in the heap, and its record is above its key.
+//
+// So an update costs a mark and usually no move, and a node moves down at
+// most once per update of its slot, only when evictions reach it.
 type lowest struct {
 	heap []node   // heap[0] is the lowest record
 	pos  []uint32 // the position in heap of each slot, by slot number
@@ -30,15 +38,16 @@ type lowest struct {
 // node is a slot in the heap, with its record's time reduced to an
 // integer (timeKey) so that most comparisons do not read the record.
 type node struct {
-	key  uint64
-	slot uint32
+	key   uint64
+	slot  uint32
+	dirty bool // key is that of an older record of the slot
 }
 
 // timeKey maps a client time to an integer that never decreases as the
 // time grows: the seconds above 30 bits of nanoseconds, which is exact to
 // the nanosecond up to 2^34 s (the year 2514). Later times, and the digits
 // past the ninth decimal, fall back to comparing records (Rank) on equal
-// keys. Measured (BenchmarkRankKey): parsing a time once per stored record
+// keys. Measured (BenchmarkRank): parsing a time once per stored record
 // costs less than comparing the texts at every step of the heap.
 func timeKey(time string) uint64 {
 	sec, nsec, ok := protocol.ParseTime(time)
@@ -48,17 +57,36 @@ func timeKey(time string) uint64 {
 	return uint64(sec)<<30 | uint64(nsec)
 }
 
-// less reports whether heap node a ranks below b. s.mu is held.
+// less reports whether heap node a comes before b: by key, then dirty
+// before clean, then by Rank between clean nodes (whose records the keys
+// are of) and by slot between dirty ones. s.mu is held.
 func (s *Store) less(a, b node) bool {
 	if a.key != b.key {
 		return a.key < b.key
 	}
+	if a.dirty != b.dirty {
+		return a.dirty
+	}
+	if a.dirty {
+		return a.slot < b.slot
+	}
 	return Rank(s.slots[a.slot].record(&s.origins), s.slots[b.slot].record(&s.origins)) < 0
+}
+
+// clean makes the top of the heap a clean node, the lowest record.
+func (s *Store) clean() {
+	h := &s.low
+	for len(h.heap) > 0 && h.heap[0].dirty {
+		h.heap[0].key = timeKey(s.slots[h.heap[0].slot].time())
+		h.heap[0].dirty = false
+		s.down(0)
+	}
 }
 
 // outranksLowest reports whether r, of a client not held, ranks above the
 // lowest record held. s.mu is held and the heap is not empty.
 func (s *Store) outranksLowest(r Record) bool {
+	s.clean()
 	low := s.low.heap[0]
 	if k := timeKey(r.Time()); k != low.key {
 		return k > low.key
@@ -77,11 +105,12 @@ func (s *Store) push(i uint32) {
 	s.up(len(h.heap) - 1)
 }
 
-// fix moves slot i to its place after its record changed.
-func (s *Store) fix(i uint32) {
+// raised marks slot i dirty after its record was replaced by a higher
+// one (see lowest).
+func (s *Store) raised(i uint32) {
 	k := int(s.low.pos[i])
-	s.low.heap[k].key = timeKey(s.slots[i].time())
-	if !s.down(k) {
+	if !s.low.heap[k].dirty {
+		s.low.heap[k].dirty = true
 		s.up(k)
 	}
 }

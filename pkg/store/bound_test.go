@@ -170,8 +170,14 @@ func checkStore(t *testing.T, s *Store) {
 		if j, _, ok := s.index.find(s.slots, clientOf(sl.text)); !ok || j != uint32(i) {
 			t.Fatalf("slot %d (%s) found at %d, %v", i, sl.text, j, ok)
 		}
-		if s.limit > 0 && s.low.heap[s.low.pos[i]].slot != uint32(i) {
-			t.Fatalf("slot %d is not at its heap position", i)
+		if s.limit > 0 {
+			n := s.low.heap[s.low.pos[i]]
+			if n.slot != uint32(i) {
+				t.Fatalf("slot %d is not at its heap position", i)
+			}
+			if k := timeKey(sl.time()); n.dirty && n.key > k || !n.dirty && n.key != k {
+				t.Fatalf("slot %d (%s) has the key %d, dirty %v", i, sl.text, n.key, n.dirty)
+			}
 		}
 	}
 	if live != s.len() || s.index.n != live {
@@ -399,4 +405,23 @@ func BenchmarkRank(b *testing.B) {
 			timeKey(x.Time())
 		}
 	})
+}
+
+// TestRestoreLowerRecord: Restore takes what the journal says, even a
+// record below the one held; the bound's heap must follow it down.
+func TestRestoreLowerRecord(t *testing.T) {
+	s := New(0)
+	s.SetLimit(2)
+	for i, r := range []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)} {
+		if err := s.Restore(Change{Seq: uint64(i + 1), Record: r}); err != nil {
+			t.Fatal(err)
+		}
+		checkStore(t, s)
+	}
+	if _, ok := s.Apply(rec("c", "+1+1", "2", "Hill", 1), NoLink); !ok {
+		t.Fatal("c, above a's restored record, was refused")
+	}
+	if got := strings.Join(held(s), " "); got != "b c" {
+		t.Errorf("holds %s, want b c", got)
+	}
 }

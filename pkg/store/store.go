@@ -185,7 +185,14 @@ func (s *Store) Restore(c Change) error {
 			return nil
 		}
 	}
+	// A journal holds each client's records in increasing order; should
+	// one come back lower, its heap node is replaced rather than marked.
+	lower := exists && s.limit > 0 && !Newer(c.Record, s.slots[i].record(&s.origins))
 	s.put(i, pos, exists, slot{text: c.Record.Text, recv: c.Record.Recv, seq: c.Seq, origin: origin, from: c.From, hops: c.Record.Hops})
+	if lower {
+		s.drop(i)
+		s.push(i)
+	}
 	return nil
 }
 
@@ -197,7 +204,7 @@ func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
 		s.slots[i] = sl
 		s.stale++
 		if s.limit > 0 {
-			s.fix(i)
+			s.raised(i)
 		}
 	case len(s.free) > 0:
 		i = s.free[len(s.free)-1]
@@ -240,6 +247,7 @@ func (s *Store) makeRoom(r Record, client string, pos int) (int, bool) {
 // no trace of it is sent or written: every server evicts by the same
 // rule. s.mu is held.
 func (s *Store) evict() {
+	s.clean()
 	i := s.low.heap[0].slot
 	_, pos, _ := s.index.find(s.slots, clientOf(s.slots[i].text))
 	s.index.remove(s.slots, pos)
