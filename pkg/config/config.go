@@ -90,6 +90,16 @@ type Config struct {
 	// WriteTimeout closes a client connection that does not take a reply
 	// within this time.
 	WriteTimeout time.Duration `env:"HERD_WRITE_TIMEOUT" envDefault:"10s"`
+	// MaxRecords bounds the clients whose record a node holds. At the
+	// bound a record of a new client is stored only if it ranks above the
+	// lowest record held (by client time, then store.Rank's tie-breaks),
+	// which is evicted; every node must have the same bound. The default,
+	// a million, takes about 185 MB of heap (store.TestMemoryPerRecord).
+	MaxRecords int `env:"HERD_MAX_RECORDS" envDefault:"1000000"`
+	// MaxClockAhead is how far past the server's clock a client's time
+	// may be: an IAMAT further ahead is invalid, so that a client cannot
+	// pin its record for ever. From 1s to 24h.
+	MaxClockAhead time.Duration `env:"HERD_MAX_CLOCK_AHEAD" envDefault:"24h"`
 	// ShutdownTimeout bounds the wait for replies in flight on SIGINT or
 	// SIGTERM.
 	ShutdownTimeout time.Duration `env:"HERD_SHUTDOWN_TIMEOUT" envDefault:"10s"`
@@ -138,6 +148,14 @@ const (
 const (
 	FsyncInterval = "interval"
 	FsyncAlways   = "always"
+)
+
+// Bounds of HERD_MAX_RECORDS and HERD_MAX_CLOCK_AHEAD. A hundred million
+// records take about 19 GB.
+const (
+	MaxRecords    = 100_000_000
+	MinClockAhead = time.Second
+	MaxClockAhead = 24 * time.Hour
 )
 
 // MinSecretLen is the shortest accepted peer secret, in bytes.
@@ -242,6 +260,9 @@ func (c Config) Validate() error {
 		}
 	}
 	c.validDurations(bad)
+	if c.MaxClockAhead < MinClockAhead || c.MaxClockAhead > MaxClockAhead {
+		bad("HERD_MAX_CLOCK_AHEAD", "%v is not within %v to %v", c.MaxClockAhead, MinClockAhead, MaxClockAhead)
+	}
 	ranges := []struct {
 		variable  string
 		v, lo, hi int
@@ -254,6 +275,7 @@ func (c Config) Validate() error {
 		{"HERD_MAX_INFLIGHT", c.MaxInflight, 1, 4096},
 		{"HERD_LOG_FILE_MAX_SIZE", c.LogFileMaxSize, 1, MaxLogFileMaxSize},
 		{"HERD_LOG_FILE_MAX_FILES", c.LogFileMaxFiles, 1, MaxLogFileMaxFiles},
+		{"HERD_MAX_RECORDS", c.MaxRecords, 1, MaxRecords},
 	}
 	for _, r := range ranges {
 		if r.v < r.lo || r.v > r.hi {

@@ -14,7 +14,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ClientAddr != ":12200" || c.PeerAddr != ":12300" || c.MetricsAddr != ":9100" || c.Places != PlacesAuto ||
-		c.MaxLine != 4096 || c.PlacesTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || len(c.Peers) != 0 {
+		c.MaxLine != 4096 || c.PlacesTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || len(c.Peers) != 0 ||
+		c.MaxRecords != 1_000_000 || c.MaxClockAhead != 24*time.Hour {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -59,6 +60,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"unknown provider", map[string]string{"HERD_NAME": "Hill", "HERD_PLACES": "bing"}, "HERD_PLACES"},
 		{"google without key", map[string]string{"HERD_NAME": "Hill", "HERD_PLACES": "google"}, "HERD_GOOGLE_API_KEY"},
 		{"bad base URL", map[string]string{"HERD_NAME": "Hill", "HERD_GOOGLE_BASE_URL": "ftp://x"}, "HERD_GOOGLE_BASE_URL"},
+		{"no records", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_RECORDS": "0"}, "HERD_MAX_RECORDS"},
+		{"too many records", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_RECORDS": "100000001"}, "HERD_MAX_RECORDS"},
+		{"clock ahead below a second", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_CLOCK_AHEAD": "999ms"}, "HERD_MAX_CLOCK_AHEAD"},
+		{"clock ahead over a day", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_CLOCK_AHEAD": "24h1s"}, "HERD_MAX_CLOCK_AHEAD"},
 		{"bad log level", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_LEVEL": "loud"}, "HERD_LOG_LEVEL"},
 		{"bad log format", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_FORMAT": "xml"}, "HERD_LOG_FORMAT"},
 	}
@@ -193,5 +198,23 @@ func TestErrorGivesTheRange(t *testing.T) {
 	_, err := FromMap(map[string]string{"HERD_NAME": "Hill", "HERD_PEER_BACKOFF_MAX": "1ns"})
 	if want := "HERD_PEER_BACKOFF_MAX: 1ns is not within 10ms to 10m"; err == nil || err.Error() != want {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+func TestRecordAndClockBoundsAccepted(t *testing.T) {
+	tests := []struct {
+		name, variable, value string
+	}{
+		{"one record", "HERD_MAX_RECORDS", "1"},
+		{"the most records", "HERD_MAX_RECORDS", "100000000"},
+		{"a second ahead", "HERD_MAX_CLOCK_AHEAD", "1s"},
+		{"a day ahead", "HERD_MAX_CLOCK_AHEAD", "24h"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := FromMap(map[string]string{"HERD_NAME": "Hill", tt.variable: tt.value}); err != nil {
+				t.Errorf("%s=%s: %v", tt.variable, tt.value, err)
+			}
+		})
 	}
 }

@@ -109,7 +109,7 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 	if err := removeLeftovers(dir, log.Warn); err != nil {
 		return Report{}, err
 	}
-	r, err := recoverDir(dir, log, true)
+	r, err := recoverDir(dir, 0, log, true)
 	if err != nil {
 		return Report{}, err
 	}
@@ -149,7 +149,7 @@ func inspect(dir string, log *slog.Logger, write bool) (Report, error) {
 			rep.Aside = append(rep.Aside, e.Name())
 		}
 	}
-	r, err := recoverDir(dir, log, write)
+	r, err := recoverDir(dir, 0, log, write)
 	if err != nil {
 		return rep, err
 	}

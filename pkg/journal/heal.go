@@ -22,7 +22,7 @@ func prepare(cfg Config, log *slog.Logger, m *metrics.Metrics) (*recovery, State
 	if err := removeLeftovers(cfg.Dir, log.Warn); err != nil {
 		return nil, State{}, 0, err
 	}
-	r, err := recoverDir(cfg.Dir, log, true)
+	r, err := recoverDir(cfg.Dir, cfg.MaxRecords, log, true)
 	if err != nil {
 		return nil, State{}, 0, err
 	}

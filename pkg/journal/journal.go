@@ -26,6 +26,9 @@ type Config struct {
 	// written, with a sync every FsyncInterval.
 	Always bool
 	Name   string // the node's name, recorded in the directory; "" checks none
+	// MaxRecords is the recovered store's limit (store.SetLimit), applied
+	// while it is read back, as it was while it was written; 0 is none.
+	MaxRecords int
 }
 
 // DefaultSegmentSize is the size at which segments rotate.

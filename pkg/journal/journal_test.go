@@ -285,3 +285,39 @@ func FuzzReadEntries(f *testing.F) {
 		}
 	})
 }
+
+// TestRecoveryAppliesTheLimit: the journal holds records that the store
+// evicted since; read back under the same limit, the store holds what it
+// held, and under a smaller limit the highest records of those.
+func TestRecoveryAppliesTheLimit(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, FsyncInterval: 10 * time.Millisecond, MaxRecords: 50}
+	j, st, _ := open(t, cfg, nil)
+	if st.Store.Limit() != 50 {
+		t.Fatalf("recovered store's limit %d, want 50", st.Store.Limit())
+	}
+	for i := range 400 { // 200 clients, times rising: the first 150 are evicted
+		st.Store.Apply(rec(fmt.Sprint("c", i%200), fmt.Sprint(i)), store.NoLink)
+	}
+	waitWritten(t, st.Store, j)
+	want := contents(st.Store)
+	if len(want) != 50 || st.Store.Evictions() == 0 {
+		t.Fatalf("store holds %d records after %d evictions", len(want), st.Store.Evictions())
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j2, st2, _ := open(t, cfg, nil)
+	if got := contents(st2.Store); fmt.Sprint(got) != fmt.Sprint(want) || st2.Store.Limit() != 50 {
+		t.Errorf("recovered, limit %d:\n%v\nwant\n%v", st2.Store.Limit(), got, want)
+	}
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxRecords = 10
+	j3, st3, _ := open(t, cfg, nil)
+	defer j3.Close()
+	if got := contents(st3.Store); fmt.Sprint(got) != fmt.Sprint(want[40:]) {
+		t.Errorf("recovered under a limit of 10:\n%v\nwant\n%v", got, want[40:])
+	}
+}

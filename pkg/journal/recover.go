@@ -106,6 +106,7 @@ type FileInfo struct {
 // recovery reads a data directory back.
 type recovery struct {
 	dir   string
+	limit int // the store's limit on records, 0 for none
 	log   *slog.Logger
 	write bool // truncate a torn tail; false for a read-only check
 	state State
@@ -135,8 +136,13 @@ func (r *recovery) loss() string {
 	return strings.Join(parts, "; ")
 }
 
-func newState() State {
-	return State{Store: store.New(0), Watermarks: map[string]store.Watermark{}}
+// newState is an empty state whose store has the journal's limit on
+// records (store.SetLimit), applied while the records are read back as
+// it was while they were written.
+func (r *recovery) newState() State {
+	st := store.New(0)
+	st.SetLimit(r.limit)
+	return State{Store: st, Watermarks: map[string]store.Watermark{}}
 }
 
 // recoverDir reads dir back: the newest complete snapshot, then the
@@ -145,8 +151,9 @@ func newState() State {
 // error fails, naming the file, and changes nothing. Anything else wrong
 // is damage; when it may have cost records, every valid entry of every
 // file is read instead (salvage).
-func recoverDir(dir string, log *slog.Logger, write bool) (*recovery, error) {
-	r := &recovery{dir: dir, log: log, write: write, state: newState()}
+func recoverDir(dir string, limit int, log *slog.Logger, write bool) (*recovery, error) {
+	r := &recovery{dir: dir, limit: limit, log: log, write: write}
+	r.state = r.newState()
 	snaps, err := list(dir, "snap-", ".snap")
 	if err != nil {
 		return nil, err
@@ -157,7 +164,7 @@ func recoverDir(dir string, log *slog.Logger, write bool) (*recovery, error) {
 	}
 	var base uint64
 	for _, i := range slices.Backward(snaps) {
-		r.state = newState()
+		r.state = r.newState()
 		_, bad, err := r.snapshot(i)
 		if err != nil {
 			return nil, err
@@ -169,7 +176,7 @@ func recoverDir(dir string, log *slog.Logger, write bool) (*recovery, error) {
 		r.damage = append(r.damage, *bad)
 	}
 	if base == 0 {
-		r.state = newState()
+		r.state = r.newState()
 	}
 	// The segments from base on must all be there: the snapshot holds
 	// what came before segment base (with no snapshot, segment 1 is the
@@ -472,7 +479,7 @@ func (r *recovery) salvage(snaps, segs []uint64) error {
 		changes = append(changes, c)
 	}
 	slices.SortFunc(changes, func(a, b store.Change) int { return cmp.Compare(a.Seq, b.Seq) })
-	r.state = newState()
+	r.state = r.newState()
 	r.maxSeq = 0
 	for _, c := range changes {
 		if err := r.state.Store.Restore(c); err != nil {

@@ -103,7 +103,7 @@ func New() *Metrics {
 		StoreUpdates: f.counterVec("herd_store_updates_total",
 			"Records stored because they were newer, by source (client, flood, reconcile).", "source"),
 		StoreUpdatesDropped: f.counterVec("herd_store_updates_dropped_total",
-			"Records dropped because they were not newer than the stored one, by source.", "source"),
+			"Records not stored, by source: not newer than the stored one, or a new client's below every record held at HERD_MAX_RECORDS (herd_store_refused_total).", "source"),
 
 		PropagationDelay: f.histogramVec("herd_propagation_delay_seconds",
 			"Time from the origin server receiving an IAMAT to this server storing the record, by source (flood, reconcile).",

@@ -75,6 +75,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 		opt(&o)
 	}
 	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4), quit: make(chan struct{})}
+	n.store.SetLimit(cfg.MaxRecords)
 	var (
 		err         error
 		incarnation uint64 // 0: a new one per process, without a journal
@@ -83,7 +84,8 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	if cfg.DataDir != "" {
 		var st journal.State
 		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval,
-			Always: cfg.Fsync == config.FsyncAlways, SegmentSize: o.segmentSize, Name: cfg.Name}, log, n.metrics)
+			Always: cfg.Fsync == config.FsyncAlways, SegmentSize: o.segmentSize, Name: cfg.Name, MaxRecords: cfg.MaxRecords},
+			log, n.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}
@@ -104,13 +106,21 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	}
 	n.metrics.GaugeFunc("herd_store_records", "Clients whose record this server holds.",
 		func() float64 { return float64(n.store.Len()) })
+	n.metrics.GaugeFunc("herd_store_records_limit", "The most clients whose record this server holds (HERD_MAX_RECORDS).",
+		func() float64 { return float64(n.store.Limit()) })
+	n.metrics.CounterFunc("herd_store_evictions_total",
+		"Records evicted at HERD_MAX_RECORDS to make room for a new client's record that ranks higher.",
+		func() float64 { return float64(n.store.Evictions()) })
+	n.metrics.CounterFunc("herd_store_refused_total",
+		"Records of new clients not stored at HERD_MAX_RECORDS because they rank below every record held; also counted in herd_store_updates_dropped_total.",
+		func() float64 { return float64(n.store.Refused()) })
 	n.metrics.CounterFunc("herd_log_blocked_seconds_total",
 		"Time the process's log could not take records because its destination had not taken the earlier ones; client lines wait meanwhile.",
 		func() float64 { return logs.Blocked().Seconds() })
 	scfg := server.Config{
 		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
 		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
-		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout,
+		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxClockAhead: cfg.MaxClockAhead,
 	}
 	if n.journal != nil {
 		scfg.Journal = n.journal

@@ -163,13 +163,14 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 // configured with each other's addresses, so the peer ports are chosen
 // up front: five listeners on port 0 held open together, then closed.
 // Another process may take one of them before its node binds it; the
-// whole herd is then started again on new ports.
-func startPromHerd(t testing.TB) []*Node {
+// whole herd is then started again on new ports. vars are more
+// variables, in pairs: name, value.
+func startPromHerd(t testing.TB, vars ...string) []*Node {
 	t.Helper()
 	log := promTestLogger(t)
 	var lastErr error
 	for range 5 {
-		nodes, err := tryPromHerd(log)
+		nodes, err := tryPromHerd(log, vars)
 		if err == nil {
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -189,7 +190,7 @@ func startPromHerd(t testing.TB) []*Node {
 	return nil
 }
 
-func tryPromHerd(log *slog.Logger) ([]*Node, error) {
+func tryPromHerd(log *slog.Logger, vars []string) ([]*Node, error) {
 	peerAddrs, err := freeLoopbackAddrs(len(config.Classic))
 	if err != nil {
 		return nil, err
@@ -211,7 +212,7 @@ func tryPromHerd(log *slog.Logger) ([]*Node, error) {
 		for _, nb := range s.Neighbours {
 			peers = append(peers, nb+"="+peerAddrs[index[nb]])
 		}
-		cfg, err := config.FromMap(map[string]string{
+		all := map[string]string{
 			"HERD_NAME":         s.Name,
 			"HERD_CLIENT_ADDR":  "127.0.0.1:0",
 			"HERD_METRICS_ADDR": "127.0.0.1:0",
@@ -221,7 +222,11 @@ func tryPromHerd(log *slog.Logger) ([]*Node, error) {
 			"HERD_PLACES":       config.PlacesOffline,
 			// Re-dial quickly if a neighbour was not listening yet.
 			"HERD_PEER_BACKOFF_MAX": "250ms",
-		})
+		}
+		for k := 0; k+1 < len(vars); k += 2 {
+			all[vars[k]] = vars[k+1]
+		}
+		cfg, err := config.FromMap(all)
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("%s: %w", s.Name, err)

@@ -30,6 +30,10 @@ const (
 	closeNotDurable   = "not_durable"   // the journal could not write the records read, within WriteTimeout
 )
 
+// reasonAhead is the protocol log's reason for an IAMAT whose time is
+// further ahead of the server's clock than MaxClockAhead.
+const reasonAhead = "time too far ahead"
+
 // lingerTime bounds how long a connection closed on a bad line keeps
 // reading and discarding input, so that the replies written before the
 // close are not destroyed by a reset.
@@ -226,6 +230,13 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.s.lines.Line(start, c.id, c.remote, line, nil, "", "")
 		return out, n
 	case protocol.IAMAT:
+		// A time further ahead than MaxClockAhead would make the record
+		// newer than every real update for ever. Records from peers are
+		// not judged again: their origin did.
+		if c.s.ahead > 0 && cmd.Sec > start.Unix()+c.s.ahead {
+			cmd.Kind, cmd.Reason = protocol.Invalid, reasonAhead
+			break
+		}
 		// The reply does not depend on whether the record is newer; it
 		// goes out after storeBatch stores the record.
 		rec := store.Record{Text: cmd.Text(), Origin: c.s.cfg.Name, Recv: start.UnixNano()}

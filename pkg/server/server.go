@@ -43,6 +43,9 @@ type Config struct {
 	// is closed without their replies. Nil acknowledges records once they
 	// are in memory.
 	Journal Journal
+	// MaxClockAhead is how far past the server's clock, to the second, an
+	// IAMAT's time may be; one further ahead is invalid. 0 is no bound.
+	MaxClockAhead time.Duration
 }
 
 // Journal makes the store's changes durable (journal.Journal).
@@ -70,6 +73,7 @@ type Server struct {
 	lines  LineLogger
 	now    func() time.Time
 	stats  stats
+	ahead  int64 // MaxClockAhead in whole seconds; 0 is no bound
 
 	ln      net.Listener
 	ctx     context.Context // cancelled when shutdown gives up waiting
@@ -89,7 +93,7 @@ func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, lo
 	peek, _ := pl.(places.Peeker)
 	return &Server{
 		cfg: cfg, store: st, places: pl, peek: peek, m: m, log: log.With("component", "client"), lines: lines, now: time.Now,
-		stats: newStats(m), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
+		stats: newStats(m), ahead: int64(cfg.MaxClockAhead / time.Second), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 	}
 }
 

@@ -675,3 +675,69 @@ func TestLongReadIsAnsweredInParts(t *testing.T) {
 		t.Errorf("%d IAMATs of one read answered in %d writes, want at least %d", n, w, n/maxBatch)
 	}
 }
+
+// reasons records the reason of every line of the protocol log that has
+// one.
+type reasons struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *reasons) Line(_ time.Time, _ uint64, _ string, in, _ []byte, key, value string) {
+	if key == "reason" {
+		r.mu.Lock()
+		r.got = append(r.got, string(in)+": "+value)
+		r.mu.Unlock()
+	}
+}
+
+// TestTimeTooFarAhead: an IAMAT whose time is further ahead of the
+// server's clock than MaxClockAhead is invalid, logged with its reason,
+// and does not pin its client: a normal update is then stored.
+func TestTimeTooFarAhead(t *testing.T) {
+	st, m, lines := store.New(0), metrics.New(), &reasons{}
+	srv := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 10, MaxConnsPerIP: 10,
+		MaxInflight: 8, IdleTimeout: time.Minute, WriteTimeout: 5 * time.Second, MaxClockAhead: 24 * time.Hour},
+		st, &fakePlaces{}, m, slog.New(slog.NewTextHandler(tWriter{t}, nil)), lines)
+	srv.now = func() time.Time { return fixedNow }
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	defer func() {
+		srv.Shutdown(context.Background())
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	// fixedNow is 1621464828.223371889; a day later is 1621551228.
+	const (
+		far       = "IAMAT x +34.068930-118.445127 9999999999.999999999"
+		dayAndSec = "IAMAT y +1+1 1621551229"
+		day       = "IAMAT y +1+1 1621551228.999999999"
+	)
+	c := dial(t, srv.Addr())
+	c.send(far + "\n")
+	c.expect("? " + far)
+	c.send("IAMAT x +34.068930-118.445127 1621464827.959498503\n")
+	c.expect("AT Hill +0.263873386 x +34.068930-118.445127 1621464827.959498503")
+	if r, ok := st.Get("x"); !ok || r.Time() != "1621464827.959498503" {
+		t.Fatalf("x holds %+v, %v after a normal update", r, ok)
+	}
+	c.send(dayAndSec + "\n" + day + "\n")
+	c.expect("? " + dayAndSec)
+	c.expect("AT Hill -86400.776628110 y +1+1 1621551228.999999999")
+	if _, ok := st.Get("y"); !ok {
+		t.Error("y, a day ahead to the second, was not stored")
+	}
+	if got := testutil.ToFloat64(m.ClientRequests.WithLabelValues("IAMAT", "invalid")); got != 2 {
+		t.Errorf("IAMAT invalid = %v, want 2", got)
+	}
+	lines.mu.Lock()
+	defer lines.mu.Unlock()
+	if want := []string{far + ": " + reasonAhead, dayAndSec + ": " + reasonAhead}; fmt.Sprint(lines.got) != fmt.Sprint(want) {
+		t.Errorf("protocol log reasons %q, want %q", lines.got, want)
+	}
+}

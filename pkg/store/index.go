@@ -10,8 +10,9 @@ import (
 // own texts, so a client costs a few bytes here instead of a second copy of
 // its id and a map entry (see TestMemoryPerRecord). Beside each entry is a
 // byte of its hash, so a probe looks at a record's text only when that
-// byte matches (one time in 256 for another client). Records are never
-// removed, so linear probing needs no tombstones.
+// byte matches (one time in 256 for another client). A removal shifts the
+// entries after it back (Knuth's algorithm R), so linear probing needs no
+// tombstones.
 type index struct {
 	seed  maphash.Seed
 	table []uint32 // slot number + 1; 0 is empty
@@ -56,6 +57,27 @@ func (x *index) insert(slots []slot, pos int, slotNum uint32) {
 	x.n++
 	if x.n*4 >= len(x.table)*3 {
 		x.grow(slots)
+	}
+}
+
+// remove empties the table position pos, which find returned for a
+// client held, and moves back the entries of the same run that would no
+// longer be found past the hole.
+func (x *index) remove(slots []slot, pos int) {
+	mask := len(x.table) - 1
+	x.table[pos] = 0
+	x.n--
+	for j := (pos + 1) & mask; x.table[j] != 0; j = (j + 1) & mask {
+		v := x.table[j]
+		home := int(maphash.String(x.seed, clientOf(slots[v-1].text))) & mask
+		// The entry stays if its home is cyclically within (pos, j]: a
+		// probe from there reaches j without crossing the hole.
+		if pos <= j && pos < home && home <= j || j < pos && (pos < home || home <= j) {
+			continue
+		}
+		x.table[pos], x.tags[pos] = v, x.tags[j]
+		x.table[j] = 0
+		pos = j
 	}
 }
 

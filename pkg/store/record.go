@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/herdkit/herd/pkg/protocol"
@@ -46,19 +47,35 @@ func (r Record) AppendAT(dst []byte) []byte {
 // then the time text (1.5 and 1.50 are the same instant), each compared
 // the same way on every server, so that all servers keep the same record
 // whatever order records arrive in. A record is never newer than itself.
-func Newer(a, b Record) bool {
+func Newer(a, b Record) bool { return compare(a, b) > 0 }
+
+// compare orders two records by Newer's keys: it returns +1 when a is
+// newer than b, -1 when b is newer than a, and 0 when neither is (the same
+// record, or records of two clients alike in every key).
+func compare(a, b Record) int {
 	at, bt := a.Time(), b.Time()
 	if c := protocol.CompareTime(at, bt); c != 0 {
-		return c > 0
+		return c
 	}
-	if a.Origin != b.Origin {
-		return a.Origin > b.Origin
+	if c := strings.Compare(a.Origin, b.Origin); c != 0 {
+		return c
 	}
-	if ap, bp := a.Pos(), b.Pos(); ap != bp {
-		return ap > bp
+	if c := strings.Compare(a.Pos(), b.Pos()); c != 0 {
+		return c
 	}
 	if a.Recv != b.Recv {
-		return a.Recv > b.Recv
+		return cmp.Compare(a.Recv, b.Recv)
 	}
-	return at > bt
+	return strings.Compare(at, bt)
+}
+
+// Rank orders records of any clients for the bound on records
+// (SetLimit): Newer's order, then the client id, so that no two records
+// of different clients are equal. It returns -1 when a ranks below b, 0
+// when they are the same record, and +1 when a ranks above b.
+func Rank(a, b Record) int {
+	if c := compare(a, b); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Client(), b.Client())
 }

@@ -51,24 +51,34 @@ type Change struct {
 // keeps the live changes in order so that a peer can be sent everything
 // after a change number in time proportional to what it missed.
 //
+// With a limit (SetLimit), it holds at most that many clients: the
+// records that rank highest (see bound.go).
+//
 // Memory per client is the record text, one slot (40 bytes), one to two
-// index words and one to one and a half change-log entries (16 bytes); see
+// index words, one to one and a half change-log entries (16 bytes) and,
+// with a limit, a heap node and a position (20 bytes); see
 // TestMemoryPerRecord.
 type Store struct {
 	mu      sync.RWMutex
 	index   index // client id -> slot
 	slots   []slot
-	log     []entry // in increasing seq; stale entries are skipped and compacted away
-	stale   int     // entries of log that an update has superseded
-	seq     uint64  // the last change number given out
+	free    []uint32 // slots emptied by evictions, reused first
+	limit   int      // the most clients held; 0 is no limit
+	low     lowest   // the heap of live slots, kept only with a limit
+	log     []entry  // in increasing seq; stale entries are skipped and compacted away
+	stale   int      // entries of log that an update has superseded
+	seq     uint64   // the last change number given out
 	origins origins
 	subs    []chan struct{}
+
+	evicted uint64 // records evicted to make room (Evictions)
+	refused uint64 // records of new clients not stored at the limit (Refused)
 }
 
 type slot struct {
 	text   string
 	recv   int64
-	seq    uint64
+	seq    uint64 // 0 for a free slot
 	origin uint16
 	from   Link
 	hops   uint8
@@ -124,13 +134,19 @@ func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) []bool {
 
 // apply stores r if it is newer. s.mu is held.
 func (s *Store) apply(r Record, from Link) (uint64, bool) {
-	i, pos, exists := s.index.find(s.slots, r.Client())
+	client := r.Client()
+	i, pos, exists := s.index.find(s.slots, client)
 	if exists && !Newer(r, s.slots[i].record(&s.origins)) {
 		return 0, false
 	}
 	origin, ok := s.origins.intern(r.Origin)
 	if !ok {
 		return 0, false
+	}
+	if !exists {
+		if pos, ok = s.makeRoom(r, client, pos); !ok {
+			return 0, false
+		}
 	}
 	s.seq++
 	s.put(i, pos, exists, slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops})
@@ -149,7 +165,8 @@ func (s *Store) notify() {
 
 // Restore puts back a change read from disk under the change number it
 // had, and the change numbers continue after it. Changes must come in
-// increasing change-number order, as they were written.
+// increasing change-number order, as they were written. The limit applies
+// as in Apply, so that a store read back holds what it held.
 func (s *Store) Restore(c Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,25 +180,132 @@ func (s *Store) Restore(c Change) error {
 	}
 	i, pos, exists := s.index.find(s.slots, client)
 	s.seq = c.Seq
+	if !exists {
+		if pos, ok = s.makeRoom(c.Record, client, pos); !ok {
+			return nil
+		}
+	}
+	// A journal holds each client's records in increasing order; should
+	// one come back lower, its heap node is replaced rather than marked.
+	lower := exists && s.limit > 0 && !Newer(c.Record, s.slots[i].record(&s.origins))
 	s.put(i, pos, exists, slot{text: c.Record.Text, recv: c.Record.Recv, seq: c.Seq, origin: origin, from: c.From, hops: c.Record.Hops})
+	if lower {
+		s.drop(i)
+		s.push(i)
+	}
 	return nil
 }
 
 // put stores a slot for a client found (or not) by index.find, and logs
 // its change. s.mu is held.
 func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
-	if exists {
+	switch {
+	case exists:
 		s.slots[i] = sl
 		s.stale++
-	} else {
+		if s.limit > 0 {
+			s.raised(i)
+		}
+	case len(s.free) > 0:
+		i = s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+		s.slots[i] = sl
+		s.index.insert(s.slots, pos, i)
+	default:
 		i = uint32(len(s.slots))
 		s.slots = append(s.slots, sl)
 		s.index.insert(s.slots, pos, i)
+	}
+	if !exists && s.limit > 0 {
+		s.push(i)
 	}
 	s.log = append(s.log, entry{seq: sl.seq, slot: i})
 	if s.stale >= minCompact && 2*s.stale > len(s.slots) {
 		s.compact()
 	}
+}
+
+// makeRoom reports whether a record r of a client not held may be
+// stored, evicting the lowest record if the store is at its limit and r
+// ranks above it; a record that may not is counted as refused. It returns
+// the index position for client, which pos was before an eviction. s.mu
+// is held.
+func (s *Store) makeRoom(r Record, client string, pos int) (int, bool) {
+	if s.limit == 0 || s.len() < s.limit {
+		return pos, true
+	}
+	if !s.outranksLowest(r) {
+		s.refused++
+		return pos, false
+	}
+	s.evict()
+	_, pos, _ = s.index.find(s.slots, client) // the eviction may have moved entries
+	return pos, true
+}
+
+// evict removes the lowest record. Its change-log entry becomes stale, and
+// no trace of it is sent or written: every server evicts by the same
+// rule. s.mu is held.
+func (s *Store) evict() {
+	s.clean()
+	i := s.low.heap[0].slot
+	_, pos, _ := s.index.find(s.slots, clientOf(s.slots[i].text))
+	s.index.remove(s.slots, pos)
+	s.drop(i)
+	s.slots[i] = slot{} // seq 0: free, and its strings are released
+	s.free = append(s.free, i)
+	s.stale++
+	s.evicted++
+}
+
+// SetLimit bounds the clients held to n, evicting the lowest records if
+// there are more, and returns how many it evicted; 0 removes the bound.
+// Every server of a herd must have the same limit for them to agree.
+func (s *Store) SetLimit(n int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n < 0 {
+		n = 0
+	}
+	if n > 0 && s.limit == 0 {
+		s.heapify()
+	}
+	s.limit = n
+	if n == 0 {
+		s.low = lowest{}
+		return 0
+	}
+	evicted := 0
+	for s.len() > n {
+		s.evict()
+		evicted++
+	}
+	return evicted
+}
+
+// Limit returns the most clients the store holds, 0 for no limit.
+func (s *Store) Limit() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.limit
+}
+
+// Evictions returns the number of records evicted to make room for a
+// record that ranks higher, or by SetLimit.
+func (s *Store) Evictions() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.evicted
+}
+
+// Refused returns the number of records of new clients not stored because
+// the store was at its limit and they ranked below every record held.
+// Apply and ApplyAll report them as not applied, like records that are
+// not newer.
+func (s *Store) Refused() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.refused
 }
 
 // Advance makes the next change number greater than seq, if it is not
@@ -204,6 +328,8 @@ func (s *Store) compact() {
 	s.stale = 0
 }
 
+func (sl *slot) time() string { return sl.text[strings.LastIndexByte(sl.text, ' ')+1:] }
+
 func (sl *slot) record(o *origins) Record {
 	return Record{Text: sl.text, Origin: o.name(sl.origin), Recv: sl.recv, Hops: sl.hops}
 }
@@ -223,8 +349,10 @@ func (s *Store) Get(client string) (Record, bool) {
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.slots)
+	return s.len()
 }
+
+func (s *Store) len() int { return len(s.slots) - len(s.free) }
 
 // Seq returns the last change number given out.
 func (s *Store) Seq() uint64 {
