@@ -102,6 +102,12 @@ type Config struct {
 	// acknowledged this long (plus one fsync) before a power failure
 	// survives it. A killed process loses nothing written.
 	FsyncInterval time.Duration `env:"HERD_FSYNC_INTERVAL" envDefault:"100ms"`
+	// JournalSegmentSize is the size, in bytes, at which the journal closes
+	// a segment and starts the next; snapshots follow rotations, so a small
+	// size makes them frequent (the crash test uses that). From
+	// MinJournalSegmentSize to MaxJournalSegmentSize; the default is
+	// journal.DefaultSegmentSize, 64 MiB.
+	JournalSegmentSize int64 `env:"HERD_JOURNAL_SEGMENT_SIZE" envDefault:"67108864"`
 
 	// LogFile, when set, receives the log as well as standard error.
 	LogFile string `env:"HERD_LOG_FILE"`
@@ -118,6 +124,12 @@ const (
 	PlacesOffline   = "offline"
 	PlacesGoogle    = "google"
 	PlacesGoogleNew = "google-new"
+)
+
+// Bounds of HERD_JOURNAL_SEGMENT_SIZE, in bytes.
+const (
+	MinJournalSegmentSize = 64 << 10
+	MaxJournalSegmentSize = 1 << 30
 )
 
 // MinSecretLen is the shortest accepted peer secret, in bytes.
@@ -256,6 +268,9 @@ func (c Config) Validate() error {
 		if r.v < r.lo || r.v > r.hi {
 			bad(r.variable, "%d is not within %d to %d", r.v, r.lo, r.hi)
 		}
+	}
+	if c.JournalSegmentSize < MinJournalSegmentSize || c.JournalSegmentSize > MaxJournalSegmentSize {
+		bad("HERD_JOURNAL_SEGMENT_SIZE", "%d is not within %d to %d bytes", c.JournalSegmentSize, MinJournalSegmentSize, MaxJournalSegmentSize)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("HERD_LOG_FORMAT", "%q is not json or text", c.LogFormat)

@@ -14,7 +14,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ClientAddr != ":12200" || c.PeerAddr != ":12300" || c.MetricsAddr != ":9100" || c.Places != PlacesAuto ||
-		c.MaxLine != 4096 || c.PlacesTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || len(c.Peers) != 0 {
+		c.MaxLine != 4096 || c.PlacesTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || len(c.Peers) != 0 ||
+		c.JournalSegmentSize != 64<<20 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -60,6 +61,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"google without key", map[string]string{"HERD_NAME": "Hill", "HERD_PLACES": "google"}, "HERD_GOOGLE_API_KEY"},
 		{"bad base URL", map[string]string{"HERD_NAME": "Hill", "HERD_GOOGLE_BASE_URL": "ftp://x"}, "HERD_GOOGLE_BASE_URL"},
 		{"bad log level", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_LEVEL": "loud"}, "HERD_LOG_LEVEL"},
+		{"segment size not a number", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "64k"}, "HERD_JOURNAL_SEGMENT_SIZE"},
+		{"segment size too small", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "65535"}, "HERD_JOURNAL_SEGMENT_SIZE"},
+		{"segment size too large", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "1073741825"}, "HERD_JOURNAL_SEGMENT_SIZE"},
 		{"bad log format", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_FORMAT": "xml"}, "HERD_LOG_FORMAT"},
 	}
 	for _, tt := range tests {

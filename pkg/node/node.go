@@ -75,7 +75,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	)
 	if cfg.DataDir != "" {
 		var st journal.State
-		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval}, log, n.metrics)
+		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval, SegmentSize: cfg.JournalSegmentSize}, log, n.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}
