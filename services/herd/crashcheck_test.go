@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
@@ -152,13 +153,17 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 			}
 			lostNow += worst
 			first := last - (worst-1)*s.ids // the oldest acknowledged request lost
-			before := killed.Sub(s.ackedAt(first))
-			if s.round == round {
+			at := s.ackedAt(first)
+			before := killed.Sub(at)
+			if s.round == round && !at.IsZero() {
 				v.oldestLost = max(v.oldestLost, before)
 			}
 			if len(examples) < 2 {
 				when := fmt.Sprintf("%v before the kill", before.Round(10*time.Microsecond))
-				if before < 0 {
+				switch {
+				case at.IsZero():
+					when = "at an unknown time"
+				case before < 0:
 					when = fmt.Sprintf("%v after the kill signals began", -before.Round(10*time.Microsecond))
 				}
 				examples = append(examples, fmt.Sprintf("client %s: request %d (acknowledged by %s %s) and %d later acknowledged ones missing on %s, which holds request %d",
@@ -262,4 +267,90 @@ func commas(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// TestCrashChecker feeds the crash test's checker what five nodes might
+// hold after a round of one session with two ids, six requests sent and
+// the first four acknowledged: ids 0 and 1 last acknowledged at requests
+// 2 and 3, and request 4 (id 0) sent but not answered.
+func TestCrashChecker(t *testing.T) {
+	newSession := func(round int) *session {
+		s := &session{tag: "r1c0s0", round: round, ids: 2}
+		s.sent.Store(6)
+		s.acked.Store(4)
+		return s
+	}
+	rec := func(s *session, n int64) store.Record {
+		return store.Record{Text: s.id(n) + " " + string(appendPos(nil, n)) + " " + string(appendTime(nil, n)), Origin: "Hill", Recv: 1}
+	}
+	tests := []struct {
+		name        string
+		round       int // the session's; the check is of round 2
+		change      func(s *session, nodes []map[string]store.Record)
+		lost        int64
+		lostEarlier int64
+		lostOn2     int64 // lost on node 2
+		disagree    int
+		unknown     int
+	}{
+		{name: "everything held", change: func(*session, []map[string]store.Record) {}},
+		{name: "an older record on one node", change: func(s *session, nodes []map[string]store.Record) {
+			nodes[2][s.id(1)] = rec(s, 1)
+		}, lost: 1, lostOn2: 1, disagree: 1},
+		{name: "no record on one node", change: func(s *session, nodes []map[string]store.Record) {
+			delete(nodes[2], s.id(0))
+		}, lost: 2, lostOn2: 2, disagree: 1},
+		{name: "lost on every node", change: func(s *session, nodes []map[string]store.Record) {
+			for _, m := range nodes {
+				m[s.id(1)] = rec(s, 1)
+			}
+		}, lost: 1, lostOn2: 1},
+		{name: "lost in an earlier round", round: 1, change: func(s *session, nodes []map[string]store.Record) {
+			for _, m := range nodes {
+				m[s.id(1)] = rec(s, 1)
+			}
+		}, lostEarlier: 1, lostOn2: 1},
+		{name: "a request never sent", change: func(s *session, nodes []map[string]store.Record) {
+			for _, m := range nodes {
+				m[s.id(0)] = rec(s, 6)
+			}
+		}, lost: 2, lostOn2: 2, unknown: 5},
+		{name: "a position never sent", change: func(s *session, nodes []map[string]store.Record) {
+			r := rec(s, 4)
+			r.Text = s.id(4) + " +1+1 " + string(appendTime(nil, 4))
+			nodes[0][s.id(0)] = r
+		}, lost: 2, disagree: 1, unknown: 1},
+		{name: "a client nobody sent", change: func(s *session, nodes []map[string]store.Record) {
+			nodes[3]["stranger"] = store.Record{Text: "stranger +1+1 1", Origin: "Smith", Recv: 1}
+		}, disagree: 1, unknown: 1},
+		{name: "another origin", change: func(s *session, nodes []map[string]store.Record) {
+			r := rec(s, 4)
+			r.Origin = "Jaquez"
+			nodes[4][s.id(0)] = r
+		}, disagree: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(2)
+			if tt.round != 0 {
+				s.round = tt.round
+			}
+			nodes := make([]map[string]store.Record, len(config.Classic))
+			for k := range nodes {
+				nodes[k] = map[string]store.Record{s.id(0): rec(s, 4), s.id(1): rec(s, 3)}
+			}
+			tt.change(s, nodes)
+			v := check([]*session{s}, 2, nodes, time.Now())
+			if v.lost != tt.lost || v.lostEarlier != tt.lostEarlier || v.lostOn[2] != tt.lostOn2 ||
+				v.disagree != tt.disagree || v.unknown != tt.unknown {
+				t.Errorf("lost %d, earlier %d, on node 2 %d, disagree %d, unknown %d; want %d, %d, %d, %d, %d\n%s",
+					v.lost, v.lostEarlier, v.lostOn[2], v.disagree, v.unknown,
+					tt.lost, tt.lostEarlier, tt.lostOn2, tt.disagree, tt.unknown, strings.Join(v.examples, "\n"))
+			}
+			// A second check finds nothing newly lost in earlier rounds.
+			if again := check([]*session{s}, 3, nodes, time.Now()); again.lostEarlier != 0 {
+				t.Errorf("the second check found %d newly lost", again.lostEarlier)
+			}
+		})
+	}
 }
