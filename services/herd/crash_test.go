@@ -117,16 +117,17 @@ func (c *crashRun) round(r int) roundResult {
 	began := time.Now()
 
 	// Kill at a random moment, or in odd rounds as soon as a node writes a
-	// snapshot (at the end of the window if none does).
+	// snapshot (at the end of the window if none does); a single victim is
+	// then that node.
 	killAt := began.Add(minLoad + time.Duration(c.rng.Int64N(int64(*crashWindow-minLoad))))
-	how := "at random"
+	how, snapshotting := "at random", -1
 	if r%2 == 1 {
 		how, killAt = "at the end of the window (no snapshot seen)", began.Add(*crashWindow)
 		time.Sleep(time.Until(began.Add(minLoad)))
 		known := dirNames(h.dirs)
 		for time.Now().Before(killAt) {
 			if node, during, ok := snapshotSeen(h.dirs, known); ok {
-				how, killAt = "after a snapshot on "+config.Classic[node].Name, time.Now()
+				how, killAt, snapshotting = "after a snapshot on "+config.Classic[node].Name, time.Now(), node
 				if during {
 					how = "during a snapshot on " + config.Classic[node].Name
 				}
@@ -140,6 +141,9 @@ func (c *crashRun) round(r int) roundResult {
 	victims := []int{0, 1, 2, 3, 4}
 	if mode == "single" {
 		victims = []int{c.rng.IntN(len(config.Classic))}
+		if snapshotting >= 0 {
+			victims = []int{snapshotting}
+		}
 	}
 	for _, i := range victims {
 		h.procs[i].cmd.Process.Signal(syscall.SIGKILL)
