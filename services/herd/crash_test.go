@@ -290,17 +290,24 @@ func (h *herdProcs) stop() {
 
 // waitConverged waits until the herd, without clients, has settled: every
 // peer link up and reconciled, nothing waiting to be sent to a neighbour
-// or written to a journal, the same number of records everywhere, and no
-// record stored between two looks 100 ms apart.
+// or written to a journal, and no record stored between two looks 100 ms
+// apart; with the same number of records on every node, or, if the counts
+// differ, with nothing stored for 3 s (then no more will come, and the
+// checker reports the disagreement).
 func (h *herdProcs) waitConverged(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	prev, why := -1.0, ""
+	var quietSince time.Time
 	for time.Now().Before(deadline) {
-		updates, settled, reason := h.settled()
-		if settled && updates == prev {
+		updates, settled, equal, reason := h.settled()
+		if settled && updates == prev && (equal || time.Since(quietSince) > 3*time.Second) {
 			return nil
 		}
-		prev, why = -1, reason
+		why = reason
+		if !settled || updates != prev {
+			quietSince = time.Now()
+		}
+		prev = -1
 		if settled {
 			prev = updates
 		}
@@ -310,13 +317,15 @@ func (h *herdProcs) waitConverged(timeout time.Duration) error {
 }
 
 // settled looks at every node's metrics once and returns the records
-// stored so far, summed, and whether the herd is quiet, or why not.
-func (h *herdProcs) settled() (updates float64, ok bool, why string) {
+// stored so far, summed, whether the herd is quiet (or why not), and
+// whether every node holds as many records.
+func (h *herdProcs) settled() (updates float64, quiet, equal bool, why string) {
 	records := -1.0
+	equal = true
 	for i, s := range config.Classic {
 		m, err := scrapeText(h.metricsAddr(i))
 		if err != nil {
-			return 0, false, err.Error()
+			return 0, false, false, err.Error()
 		}
 		up, links := sumOf(m, "herd_peer_up")
 		backlog, _ := sumOf(m, "herd_peer_backlog_records")
@@ -326,17 +335,20 @@ func (h *herdProcs) settled() (updates float64, ok bool, why string) {
 		updates += u
 		switch {
 		case links != len(s.Neighbours) || up != float64(links):
-			return 0, false, fmt.Sprintf("%s has %v of %d peer links up", s.Name, up, len(s.Neighbours))
+			return 0, false, false, fmt.Sprintf("%s has %v of %d peer links up", s.Name, up, len(s.Neighbours))
 		case backlog > 0:
-			return 0, false, fmt.Sprintf("%s has %v records to send", s.Name, backlog)
+			return 0, false, false, fmt.Sprintf("%s has %v records to send", s.Name, backlog)
 		case lag > 0:
-			return 0, false, fmt.Sprintf("%s has %v records to journal", s.Name, lag)
+			return 0, false, false, fmt.Sprintf("%s has %v records to journal", s.Name, lag)
 		case records >= 0 && n != records:
-			return 0, false, fmt.Sprintf("%s holds %v records, %s %v", s.Name, n, config.Classic[0].Name, records)
+			equal = false
+			why = fmt.Sprintf("%s holds %v records, %s %v", s.Name, n, config.Classic[0].Name, records)
 		}
-		records = n
+		if i == 0 {
+			records = n
+		}
 	}
-	return updates, true, ""
+	return updates, true, equal, why
 }
 
 func scrapeText(addr string) (string, error) {

@@ -80,10 +80,15 @@ type verdict struct {
 	disagree          int           // clients whose record is not the same on every node
 	unknown           int           // records nobody sent, summed over the nodes
 	examples          []string
+	kinds             map[string]int // examples kept per kind
 }
 
-func (v *verdict) example(format string, args ...any) {
-	if len(v.examples) < 5 {
+// example keeps the first three examples of each kind of fault.
+func (v *verdict) example(kind, format string, args ...any) {
+	if v.kinds == nil {
+		v.kinds = map[string]int{}
+	}
+	if v.kinds[kind]++; v.kinds[kind] <= 3 {
 		v.examples = append(v.examples, fmt.Sprintf(format, args...))
 	}
 }
@@ -116,7 +121,7 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 		for _, rec := range recs {
 			if _, _, ok := requestOf(byTag, rec); !ok {
 				v.unknown++
-				v.example("%s holds a record nobody sent: %q from %s", config.Classic[k].Name, rec.Text, rec.Origin)
+				v.example("unknown", "%s holds a record nobody sent: %q from %s", config.Classic[k].Name, rec.Text, rec.Origin)
 			}
 		}
 	}
@@ -183,13 +188,19 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 				v.lostOn[k] += n
 			}
 			for _, e := range examples {
-				v.example("%s", e)
+				v.example("lost", "%s", e)
 			}
 		}
 	}
 
 	// (2) All nodes agree: the same record of every client.
 	same := func(a, b store.Record) bool { return a.Text == b.Text && a.Origin == b.Origin && a.Recv == b.Recv }
+	describe := func(k int, id string) string {
+		if rec, ok := nodes[k][id]; ok {
+			return fmt.Sprintf("%s holds %q from %s", config.Classic[k].Name, rec.Text, rec.Origin)
+		}
+		return config.Classic[k].Name + " holds none"
+	}
 	seen := map[string]bool{}
 	for _, recs := range nodes {
 		for id := range recs {
@@ -197,17 +208,13 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 				continue
 			}
 			seen[id] = true
-			var first store.Record
+			first, ok0 := nodes[0][id]
 			for k := range nodes {
 				rec, ok := nodes[k][id]
-				if !ok || (k > 0 && !same(rec, first)) {
+				if ok != ok0 || !same(rec, first) {
 					v.disagree++
-					v.example("client %s: %s holds %q (%v), %s holds %q from %s", id, config.Classic[0].Name, first.Text,
-						first.Origin, config.Classic[k].Name, rec.Text, rec.Origin)
+					v.example("disagree", "client %s: %s, %s", id, describe(0, id), describe(k, id))
 					break
-				}
-				if k == 0 {
-					first = rec
 				}
 			}
 		}
