@@ -117,6 +117,12 @@ type Config struct {
 	// sync every FsyncInterval) or always (once it is synced, which a power
 	// failure keeps; one fsync for every record written meanwhile).
 	Fsync string `env:"HERD_FSYNC" envDefault:"interval"`
+	// JournalSegmentSize is the size, in bytes, at which the journal closes
+	// a segment and starts the next; snapshots follow rotations, so a small
+	// size makes them frequent (the crash test uses that). From
+	// MinJournalSegmentSize to MaxJournalSegmentSize; the default is
+	// journal.DefaultSegmentSize, 64 MiB.
+	JournalSegmentSize int64 `env:"HERD_JOURNAL_SEGMENT_SIZE" envDefault:"67108864"`
 
 	// LogFile, when set, receives the log as well as standard error. It
 	// is rotated by size: at most LogFileMaxSize × (LogFileMaxFiles + 1)
@@ -156,6 +162,12 @@ const (
 	MaxRecords    = 100_000_000
 	MinClockAhead = time.Second
 	MaxClockAhead = 24 * time.Hour
+)
+
+// Bounds of HERD_JOURNAL_SEGMENT_SIZE, in bytes.
+const (
+	MinJournalSegmentSize = 64 << 10
+	MaxJournalSegmentSize = 1 << 30
 )
 
 // MinSecretLen is the shortest accepted peer secret, in bytes.
@@ -284,6 +296,9 @@ func (c Config) Validate() error {
 	}
 	if c.Fsync != FsyncInterval && c.Fsync != FsyncAlways {
 		bad("HERD_FSYNC", "%q is not interval or always", c.Fsync)
+	}
+	if c.JournalSegmentSize < MinJournalSegmentSize || c.JournalSegmentSize > MaxJournalSegmentSize {
+		bad("HERD_JOURNAL_SEGMENT_SIZE", "%d is not within %d to %d bytes", c.JournalSegmentSize, MinJournalSegmentSize, MaxJournalSegmentSize)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("HERD_LOG_FORMAT", "%q is not json or text", c.LogFormat)

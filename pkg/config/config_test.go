@@ -15,7 +15,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.ClientAddr != ":12200" || c.PeerAddr != ":12300" || c.MetricsAddr != ":9100" || c.Places != PlacesAuto ||
 		c.MaxLine != 4096 || c.PlacesTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || len(c.Peers) != 0 ||
-		c.MaxRecords != 1_000_000 || c.MaxClockAhead != 24*time.Hour {
+		c.MaxRecords != 1_000_000 || c.MaxClockAhead != 24*time.Hour ||
+		c.JournalSegmentSize != 64<<20 {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -65,6 +66,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"clock ahead below a second", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_CLOCK_AHEAD": "999ms"}, "HERD_MAX_CLOCK_AHEAD"},
 		{"clock ahead over a day", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_CLOCK_AHEAD": "24h1s"}, "HERD_MAX_CLOCK_AHEAD"},
 		{"bad log level", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_LEVEL": "loud"}, "HERD_LOG_LEVEL"},
+		{"segment size not a number", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "64k"}, "HERD_JOURNAL_SEGMENT_SIZE"},
+		{"segment size too small", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "65535"}, "HERD_JOURNAL_SEGMENT_SIZE"},
+		{"segment size too large", map[string]string{"HERD_NAME": "Hill", "HERD_JOURNAL_SEGMENT_SIZE": "1073741825"}, "HERD_JOURNAL_SEGMENT_SIZE"},
 		{"bad log format", map[string]string{"HERD_NAME": "Hill", "HERD_LOG_FORMAT": "xml"}, "HERD_LOG_FORMAT"},
 	}
 	for _, tt := range tests {

@@ -58,7 +58,7 @@ type Option func(*options)
 
 type options struct {
 	places      places.Provider
-	segmentSize int64 // the journal's, for tests; 0 for the default
+	segmentSize int64 // the journal's, for tests below HERD_JOURNAL_SEGMENT_SIZE's minimum; 0 for the variable
 }
 
 // WithPlaces makes the node use base for places instead of building a
@@ -83,9 +83,12 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	)
 	if cfg.DataDir != "" {
 		var st journal.State
-		n.journal, st, err = journal.Open(journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval,
-			Always: cfg.Fsync == config.FsyncAlways, SegmentSize: o.segmentSize, Name: cfg.Name, MaxRecords: cfg.MaxRecords},
-			log, n.metrics)
+		jcfg := journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval, Always: cfg.Fsync == config.FsyncAlways,
+			SegmentSize: cfg.JournalSegmentSize, Name: cfg.Name, MaxRecords: cfg.MaxRecords}
+		if o.segmentSize != 0 {
+			jcfg.SegmentSize = o.segmentSize
+		}
+		n.journal, st, err = journal.Open(jcfg, log, n.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}

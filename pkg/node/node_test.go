@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/store"
 )
 
 // startNode starts a node on loopback ports, configured by vars on top of
@@ -283,5 +285,42 @@ func TestRestartWithDataDir(t *testing.T) {
 	fb := scrape(t, b)
 	if got := value(fb, "herd_peer_records_received_total", "peer", "A", "kind", "reconcile"); got != 0 {
 		t.Errorf("B received %v records from the restarted A, want none", got)
+	}
+}
+
+// TestJournalSegmentSize: HERD_JOURNAL_SEGMENT_SIZE reaches the journal,
+// so small segments rotate and snapshot often, and the default is the
+// journal's own.
+func TestJournalSegmentSize(t *testing.T) {
+	if d, _ := config.FromMap(map[string]string{"HERD_NAME": "Hill"}); d.JournalSegmentSize != journal.DefaultSegmentSize {
+		t.Errorf("default HERD_JOURNAL_SEGMENT_SIZE %d, journal.DefaultSegmentSize %d", d.JournalSegmentSize, journal.DefaultSegmentSize)
+	}
+	tests := []struct {
+		name      string
+		size      string // "" for the default
+		snapshots bool
+	}{
+		{"64 KiB segments", "65536", true},
+		{"default segments", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"HERD_DATA_DIR": t.TempDir()}
+			if tt.size != "" {
+				vars["HERD_JOURNAL_SEGMENT_SIZE"] = tt.size
+			}
+			n := startNode(t, vars)
+			// About 500 KB of journal: eight 64 KiB segments.
+			for i := range 15000 {
+				n.Store().Apply(store.Record{Text: fmt.Sprintf("client-%d +1+1 %d", i, i), Origin: "Hill", Recv: 1}, 0)
+			}
+			waitUntil(t, func() bool {
+				fams := scrape(t, n)
+				return value(fams, "herd_journal_lag_records") == 0 && value(fams, "herd_journal_written_bytes_total") > 400_000
+			})
+			if got := value(scrape(t, n), "herd_journal_snapshots_total"); (got > 0) != tt.snapshots {
+				t.Errorf("%v snapshots, want some: %v", got, tt.snapshots)
+			}
+		})
 	}
 }

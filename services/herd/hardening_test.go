@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -27,6 +28,7 @@ type herdProcs struct {
 	procs  []*proc
 	fsync  time.Duration
 	secret string
+	env    map[string]string // more variables for every node
 }
 
 func newHerdProcs(t *testing.T, fsync time.Duration) *herdProcs {
@@ -43,25 +45,33 @@ func (h *herdProcs) metricsAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d
 
 // start starts every node and waits until all are ready.
 func (h *herdProcs) start() {
-	index := map[string]int{}
-	for i, s := range config.Classic {
-		index[s.Name] = i
-	}
-	for i, s := range config.Classic {
-		var peers []string
-		for _, nb := range s.Neighbours {
-			peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", nb, h.base+10+index[nb]))
-		}
-		h.procs[i] = start(h.t, map[string]string{
-			"HERD_NAME": s.Name, "HERD_CLIENT_ADDR": h.clientAddr(i), "HERD_METRICS_ADDR": h.metricsAddr(i),
-			"HERD_PEER_ADDR": fmt.Sprintf("127.0.0.1:%d", h.base+10+i), "HERD_PEERS": strings.Join(peers, ","),
-			"HERD_PEER_SECRET": h.secret, "HERD_DATA_DIR": h.dirs[i], "HERD_FSYNC_INTERVAL": h.fsync.String(),
-			"HERD_LOG_LEVEL": "warn", "HERD_PEER_TIMEOUT": "1s", "HERD_PEER_HEARTBEAT": "200ms", "HERD_PEER_BACKOFF_MAX": "500ms",
-		}, "serve")
+	for i := range config.Classic {
+		h.startNode(i)
 	}
 	for i := range config.Classic {
 		waitReady(h.t, h.metricsAddr(i))
 	}
+}
+
+// startNode starts node i without waiting for it.
+func (h *herdProcs) startNode(i int) {
+	index := map[string]int{}
+	for i, s := range config.Classic {
+		index[s.Name] = i
+	}
+	s := config.Classic[i]
+	var peers []string
+	for _, nb := range s.Neighbours {
+		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", nb, h.base+10+index[nb]))
+	}
+	env := map[string]string{
+		"HERD_NAME": s.Name, "HERD_CLIENT_ADDR": h.clientAddr(i), "HERD_METRICS_ADDR": h.metricsAddr(i),
+		"HERD_PEER_ADDR": fmt.Sprintf("127.0.0.1:%d", h.base+10+i), "HERD_PEERS": strings.Join(peers, ","),
+		"HERD_PEER_SECRET": h.secret, "HERD_DATA_DIR": h.dirs[i], "HERD_FSYNC_INTERVAL": h.fsync.String(),
+		"HERD_LOG_LEVEL": "warn", "HERD_PEER_TIMEOUT": "1s", "HERD_PEER_HEARTBEAT": "200ms", "HERD_PEER_BACKOFF_MAX": "500ms",
+	}
+	maps.Copy(env, h.env)
+	h.procs[i] = start(h.t, env, "serve")
 }
 
 func waitReady(t *testing.T, metricsAddr string) {
