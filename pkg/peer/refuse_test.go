@@ -138,7 +138,7 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	defer nc.Close()
 	br := bufio.NewReaderSize(nc, maxFrame)
 	self := hello{name: "B", inc: 7, nonce: newNonce()}
-	if _, err := dialHandshake(nc, br, self, "A", testSecret, time.Second); err != nil {
+	if _, err := dialHandshake(nc, br, self, "A", testSecret, nil, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	nc.Write(appendSync(nil, 0, 0))
