@@ -194,10 +194,9 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 	if a := n.offer(mg.ctx, l); a.refusal != "" {
 		finishAccept(nc, a.refusal)
 		nc.Close()
-		if a.refusal == reasonDuplicateName {
-			n.log.Warn("peer link refused", "remote", nc.RemoteAddr().String(), "reason", a.refusal,
-				"incarnation", fmt.Sprintf("%x", other.inc))
-		}
+		// Counted; a duplicate name was logged once for its episode.
+		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", a.refusal,
+			"incarnation", fmt.Sprintf("%x", other.inc))
 		return
 	}
 	if err := finishAccept(nc, ""); err != nil {

@@ -155,11 +155,12 @@ func (n *neighbour) run(ctx context.Context) {
 			// a failed dial is no news.
 			if cur != nil {
 				n.log.Debug("dialling neighbour failed while linked", "err", err)
-			} else if reasonOf(err) == reasonDuplicateName && attempt == 1 {
-				n.log.Error("the neighbour holds a link to another live server of this server's name", "err", err)
-				lastErr, lastLog = err.Error(), time.Now()
 			} else if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
-				n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
+				if reasonOf(err) == reasonDuplicateName {
+					n.log.Error("the neighbour holds a link to another live server of this server's name", "err", err, "attempt", attempt)
+				} else {
+					n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
+				}
 				lastErr, lastLog = msg, time.Now()
 			}
 			if cur == nil {

@@ -26,8 +26,8 @@ func failures(n *node, reason string) float64 {
 // dials and for the other's, and never protocol.
 func TestWrongSecretIsRefused(t *testing.T) {
 	lnA, lnB := listen(t), listen(t)
-	a := runNode(t, "A", lnA, config.Peers{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings)
-	b := runNode(t, "B", lnB, config.Peers{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings)
+	a := runNode(t, "A", lnA, config.Peers{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
+	b := runNode(t, "B", lnB, config.Peers{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
 	// Each end counts its own dials and the other's: four means at least
 	// one of each kind at each end.
 	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 4 && failures(b, reasonBadSecret) >= 4 })
