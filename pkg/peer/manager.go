@@ -57,7 +57,7 @@ type Manager struct {
 	wg         sync.WaitGroup
 	gate       *gate
 
-	refusedLog atomic.Int64 // Unix nanoseconds of the last log of a refusal at the gate
+	refusals refusalLog
 
 	// mu and closed guard the start of goroutines that Close waits for: Serve
 	// may accept a connection while Close is waiting, and a WaitGroup
@@ -163,11 +163,29 @@ func (mg *Manager) refuseAtOnce(nc net.Conn, reason string) {
 	nc.Write([]byte("ERR " + reason + "\n"))
 	nc.Close()
 	mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	mg.refusals.warn(mg.log, "peer connection refused: too many handshakes in progress", "remote", nc.RemoteAddr().String(),
+		"reason", reason, "max", mg.cfg.MaxHandshakes, "max_per_ip", mg.cfg.MaxHandshakesPerIP)
+}
+
+// refusalLog logs refusals of inbound connections at WARN, at most one a
+// second with the number left out before it, so that a flood of
+// connections cannot flood the log too; the metric counts every one.
+type refusalLog struct {
+	last    atomic.Int64 // Unix nanoseconds of the last line
+	skipped atomic.Int64
+}
+
+func (r *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
 	now := time.Now().UnixNano()
-	if last := mg.refusedLog.Load(); now-last > int64(time.Second) && mg.refusedLog.CompareAndSwap(last, now) {
-		mg.log.Warn("peer connection refused: too many handshakes in progress", "remote", nc.RemoteAddr().String(),
-			"reason", reason, "max", mg.cfg.MaxHandshakes, "max_per_ip", mg.cfg.MaxHandshakesPerIP)
+	last := r.last.Load()
+	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
+		r.skipped.Add(1)
+		return
 	}
+	if n := r.skipped.Swap(0); n > 0 {
+		args = append(args, "refusals_not_logged", n)
+	}
+	log.Warn(msg, args...)
 }
 
 // accept authenticates an inbound connection by deadline and hands it to
@@ -185,7 +203,7 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 		nc.Close()
 		reason := reasonOf(err)
 		mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-		mg.log.Warn("peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
+		mg.refusals.warn(mg.log, "peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
 			"reason", reason, "err", err)
 		return
 	}
