@@ -79,6 +79,12 @@ func tell(nc net.Conn, err error) error {
 	return err
 }
 
+// told reports whether err is a refusal the other end sent.
+func told(err error) bool {
+	var he *handshakeError
+	return errors.As(err, &he) && he.told
+}
+
 // reasonOf returns the metric reason of a handshake error.
 func reasonOf(err error) string {
 	var he *handshakeError

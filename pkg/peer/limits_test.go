@@ -146,8 +146,10 @@ func TestHandshakeBounds(t *testing.T) {
 			t.Errorf("a connection held got %q, %v", got, err)
 		}
 	}
-	if took := time.Since(start); took < timeout || took > timeout+time.Second {
-		t.Errorf("the connections held were closed after %v, want the time-out %v", took, timeout)
+	// Not before the time-out; and not much after, or ReadAll would have
+	// failed at its deadline.
+	if took := time.Since(start); took < timeout {
+		t.Errorf("the connections held were closed after %v, before the time-out %v", took, timeout)
 	}
 	waitFor(t, func() bool { return count(reasonTimeout) == 4 && mg.gate.inProgress() == 0 })
 	// Their places are free again.

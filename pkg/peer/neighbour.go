@@ -153,10 +153,15 @@ func (n *neighbour) run(ctx context.Context) {
 			// Rate-limited: the first failure, a new error, or every 30 s.
 			// While a link is up (the neighbour's own dial won the race),
 			// a failed dial is no news.
+			duplicateName := reasonOf(err) == reasonDuplicateName
 			if cur != nil {
 				n.log.Debug("dialling neighbour failed while linked", "err", err)
+			} else if duplicateName && !told(err) {
+				// Its address answered with the claimant refused here: the
+				// episode is logged once already.
+				n.log.Debug("dialling neighbour refused", "err", err)
 			} else if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
-				if reasonOf(err) == reasonDuplicateName {
+				if duplicateName {
 					n.log.Error("the neighbour holds a link to another live server of this server's name", "err", err, "attempt", attempt)
 				} else {
 					n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
