@@ -58,6 +58,7 @@ type Metrics struct {
 	PeerRecordsSent       *prometheus.CounterVec // peer, kind
 	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
 	PeerHandshakeFailures *prometheus.CounterVec // reason
+	PeerDuplicateNames    *prometheus.CounterVec // peer
 
 	JournalBytes       prometheus.Counter
 	JournalFsync       prometheus.Histogram
@@ -122,8 +123,12 @@ func New() *Metrics {
 		PeerRecordsReceived: f.counterVec("herd_peer_records_received_total",
 			"Records received from a neighbour, by kind (flood, reconcile), newer or not.", "peer", "kind"),
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
-			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, duplicate).",
+			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, "+
+				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused); a refusal the other end explained counts under its reason.",
 			"reason"),
+		PeerDuplicateNames: f.counterVec("herd_peer_duplicate_names_total",
+			"Episodes of two live servers claiming a neighbour's name, by that name; the newer claimant is refused (duplicate_name).",
+			"peer"),
 
 		JournalBytes: f.counter("herd_journal_written_bytes_total", "Bytes appended to the journal (HERD_DATA_DIR)."),
 		JournalFsync: f.histogram("herd_journal_fsync_duration_seconds",

@@ -26,6 +26,7 @@ func TestNamesPassPromlint(t *testing.T) {
 	m.PeerRecordsSent.WithLabelValues("Hill", "flood").Inc()
 	m.PeerRecordsReceived.WithLabelValues("Hill", "flood").Inc()
 	m.PeerHandshakeFailures.WithLabelValues("bad_secret").Inc()
+	m.PeerDuplicateNames.WithLabelValues("Hill").Inc()
 	m.PlacesRequests.WithLabelValues("offline", "OK").Inc()
 	m.PlacesDuration.WithLabelValues("offline").Observe(0.001)
 	mfs, err := m.Registry.Gather()

@@ -16,5 +16,12 @@
 // block for the peer time-out is dropped and the next one resumes from its
 // watermark.
 //
+// An inbound connection costs a small read buffer until it has proved the
+// secret, and only so many may be in their handshake at once, overall and
+// per source address (limits.go). A refusal decided at either end is sent
+// to the other as ERR <reason>, so both count the same reason. Two live
+// servers of one name are told apart by their incarnations, and the newer
+// is refused (duplicate.go).
+//
 // The wire format is in docs/peer-protocol.md.
 package peer

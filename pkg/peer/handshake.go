@@ -21,26 +21,68 @@ import (
 const Version = 1
 
 // Reasons a handshake fails; metric labels of herd_peer_handshake_failures_total.
+// A refusal decided at one end is sent to the other as ERR <reason>, and
+// both ends count it under that reason.
 const (
-	reasonBadSecret   = "bad_secret"   // the other end's proof did not verify
-	reasonUnknownPeer = "unknown_peer" // the dialler is not a configured neighbour
-	reasonWrongPeer   = "wrong_peer"   // the dialled address answered with another name
-	reasonProtocol    = "protocol"     // not the herd peer protocol, or another version
-	reasonTimeout     = "timeout"      // the handshake did not finish in time
-	reasonDuplicate   = "duplicate"    // a better link to this neighbour is already up
-	reasonRefused     = "refused"      // the other end refused us, and said why
+	reasonBadSecret     = "bad_secret"          // a proof did not verify: the secrets differ
+	reasonUnknownPeer   = "unknown_peer"        // the dialler is not a configured neighbour
+	reasonWrongPeer     = "wrong_peer"          // the dialled address answered with another name
+	reasonProtocol      = "protocol"            // not the herd peer protocol, or another version, or closed unexplained
+	reasonTimeout       = "timeout"             // the handshake did not finish in time
+	reasonDuplicate     = "duplicate"           // a better link to this neighbour is already up
+	reasonDuplicateName = "duplicate_name"      // another live server of that name holds the link
+	reasonTooMany       = "too_many_handshakes" // the acceptor had MaxHandshakes in progress
+	reasonPerIP         = "per_ip"              // the acceptor had MaxHandshakesPerIP in progress from that address
+	reasonRefused       = "refused"             // the other end refused us with a reason not listed here
 )
+
+// refusalShutdown is the ERR an acceptor sends when it stops during a
+// handshake; the dialler counts it as refused.
+const refusalShutdown = "shutdown"
 
 // handshakeError is a refused handshake with its metric reason.
 type handshakeError struct {
 	reason string
 	detail string
+	told   bool // the other end refused and said why, so it needs no ERR line
 }
 
 func (e *handshakeError) Error() string { return e.reason + ": " + e.detail }
 
 func refuse(reason, format string, args ...any) error {
 	return &handshakeError{reason: reason, detail: fmt.Sprintf(format, args...)}
+}
+
+// refusedBy returns the error for an ERR line the other end sent. Its
+// reason is the one given when this server knows it, so that both ends
+// count a refusal alike, and refused otherwise: the other end cannot grow
+// the metric's label set.
+func refusedBy(who, reason string) error {
+	label := reasonRefused
+	switch reason {
+	case reasonBadSecret, reasonUnknownPeer, reasonWrongPeer, reasonProtocol, reasonDuplicate,
+		reasonDuplicateName, reasonTooMany, reasonPerIP:
+		label = reason
+	}
+	return &handshakeError{reason: label, detail: fmt.Sprintf("%s refused the handshake: %.32q", who, reason), told: true}
+}
+
+// tell sends the other end the reason of a refusal decided here, so that it
+// counts that reason rather than an unexplained close, and returns err. A
+// refusal the other end told us is not echoed back. The write is bounded by
+// the handshake's deadline, still set.
+func tell(nc net.Conn, err error) error {
+	var he *handshakeError
+	if errors.As(err, &he) && !he.told {
+		nc.Write([]byte("ERR " + he.reason + "\n"))
+	}
+	return err
+}
+
+// told reports whether err is a refusal the other end sent.
+func told(err error) bool {
+	var he *handshakeError
+	return errors.As(err, &he) && he.told
 }
 
 // reasonOf returns the metric reason of a handshake error.
@@ -81,7 +123,7 @@ func (h hello) String() string {
 func parseHello(line string, withProof bool) (hello, error) {
 	f := strings.Fields(line)
 	if len(f) == 2 && f[0] == "ERR" {
-		return hello{}, refuse(reasonRefused, "the neighbour refused the link: %s", f[1])
+		return hello{}, refusedBy("the other end", f[1])
 	}
 	want := 6
 	if withProof {
@@ -132,27 +174,35 @@ func readLine(br *bufio.Reader) (string, error) {
 }
 
 // dialHandshake runs the dialler's side: say hello, check the acceptor's
-// name and proof, prove ourselves, and wait for OK. It returns the
-// acceptor's incarnation.
-func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret string, timeout time.Duration) (uint64, error) {
-	nc.SetDeadline(time.Now().Add(timeout))
+// name and proof, ask admit whether that incarnation may link (it returns
+// a refusal reason, or ""), prove ourselves, and wait for OK. It returns
+// the acceptor's incarnation. Every refusal decided here is sent to the
+// acceptor as ERR <reason> instead of AUTH.
+func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret string,
+	admit func(inc uint64) string, deadline time.Time) (uint64, error) {
+	nc.SetDeadline(deadline)
 	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write([]byte(self.String())); err != nil {
 		return 0, err
 	}
 	line, err := readLine(br)
 	if err != nil {
-		return 0, err
+		return 0, tell(nc, err)
 	}
 	other, err := parseHello(line, true)
 	if err != nil {
-		return 0, err
+		return 0, tell(nc, err)
 	}
 	if other.name != peer {
-		return 0, refuse(reasonWrongPeer, "dialled %s, answered by %s", peer, other.name)
+		return 0, tell(nc, refuse(reasonWrongPeer, "dialled %s, answered by %s", peer, other.name))
 	}
 	if !validProof(other.proof, proof(secret, "accept", other, self)) {
-		return 0, refuse(reasonBadSecret, "%s failed to prove the peer secret", peer)
+		return 0, tell(nc, refuse(reasonBadSecret, "%s failed to prove the peer secret", peer))
+	}
+	if admit != nil {
+		if reason := admit(other.inc); reason != "" {
+			return 0, tell(nc, refuse(reason, "incarnation %x of %s is refused", other.inc, peer))
+		}
 	}
 	if _, err := nc.Write([]byte("AUTH " + proof(secret, "dial", self, other) + "\n")); err != nil {
 		return 0, err
@@ -164,32 +214,32 @@ func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret strin
 	if line != "OK" {
 		if reason, ok := strings.CutPrefix(line, "ERR "); ok {
 			if reason == reasonDuplicate {
-				return 0, refuse(reasonDuplicate, "%s keeps the link it dialled", peer)
+				return 0, &handshakeError{reason: reasonDuplicate, detail: peer + " keeps the link it dialled", told: true}
 			}
-			return 0, refuse(reasonRefused, "%s refused the link: %.32s", peer, reason)
+			return 0, refusedBy(peer, reason)
 		}
 		return 0, refuse(reasonProtocol, "no OK from %s", peer)
 	}
 	return other.inc, nil
 }
 
-// acceptHandshake runs the acceptor's side up to the dialler's proof. It
-// returns the dialler's hello; the caller answers OK or ERR with
-// finishAccept once it knows whether it keeps the link.
-func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name string) (string, bool), timeout time.Duration) (hello, error) {
-	nc.SetDeadline(time.Now().Add(timeout))
+// acceptHandshake runs the acceptor's side up to the dialler's proof, by
+// deadline. It returns the dialler's hello; the caller answers OK or ERR
+// with finishAccept once it knows whether it keeps the link. Every
+// refusal decided here is sent to the dialler as ERR <reason>.
+func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name string) (string, bool), deadline time.Time) (hello, error) {
+	nc.SetDeadline(deadline)
 	line, err := readLine(br)
 	if err != nil {
-		return hello{}, err
+		return hello{}, tell(nc, err)
 	}
 	other, err := parseHello(line, false)
 	if err != nil {
-		return hello{}, err
+		return hello{}, tell(nc, err)
 	}
 	key, ok := secret(other.name)
 	if !ok {
-		nc.Write([]byte("ERR " + reasonUnknownPeer + "\n"))
-		return other, refuse(reasonUnknownPeer, "%s is not a configured neighbour", other.name)
+		return other, tell(nc, refuse(reasonUnknownPeer, "%s is not a configured neighbour", other.name))
 	}
 	self.proof = proof(key, "accept", self, other)
 	if _, err := nc.Write([]byte(self.String())); err != nil {
@@ -197,18 +247,21 @@ func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name
 	}
 	line, err = readLine(br)
 	if err != nil {
-		return other, err
+		return other, tell(nc, err)
+	}
+	if reason, ok := strings.CutPrefix(line, "ERR "); ok {
+		return other, refusedBy(other.name, reason)
 	}
 	got, ok := strings.CutPrefix(line, "AUTH ")
 	self.proof = ""
 	if !ok || !validProof(got, proof(key, "dial", other, self)) {
-		nc.Write([]byte("ERR " + reasonBadSecret + "\n"))
-		return other, refuse(reasonBadSecret, "%s failed to prove the peer secret", other.name)
+		return other, tell(nc, refuse(reasonBadSecret, "%s failed to prove the peer secret", other.name))
 	}
 	return other, nil
 }
 
-// finishAccept tells the dialler whether the link is kept.
+// finishAccept tells the dialler whether the link is kept: OK, or ERR and
+// the reason it is refused.
 func finishAccept(nc net.Conn, refusal string) error {
 	defer nc.SetDeadline(time.Time{})
 	if refusal != "" {

@@ -86,6 +86,41 @@ func (h *herd) start(name string, ln net.Listener, timings Config, secret string
 	go func() { n.serve <- n.mgr.Serve(n.ln) }()
 }
 
+// runNode runs a node outside any herd value, for tests that need what a
+// herd cannot hold (two nodes of one name, or different secrets), on ln,
+// with the given neighbours and logger (nil: to t.Log); it stops at the
+// end of the test.
+func runNode(t *testing.T, name string, ln net.Listener, peers config.Peers, secret string, timings Config, log *slog.Logger) *node {
+	t.Helper()
+	if log == nil {
+		log = testLogger(t, name)
+	}
+	cfg := timings
+	cfg.Name, cfg.Peers, cfg.Secret = name, peers, secret
+	n := &node{name: name, addr: ln.Addr().String(), ln: ln, st: store.New(0), m: metrics.New(), serve: make(chan error, 1)}
+	n.mgr = New(cfg, n.st, n.m, log)
+	n.mgr.Start()
+	go func() { n.serve <- n.mgr.Serve(ln) }()
+	t.Cleanup(func() {
+		ln.Close()
+		n.mgr.Close()
+		if err := <-n.serve; err != nil {
+			t.Errorf("%s: Serve: %v", name, err)
+		}
+	})
+	return n
+}
+
+// listen listens on a free loopback port.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
 // stop stops a node as a crash would lose its memory; it is idempotent.
 func (h *herd) stop(name string) {
 	n := h.nodes[name]

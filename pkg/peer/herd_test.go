@@ -251,7 +251,7 @@ func TestPartialFrameHoldsNoRecord(t *testing.T) {
 	h.standIn("B")
 	a := h.nodes["A"]
 	nc, br := rawPeer(t, a.addr)
-	if _, err := dialHandshake(nc, br, hello{name: "B", inc: 7, nonce: newNonce()}, "A", testSecret, 5*time.Second); err != nil {
+	if _, err := dialHandshake(nc, br, hello{name: "B", inc: 7, nonce: newNonce()}, "A", testSecret, nil, time.Now().Add(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	first := store.Record{Text: "kiwi +34.068930-118.445127 1621464827.5", Origin: "B", Recv: 1}

@@ -77,6 +77,11 @@ func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remoteInc uint64, dial
 	return l
 }
 
+// live reports whether the link read a frame within two heartbeats.
+func (l *link) live() bool {
+	return time.Since(time.Unix(0, l.lastRead.Load())) <= 2*l.n.m.cfg.Heartbeat
+}
+
 // close shuts the link for a reason; the first reason given wins.
 func (l *link) close(reason string) {
 	l.closeOnce.Do(func() {

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
@@ -27,6 +30,12 @@ type Config struct {
 	Heartbeat   time.Duration // an idle link sends a ping this often
 	Timeout     time.Duration // silence or a blocked write for this long drops a link
 	BackoffMax  time.Duration // cap of the redial backoff
+	// MaxHandshakes bounds the inbound connections in their handshake at
+	// once; one more is refused at once. 0 means DefaultMaxHandshakes.
+	MaxHandshakes int
+	// MaxHandshakesPerIP bounds them per source address. 0 means
+	// DefaultMaxHandshakesPerIP.
+	MaxHandshakesPerIP int
 	// Known are the watermarks held from an earlier run, by neighbour name.
 	Known map[string]store.Watermark
 	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
@@ -46,6 +55,9 @@ type Manager struct {
 	neighbours []*neighbour
 	byName     map[string]*neighbour
 	wg         sync.WaitGroup
+	gate       *gate
+
+	refusals refusalLog
 
 	// mu and closed guard the start of goroutines that Close waits for: Serve
 	// may accept a connection while Close is waiting, and a WaitGroup
@@ -60,6 +72,12 @@ func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Man
 	if cfg.Incarnation == 0 {
 		cfg.Incarnation = store.NewIncarnation()
 	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.MaxHandshakesPerIP <= 0 {
+		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
 	}
@@ -67,6 +85,7 @@ func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Man
 	mg := &Manager{
 		cfg: cfg, store: st, metrics: m, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
+		gate: newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 	}
 	for i, p := range cfg.Peers {
 		n := &neighbour{
@@ -115,40 +134,87 @@ func (mg *Manager) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		// The handshake time-out runs from here, so a connection that
+		// never sends a byte is gone after it too.
+		deadline := time.Now().Add(mg.cfg.Timeout)
+		src := sourceOf(nc.RemoteAddr())
+		if reason := mg.gate.enter(src); reason != "" {
+			mg.refuseAtOnce(nc, reason)
+			continue
+		}
 		mg.mu.Lock()
 		if mg.closed {
 			mg.mu.Unlock()
+			mg.gate.leave(src)
 			nc.Close()
 			return nil
 		}
-		mg.wg.Go(func() { mg.accept(nc) })
+		mg.wg.Go(func() { mg.accept(nc, src, deadline) })
 		mg.mu.Unlock()
 	}
 }
 
-// accept authenticates an inbound connection and hands it to its
-// neighbour's supervisor.
-func (mg *Manager) accept(nc net.Conn) {
-	br := bufio.NewReaderSize(nc, maxFrame)
+// refuseAtOnce tells a connection over the handshake bounds why, and
+// closes it. It runs in the accept loop: on a new connection a short
+// write does not block, and a goroutine per refusal would be the cost the
+// bounds are there to avoid. The log is at most one line a second.
+func (mg *Manager) refuseAtOnce(nc net.Conn, reason string) {
+	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	nc.Write([]byte("ERR " + reason + "\n"))
+	nc.Close()
+	mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	mg.refusals.warn(mg.log, "peer connection refused: too many handshakes in progress", "remote", nc.RemoteAddr().String(),
+		"reason", reason, "max", mg.cfg.MaxHandshakes, "max_per_ip", mg.cfg.MaxHandshakesPerIP)
+}
+
+// refusalLog logs refusals of inbound connections at WARN, at most one a
+// second with the number left out before it, so that a flood of
+// connections cannot flood the log too; the metric counts every one.
+type refusalLog struct {
+	last    atomic.Int64 // Unix nanoseconds of the last line
+	skipped atomic.Int64
+}
+
+func (r *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
+		r.skipped.Add(1)
+		return
+	}
+	if n := r.skipped.Swap(0); n > 0 {
+		args = append(args, "refusals_not_logged", n)
+	}
+	log.Warn(msg, args...)
+}
+
+// accept authenticates an inbound connection by deadline and hands it to
+// its neighbour's supervisor. Until the dialler has proved the secret it
+// costs a small read buffer; see limits.go.
+func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
+	br := bufio.NewReaderSize(nc, handshakeBuffer)
 	secret := func(name string) (string, bool) {
 		_, ok := mg.byName[name]
 		return mg.cfg.Secret, ok
 	}
-	other, err := acceptHandshake(nc, br, mg.hello(), secret, mg.cfg.Timeout)
+	other, err := acceptHandshake(nc, br, mg.hello(), secret, deadline)
+	mg.gate.leave(src)
 	if err != nil {
 		nc.Close()
 		reason := reasonOf(err)
 		mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-		mg.log.Warn("peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
+		mg.refusals.warn(mg.log, "peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
 			"reason", reason, "err", err)
 		return
 	}
 	n := mg.byName[other.name]
-	l := newLink(n, nc, br, other.inc, false)
-	a := n.offer(mg.ctx, l)
-	if !a.ok {
-		finishAccept(nc, reasonDuplicate)
+	l := newLink(n, nc, grow(br, nc), other.inc, false)
+	if a := n.offer(mg.ctx, l); a.refusal != "" {
+		finishAccept(nc, a.refusal)
 		nc.Close()
+		// Counted; a duplicate name was logged once for its episode.
+		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", a.refusal,
+			"incarnation", fmt.Sprintf("%x", other.inc))
 		return
 	}
 	if err := finishAccept(nc, ""); err != nil {

@@ -3,6 +3,7 @@ package peer
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -25,8 +26,9 @@ type neighbour struct {
 
 	offers chan offer
 
-	mu    sync.Mutex
-	known store.Watermark // of the last link that ended
+	mu     sync.Mutex
+	known  store.Watermark // of the last link that ended
+	claims claims          // incarnations claiming the name; see duplicate.go
 
 	everReconciled atomic.Bool // a link has finished reconciling at least once
 	current        atomic.Pointer[link]
@@ -38,7 +40,9 @@ type offer struct {
 	reply chan adoption
 }
 
-type adoption struct{ ok bool }
+// adoption is the supervisor's answer to an offer: the reason the link is
+// refused, or "" if it is adopted.
+type adoption struct{ refusal string }
 
 // Backoff between dials: from backoffBase doubling up to cfg.BackoffMax,
 // each wait drawn uniformly from its upper half ("equal jitter").
@@ -93,9 +97,20 @@ func (n *neighbour) run(ctx context.Context) {
 		}()
 	}
 	adopt := func(l *link) adoption {
+		if reason := n.refusal(l.remoteInc); reason != "" {
+			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+			return adoption{refusal: reason}
+		}
 		if !n.prefer(cur, l) {
 			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reasonDuplicate).Inc()
-			return adoption{}
+			return adoption{refusal: reasonDuplicate}
+		}
+		if cur != nil && cur.remoteInc != l.remoteInc && cur.live() && n.takeover(cur, l) {
+			// l came from the claimant kept; cur, the newer one, goes below.
+			n.log.Error("duplicate server name: two live servers claim this neighbour's name; refusing the newer",
+				"kept_remote", l.nc.RemoteAddr().String(), "kept_incarnation", fmt.Sprintf("%x", l.remoteInc),
+				"refused_remote", cur.nc.RemoteAddr().String(), "refused_incarnation", fmt.Sprintf("%x", cur.remoteInc))
+			n.m.metrics.PeerDuplicateNames.WithLabelValues(n.name).Inc()
 		}
 		stopLink(downReplaced)
 		cur, curDone, upSince = l, l.done, time.Now()
@@ -105,7 +120,7 @@ func (n *neighbour) run(ctx context.Context) {
 		n.current.Store(l)
 		n.m.metrics.PeerConnects.WithLabelValues(n.name).Inc()
 		n.log.Info("peer link up", "dialled", l.dialled, "remote", l.nc.RemoteAddr().String())
-		return adoption{ok: true}
+		return adoption{}
 	}
 	dial()
 	for {
@@ -117,7 +132,7 @@ func (n *neighbour) run(ctx context.Context) {
 			o.reply <- adopt(o.l)
 		case l := <-dialed:
 			dialing = false
-			if a := adopt(l); a.ok {
+			if a := adopt(l); a.refusal == "" {
 				go l.run()
 			} else {
 				l.close(downReplaced)
@@ -138,10 +153,19 @@ func (n *neighbour) run(ctx context.Context) {
 			// Rate-limited: the first failure, a new error, or every 30 s.
 			// While a link is up (the neighbour's own dial won the race),
 			// a failed dial is no news.
+			duplicateName := reasonOf(err) == reasonDuplicateName
 			if cur != nil {
 				n.log.Debug("dialling neighbour failed while linked", "err", err)
+			} else if duplicateName && !told(err) {
+				// Its address answered with the claimant refused here: the
+				// episode is logged once already.
+				n.log.Debug("dialling neighbour refused", "err", err)
 			} else if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
-				n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
+				if duplicateName {
+					n.log.Error("the neighbour holds a link to another live server of this server's name", "err", err, "attempt", attempt)
+				} else {
+					n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
+				}
 				lastErr, lastLog = msg, time.Now()
 			}
 			if cur == nil {
@@ -175,7 +199,7 @@ func (n *neighbour) prefer(cur, l *link) bool {
 	switch {
 	case cur == nil, cur.remoteInc != l.remoteInc, cur.dialled == l.dialled:
 		return true
-	case time.Since(time.Unix(0, cur.lastRead.Load())) > 2*n.m.cfg.Heartbeat:
+	case !cur.live():
 		return true
 	}
 	return l.dialled == (n.m.cfg.Name < n.name)
@@ -191,6 +215,7 @@ func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.m.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
 	n.mu.Lock()
 	n.known = store.Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
+	n.claims.linked(l.remoteInc, time.Now())
 	n.mu.Unlock()
 	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
 }
@@ -218,8 +243,8 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, maxFrame)
-	inc, err := dialHandshake(nc, br, n.m.hello(), n.name, cfg.Secret, cfg.Timeout)
+	br := bufio.NewReaderSize(nc, handshakeBuffer)
+	inc, err := dialHandshake(nc, br, n.m.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
 	if err != nil {
 		nc.Close()
 		if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
@@ -227,7 +252,30 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 		}
 		return nil, err
 	}
-	return newLink(n, nc, br, inc, true), nil
+	return newLink(n, nc, grow(br, nc), inc, true), nil
+}
+
+// refusal returns why a link to incarnation inc of the neighbour is
+// refused, or "" if it may link; see duplicate.go.
+func (n *neighbour) refusal(inc uint64) string {
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cur := n.current.Load(); cur != nil {
+		n.claims.linked(cur.remoteInc, now)
+	}
+	if n.claims.refused(inc, now) {
+		return reasonDuplicateName
+	}
+	return ""
+}
+
+// takeover records that l, of another incarnation, replaces the live link
+// cur, and reports whether that starts a duplicate-name episode.
+func (n *neighbour) takeover(cur, l *link) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.claims.takeover(cur.remoteInc, l.remoteInc, time.Now())
 }
 
 // offer hands an accepted link to the supervisor and returns its decision.
@@ -237,6 +285,6 @@ func (n *neighbour) offer(ctx context.Context, l *link) adoption {
 	case n.offers <- o:
 		return <-o.reply
 	case <-ctx.Done():
-		return adoption{}
+		return adoption{refusal: refusalShutdown}
 	}
 }

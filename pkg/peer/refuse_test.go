@@ -22,20 +22,21 @@ func failures(n *node, reason string) float64 {
 	return testutil.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))
 }
 
+// TestWrongSecretIsRefused: each end counts bad_secret, both for its own
+// dials and for the other's, and never protocol.
 func TestWrongSecretIsRefused(t *testing.T) {
-	h := newHerd(t, pair, fastTimings)
-	h.stop("B")
-	h.nodes["B"].ln = nil
-	var ln net.Listener
-	waitFor(t, func() bool {
-		var err error
-		ln, err = net.Listen("tcp", h.nodes["B"].addr)
-		return err == nil
-	})
-	h.start("B", ln, fastTimings, "another-secret-of-16+")
-	a, b := h.nodes["A"], h.nodes["B"]
-	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 2 && failures(b, reasonBadSecret) >= 2 })
-	h.iamat("A", "k", "+1+1", "1")
+	lnA, lnB := listen(t), listen(t)
+	a := runNode(t, "A", lnA, config.Peers{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
+	b := runNode(t, "B", lnB, config.Peers{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
+	// Each end counts its own dials and the other's: four means at least
+	// one of each kind at each end.
+	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 4 && failures(b, reasonBadSecret) >= 4 })
+	for _, n := range []*node{a, b} {
+		if p := failures(n, reasonProtocol); p != 0 {
+			t.Errorf("%s counted %v wrong-secret handshakes as protocol", n.name, p)
+		}
+	}
+	a.st.Apply(store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}, store.NoLink)
 	for _, n := range []*node{a, b} {
 		peer := map[string]string{"A": "B", "B": "A"}[n.name]
 		if n.mgr.Status()[0].Up || testutil.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
@@ -47,6 +48,65 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	}
 	if _, ok := b.st.Get("k"); ok {
 		t.Error("a record crossed a link with a wrong secret")
+	}
+}
+
+// TestRefusalsAreCountedAlike runs a handshake between a dialler and an
+// acceptor on a loopback socket and checks that both ends fail with the
+// same reason, which the refusing end sent to the other.
+func TestRefusalsAreCountedAlike(t *testing.T) {
+	refuseInc := func(uint64) string { return reasonDuplicateName }
+	for _, tc := range []struct {
+		name       string
+		dialSecret string
+		dialled    string // the name the dialler expects
+		known      bool   // the acceptor knows the dialler
+		admit      func(uint64) string
+		want       string // both ends' reason; "" for success
+	}{
+		{name: "accepted", dialSecret: testSecret, dialled: "A", known: true},
+		{name: "wrong secret", dialSecret: "another-secret-of-16+", dialled: "A", known: true, want: reasonBadSecret},
+		{name: "unknown dialler", dialSecret: testSecret, dialled: "A", want: reasonUnknownPeer},
+		{name: "another server answered", dialSecret: testSecret, dialled: "C", known: true, want: reasonWrongPeer},
+		{name: "incarnation refused", dialSecret: testSecret, dialled: "A", known: true, admit: refuseInc, want: reasonDuplicateName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			accepted := make(chan error, 1)
+			go func() {
+				nc, err := ln.Accept()
+				if err != nil {
+					accepted <- err
+					return
+				}
+				defer nc.Close()
+				secret := func(string) (string, bool) { return testSecret, tc.known }
+				_, err = acceptHandshake(nc, bufio.NewReader(nc), hello{name: "A", inc: 1, nonce: newNonce()},
+					secret, time.Now().Add(5*time.Second))
+				if err == nil {
+					err = finishAccept(nc, "")
+				}
+				accepted <- err
+			}()
+			nc, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			_, dialErr := dialHandshake(nc, bufio.NewReader(nc), hello{name: "B", inc: 2, nonce: newNonce()},
+				tc.dialled, tc.dialSecret, tc.admit, time.Now().Add(5*time.Second))
+			nc.Close()
+			acceptErr := <-accepted
+			for end, err := range map[string]error{"dialler": dialErr, "acceptor": acceptErr} {
+				if tc.want == "" && err != nil || tc.want != "" && (err == nil || reasonOf(err) != tc.want) {
+					t.Errorf("%s: %v, want reason %q", end, err, tc.want)
+				}
+			}
+		})
 	}
 }
 
@@ -138,7 +198,7 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	defer nc.Close()
 	br := bufio.NewReaderSize(nc, maxFrame)
 	self := hello{name: "B", inc: 7, nonce: newNonce()}
-	if _, err := dialHandshake(nc, br, self, "A", testSecret, time.Second); err != nil {
+	if _, err := dialHandshake(nc, br, self, "A", testSecret, nil, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	nc.Write(appendSync(nil, 0, 0))
