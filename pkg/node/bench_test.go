@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/pkg/bench"
+	"github.com/herdkit/herd/pkg/tools/bench"
 )
 
 // BenchmarkHerdPropagation measures whole-herd propagation at light load:

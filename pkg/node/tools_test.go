@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herdkit/herd/pkg/bench"
-	"github.com/herdkit/herd/pkg/client"
+	"github.com/herdkit/herd/pkg/tools/bench"
+	"github.com/herdkit/herd/pkg/tools/client"
 )
 
 // TestClientAgainstNode runs the one-shot `herd client` against a real
