@@ -131,7 +131,7 @@ func pair(t *testing.T, extra map[string]string) (a, b *Node) {
 	secret := "pair-secret-0123456789"
 	start := func(name, own, other, otherAddr string) *Node {
 		vars := map[string]string{"HERD_NAME": name, "HERD_PEER_ADDR": own, "HERD_PEERS": other + "=" + otherAddr,
-			"HERD_PEER_SECRET": secret, "HERD_PEER_HEARTBEAT": "50ms", "HERD_PEER_TIMEOUT": "500ms", "HERD_PEER_BACKOFF_MAX": "200ms"}
+			"HERD_PEER_SECRET": secret, "HERD_PEER_HEARTBEAT": "50ms", "HERD_PEER_TIMEOUT": "2s", "HERD_PEER_BACKOFF_MAX": "200ms"}
 		for k, v := range extra {
 			vars[k] = v
 		}
