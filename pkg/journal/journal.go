@@ -346,7 +346,7 @@ func (j *Journal) loop(notify <-chan struct{}) {
 		case <-changed:
 			// Under client load the waiters write (Wait); a change that
 			// none of them wrote is written here next time, or at the tick.
-			if j.wmu.TryLock() {
+			if j.waiters.Load() == 0 && j.wmu.TryLock() {
 				for j.flush(1 << 20) {
 				}
 				j.unlockWriter()

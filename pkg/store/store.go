@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Link identifies where a record came from: NoLink for a client of this
@@ -62,12 +63,13 @@ type Store struct {
 	mu      sync.RWMutex
 	index   index // client id -> slot
 	slots   []slot
-	free    []uint32 // slots emptied by evictions, reused first
-	limit   int      // the most clients held; 0 is no limit
-	low     lowest   // the heap of live slots, kept only with a limit
-	log     []entry  // in increasing seq; stale entries are skipped and compacted away
-	stale   int      // entries of log that an update has superseded
-	seq     uint64   // the last change number given out
+	free    []uint32      // slots emptied by evictions, reused first
+	limit   int           // the most clients held; 0 is no limit
+	low     lowest        // the heap of live slots, kept only with a limit
+	log     []entry       // in increasing seq; stale entries are skipped and compacted away
+	stale   int           // entries of log that an update has superseded
+	seq     uint64        // the last change number given out
+	last    atomic.Uint64 // seq, for Seq without the lock
 	origins origins
 	subs    []chan struct{}
 
@@ -96,7 +98,9 @@ const minCompact = 4096
 // New returns an empty store whose change numbers continue after seq (0 for
 // a fresh store).
 func New(seq uint64) *Store {
-	return &Store{index: newIndex(), seq: seq, origins: newOrigins()}
+	s := &Store{index: newIndex(), seq: seq, origins: newOrigins()}
+	s.last.Store(seq)
+	return s
 }
 
 // Apply stores r if it is newer than the client's current record (see
@@ -149,6 +153,7 @@ func (s *Store) apply(r Record, from Link) (uint64, bool) {
 		}
 	}
 	s.seq++
+	s.last.Store(s.seq)
 	s.put(i, pos, exists, slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops})
 	return s.seq, true
 }
@@ -180,6 +185,7 @@ func (s *Store) Restore(c Change) error {
 	}
 	i, pos, exists := s.index.find(s.slots, client)
 	s.seq = c.Seq
+	s.last.Store(s.seq)
 	if !exists {
 		if pos, ok = s.makeRoom(c.Record, client, pos); !ok {
 			return nil
@@ -314,6 +320,7 @@ func (s *Store) Advance(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq = max(s.seq, seq)
+	s.last.Store(s.seq)
 }
 
 // compact drops the stale entries of the log; it keeps their order.
@@ -354,12 +361,9 @@ func (s *Store) Len() int {
 
 func (s *Store) len() int { return len(s.slots) - len(s.free) }
 
-// Seq returns the last change number given out.
-func (s *Store) Seq() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.seq
-}
+// Seq returns the last change number given out. It takes no lock: every
+// connection asks it after each batch it stores.
+func (s *Store) Seq() uint64 { return s.last.Load() }
 
 // Changes appends to dst, in change-number order, up to max of the current
 // records whose change number is greater than after, and returns them with
