@@ -41,7 +41,7 @@ func (g *Google) Nearby(ctx context.Context, q Query) *Response {
 	target := g.u.endpoint(nearbySearchPath, url.Values{
 		"location": {formatDegrees(q.Lat) + "," + formatDegrees(q.Lng)},
 		"radius":   {formatDegrees(radiusMeters(q.RadiusKm))},
-		"key":      {g.u.key},
+		"key":      {string(g.u.key)},
 	}).String()
 	body, code, fail := g.u.do(ctx, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, target, nil)

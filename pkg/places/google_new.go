@@ -76,7 +76,7 @@ func (g *GoogleNew) Nearby(ctx context.Context, q Query) *Response {
 			return nil, err
 		}
 		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("X-Goog-Api-Key", g.u.key)
+		r.Header.Set("X-Goog-Api-Key", string(g.u.key))
 		r.Header.Set("X-Goog-FieldMask", newFieldMask)
 		return r, nil
 	})

@@ -14,19 +14,23 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/secret"
 )
 
 // GoogleConfig configures a Google provider.
 type GoogleConfig struct {
 	// Key is the API key. It is sent to Google and nowhere else: every
-	// message that leaves a provider has it scrubbed.
-	Key string
+	// message that leaves a provider has it scrubbed, and it keeps its
+	// redacting type down to the request.
+	Key secret.String
 	// BaseURL replaces the scheme and host of Google's endpoint, optionally
 	// with a path prefix; empty means Google's own.
 	BaseURL string
 	// Timeout bounds each lookup, the wait for a free slot included.
+	// Required: positive.
 	Timeout time.Duration
-	// MaxConcurrent bounds the requests in flight to Google.
+	// MaxConcurrent bounds the requests in flight to Google. Required: at
+	// least 1.
 	MaxConcurrent int
 	// Client sends the requests; nil means NewHTTPClient(MaxConcurrent,
 	// Timeout). Share one between providers to share its connections.
@@ -75,7 +79,7 @@ func NewHTTPClient(maxConcurrent int, timeout time.Duration) *http.Client {
 // requests in flight, the time-out and the scrubbing of the key.
 type upstream struct {
 	name    string // the provider's name, in messages
-	key     string
+	key     secret.String
 	base    url.URL // without a trailing slash on its path
 	timeout time.Duration
 	client  *http.Client
@@ -89,10 +93,10 @@ func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
 		return nil, errors.New("places: GoogleConfig.Metrics is nil")
 	}
 	if c.Timeout <= 0 {
-		return nil, fmt.Errorf("places: time-out %v is not positive (HERD_PLACES_TIMEOUT)", c.Timeout)
+		return nil, fmt.Errorf("places: GoogleConfig.Timeout %v is not positive", c.Timeout)
 	}
 	if c.MaxConcurrent < 1 {
-		return nil, fmt.Errorf("places: concurrency limit %d is below 1 (HERD_PLACES_MAX_CONCURRENT)", c.MaxConcurrent)
+		return nil, fmt.Errorf("places: GoogleConfig.MaxConcurrent %d is below 1", c.MaxConcurrent)
 	}
 	raw := c.BaseURL
 	if raw == "" {
@@ -100,7 +104,7 @@ func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
 	}
 	base, err := url.Parse(raw)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || base.RawQuery != "" || base.User != nil {
-		return nil, fmt.Errorf("places: base URL %q is not an http or https URL without a query (HERD_GOOGLE_BASE_URL)", raw)
+		return nil, fmt.Errorf("places: base URL %q is not an http or https URL without a query", raw)
 	}
 	base.Path = strings.TrimRight(base.Path, "/")
 	base.RawPath, base.Fragment = "", ""
@@ -110,7 +114,7 @@ func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
 	}
 	return &upstream{
 		name: name, key: c.Key, base: *base, timeout: c.Timeout, client: client,
-		slots: make(chan struct{}, c.MaxConcurrent), m: c.Metrics, scrub: scrubber(c.Key),
+		slots: make(chan struct{}, c.MaxConcurrent), m: c.Metrics, scrub: scrubber(string(c.Key)),
 	}, nil
 }
 
