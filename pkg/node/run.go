@@ -14,7 +14,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
-	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/places/offline"
 )
 
 // Serve runs one node configured by cfg until ctx is done, then shuts it
@@ -112,10 +112,10 @@ func LocalConfigs(env map[string]string, ports Ports) ([]config.Config, error) {
 // `herd local`. The five nodes share one offline places data set and one
 // log, each record tagged with its node.
 func Local(ctx context.Context, cfgs []config.Config, log *logging.Log) error {
-	offline := places.NewOffline(log.Logger)
+	shared := offline.New(log.Logger)
 	var nodes []*Node
 	for _, cfg := range cfgs {
-		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(offline))
+		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(shared))
 		if err == nil {
 			err = n.Start()
 		}

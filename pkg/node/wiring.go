@@ -9,6 +9,8 @@ import (
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/peer"
 	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/places/google"
+	"github.com/herdkit/herd/pkg/places/offline"
 	"github.com/herdkit/herd/pkg/server"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -72,15 +74,15 @@ func placesKind(c config.Config) string {
 // newPlaces builds the provider HERD_PLACES chooses, unwrapped; config has
 // checked the choice and that Google has a key.
 func newPlaces(c config.Config, m *metrics.Metrics, log *slog.Logger) (places.Provider, error) {
-	gc := places.GoogleConfig{
+	gc := google.Config{
 		Key: c.GoogleAPIKey, BaseURL: c.GoogleBaseURL,
 		Timeout: c.PlacesTimeout, MaxConcurrent: c.PlacesMaxConcurrent, Metrics: m,
 	}
 	switch placesKind(c) {
 	case config.PlacesGoogle:
-		return places.NewGoogle(gc)
+		return google.NewLegacy(gc)
 	case config.PlacesGoogleNew:
-		return places.NewGoogleNew(gc)
+		return google.NewPlacesNew(gc)
 	}
-	return places.NewOffline(log), nil
+	return offline.New(log), nil
 }

@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -23,11 +21,11 @@ import (
 // provider, and a Google one gets the key, the base URL and the time-out
 // and answers through them.
 func TestPlacesChoice(t *testing.T) {
-	legacy, err := os.ReadFile("../places/testdata/google/legacy-ok.json")
+	legacy, err := os.ReadFile("../places/google/testdata/legacy-ok.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := os.ReadFile("../places/testdata/google/new-ok.json")
+	fresh, err := os.ReadFile("../places/google/testdata/new-ok.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +107,7 @@ func TestComponentConfigs(t *testing.T) {
 // the command) and config itself depends on package config, so that a
 // component takes its own Config and knows nothing of HERD_ variables.
 func TestOnlyTheWiringReadsConfig(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	out, err := exec.Command(goBin, "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "../../...").CombinedOutput()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}}", "../../...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
