@@ -151,13 +151,13 @@ func parseHello(line string, withProof bool) (hello, error) {
 // binds both names, both nonces and both incarnations, so that a proof can
 // be neither replayed nor reflected back to its sender.
 func proof(secret secret.String, role string, self, other hello) string {
-	m := hmac.New(sha256.New, []byte(secret))
+	mac := hmac.New(sha256.New, []byte(secret))
 	for _, s := range []string{"herd/1", role, self.name, other.name, self.nonce, other.nonce,
 		strconv.FormatUint(self.inc, 16), strconv.FormatUint(other.inc, 16)} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
+		mac.Write([]byte(s))
+		mac.Write([]byte{0})
 	}
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 func validProof(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }

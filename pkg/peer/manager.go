@@ -80,7 +80,7 @@ type Endpoint struct {
 
 // New returns a manager for cfg.Neighbours; call Start, and Serve with the peer
 // listener.
-func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Manager {
+func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *Manager {
 	if cfg.Incarnation == 0 {
 		cfg.Incarnation = store.NewIncarnation()
 	}
@@ -95,18 +95,18 @@ func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Man
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mg := &Manager{
-		cfg: cfg, store: st, metrics: m, log: log.With("component", "peer"),
+		cfg: cfg, store: st, metrics: met, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
 		gate: newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 	}
 	for i, p := range cfg.Neighbours {
 		n := &neighbour{
-			m: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
+			mgr: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
 			log:    mg.log.With("peer", p.Name),
 			offers: make(chan offer),
 			known:  cfg.Known[p.Name],
 		}
-		m.PeerUp.WithLabelValues(p.Name).Set(0)
+		met.PeerUp.WithLabelValues(p.Name).Set(0)
 		mg.neighbours = append(mg.neighbours, n)
 		mg.byName[p.Name] = n
 	}
@@ -221,11 +221,11 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 	}
 	n := mg.byName[other.name]
 	l := newLink(n, nc, grow(br, nc), other.inc, false)
-	if a := n.offer(mg.ctx, l); a.refusal != "" {
-		finishAccept(nc, a.refusal)
+	if refusal := n.offer(mg.ctx, l); refusal != "" {
+		finishAccept(nc, refusal)
 		nc.Close()
 		// Counted; a duplicate name was logged once for its episode.
-		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", a.refusal,
+		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", refusal,
 			"incarnation", fmt.Sprintf("%x", other.inc))
 		return
 	}

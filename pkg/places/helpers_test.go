@@ -65,7 +65,6 @@ func (s *logSink) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func decodeJSON(t testing.TB, b []byte, v any) {

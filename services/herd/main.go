@@ -25,12 +25,12 @@ import (
 	// CA roots for HTTPS to Google from an image with no /etc/ssl.
 	_ "golang.org/x/crypto/x509roots/fallback"
 
-	"github.com/herdkit/herd/pkg/tools/bench"
-	"github.com/herdkit/herd/pkg/tools/client"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
+	"github.com/herdkit/herd/pkg/tools/bench"
+	"github.com/herdkit/herd/pkg/tools/client"
 )
 
 const usage = `usage: herd <command> [arguments]
