@@ -18,6 +18,9 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/secret"
 )
 
 // Config is the whole configuration of one node.
@@ -34,7 +37,7 @@ type Config struct {
 	Peers Peers `env:"HERD_PEERS"`
 	// PeerSecret authenticates both ends of every peer link; at least 16
 	// bytes. Required when Peers is set. Never logged.
-	PeerSecret Secret `env:"HERD_PEER_SECRET"`
+	PeerSecret secret.String `env:"HERD_PEER_SECRET"`
 	// PeerHeartbeat is how often an idle peer link says it is alive.
 	PeerHeartbeat time.Duration `env:"HERD_PEER_HEARTBEAT" envDefault:"500ms"`
 	// PeerTimeout is how long a peer link may stay silent, or a write to it
@@ -56,7 +59,7 @@ type Config struct {
 	// legacy Nearby Search) or google-new (Places API (New)).
 	Places string `env:"HERD_PLACES" envDefault:"auto"`
 	// GoogleAPIKey is the Google Places API key. Never logged.
-	GoogleAPIKey Secret `env:"HERD_GOOGLE_API_KEY"`
+	GoogleAPIKey secret.String `env:"HERD_GOOGLE_API_KEY"`
 	// GoogleBaseURL replaces the Google endpoint's scheme and host, for
 	// tests and proxies. Empty means Google's own.
 	GoogleBaseURL string `env:"HERD_GOOGLE_BASE_URL"`
@@ -177,6 +180,21 @@ const MinSecretLen = 16
 // is not set; a node started with it warns that it is not a secret.
 const DevPeerSecret = "herd-development-secret-change-me"
 
+// Default returns the default of an environment variable, as Config's
+// envDefault tag gives it, for the commands that read one variable
+// without a whole Config (`herd health` reads HERD_METRICS_ADDR). It
+// panics if no field reads the variable: a programming error.
+func Default(variable string) string {
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name == variable {
+			return f.Tag.Get("envDefault")
+		}
+	}
+	panic("config: no field reads " + variable)
+}
+
 // Load reads the configuration from the environment and validates it.
 func Load() (Config, error) {
 	return parse(env.Options{})
@@ -239,7 +257,7 @@ func (c Config) Validate() error {
 	bad := func(variable, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{variable}, args...)...))
 	}
-	if !ValidName(c.Name) {
+	if !protocol.ValidName(c.Name) {
 		bad("HERD_NAME", "%q is not 1 to 64 letters, digits, '.', '_' or '-'", c.Name)
 	}
 	for variable, addr := range map[string]string{
@@ -267,8 +285,9 @@ func (c Config) Validate() error {
 		bad("HERD_PLACES", "%q is not one of auto, offline, google, google-new", c.Places)
 	}
 	if c.GoogleBaseURL != "" {
-		if u, err := url.Parse(c.GoogleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("HERD_GOOGLE_BASE_URL", "%q is not an http or https URL", c.GoogleBaseURL)
+		if u, err := url.Parse(c.GoogleBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") ||
+			u.Host == "" || u.RawQuery != "" || u.User != nil {
+			bad("HERD_GOOGLE_BASE_URL", "%q is not an http or https URL without a query", c.GoogleBaseURL)
 		}
 	}
 	c.validDurations(bad)
@@ -381,20 +400,6 @@ func short(d time.Duration) string {
 	return s
 }
 
-// ValidName reports whether s can name a server: 1 to 64 letters, digits,
-// '.', '_' or '-', so that it is one field of an AT line.
-func ValidName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 func validAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -426,7 +431,7 @@ func (p *Peers) UnmarshalText(b []byte) error {
 			continue
 		}
 		name, addr, ok := strings.Cut(item, "=")
-		if !ok || !ValidName(name) {
+		if !ok || !protocol.ValidName(name) {
 			return fmt.Errorf("%q is not Name=host:port", item)
 		}
 		if err := validAddr(addr); err != nil {
@@ -449,20 +454,3 @@ func (p Peers) String() string {
 	}
 	return strings.Join(s, ",")
 }
-
-// Secret is a string that never shows itself in logs or formatted output.
-type Secret string
-
-// String hides the secret.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString hides the secret from %#v.
-func (s Secret) GoString() string { return s.String() }
-
-// LogValue hides the secret from log/slog.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }

@@ -61,6 +61,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"unknown provider", map[string]string{"HERD_NAME": "Hill", "HERD_PLACES": "bing"}, "HERD_PLACES"},
 		{"google without key", map[string]string{"HERD_NAME": "Hill", "HERD_PLACES": "google"}, "HERD_GOOGLE_API_KEY"},
 		{"bad base URL", map[string]string{"HERD_NAME": "Hill", "HERD_GOOGLE_BASE_URL": "ftp://x"}, "HERD_GOOGLE_BASE_URL"},
+		{"base URL with a query", map[string]string{"HERD_NAME": "Hill", "HERD_GOOGLE_BASE_URL": "http://x/?a=b"}, "HERD_GOOGLE_BASE_URL"},
+		{"base URL with a user", map[string]string{"HERD_NAME": "Hill", "HERD_GOOGLE_BASE_URL": "http://u:p@x"}, "HERD_GOOGLE_BASE_URL"},
 		{"no records", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_RECORDS": "0"}, "HERD_MAX_RECORDS"},
 		{"too many records", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_RECORDS": "100000001"}, "HERD_MAX_RECORDS"},
 		{"clock ahead below a second", map[string]string{"HERD_NAME": "Hill", "HERD_MAX_CLOCK_AHEAD": "999ms"}, "HERD_MAX_CLOCK_AHEAD"},
@@ -221,4 +223,26 @@ func TestRecordAndClockBoundsAccepted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDefault: Default gives each variable's default as Load applies it,
+// so that a command reading one variable (herd health) has no copy of it.
+func TestDefault(t *testing.T) {
+	c, err := FromMap(map[string]string{"HERD_NAME": "Hill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for variable, want := range map[string]string{
+		"HERD_METRICS_ADDR": c.MetricsAddr, "HERD_CLIENT_ADDR": c.ClientAddr, "HERD_PLACES": c.Places, "HERD_DATA_DIR": "",
+	} {
+		if got := Default(variable); got != want {
+			t.Errorf("Default(%s) = %q, want %q", variable, got, want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Default of an unknown variable did not panic")
+		}
+	}()
+	Default("HERD_NO_SUCH")
 }

@@ -46,22 +46,22 @@ type Journal struct {
 
 	// wmu is held by whoever writes: the loop, or a Wait that writes for
 	// every waiter (group commit). It guards the fields down to snapping.
-	wmu        sync.Mutex
-	st         *store.Store
-	watermarks func() map[string]store.Watermark
-	cursor     uint64                     // the last change number written, or skipped
-	dirty      bool                       // written since the last sync
-	f          *os.File                   // the current segment
-	seg        uint64                     // its index
-	size       int64                      // its size: everything before is written and valid
-	sinceSnp   int64                      // bytes in segments since the last snapshot
-	snapSize   int64                      // size of the last snapshot
-	marks      map[string]store.Watermark // the watermarks last written
-	batch      []store.Change             // reused by collect
-	buf        []byte                     // reused by flush
-	lastLog    time.Time                  // of the last failure logged
-	snapping   bool                       // a snapshot goroutine is running
-	snapDone   chan snapshotEnd           // its result
+	wmu           sync.Mutex
+	st            *store.Store
+	watermarks    func() map[string]store.Watermark
+	cursor        uint64                     // the last change number written, or skipped
+	dirty         bool                       // written since the last sync
+	f             *os.File                   // the current segment
+	seg           uint64                     // its index
+	size          int64                      // its size: everything before is written and valid
+	sinceSnapshot int64                      // bytes in segments since the last snapshot
+	snapSize      int64                      // size of the last snapshot
+	marks         map[string]store.Watermark // the watermarks last written
+	batch         []store.Change             // reused by collect
+	buf           []byte                     // reused by flush
+	lastLog       time.Time                  // of the last failure logged
+	snapping      bool                       // a snapshot goroutine is running
+	snapDone      chan snapshotEnd           // its result
 
 	writtenSeq atomic.Uint64 // the last change number written to the file
 	durableSeq atomic.Uint64 // the last change number Wait promises: written, or synced with Always
@@ -160,7 +160,7 @@ func (j *Journal) rotate() error {
 	}
 	j.seg++
 	j.f, j.size = f, int64(len(header))
-	j.sinceSnp += j.size
+	j.sinceSnapshot += j.size
 	j.m.JournalBytes.Add(float64(len(header)))
 	return nil
 }
@@ -175,7 +175,7 @@ func (j *Journal) write(b []byte) error {
 		return err
 	}
 	j.size += int64(len(b))
-	j.sinceSnp += int64(len(b))
+	j.sinceSnapshot += int64(len(b))
 	j.m.JournalBytes.Add(float64(len(b)))
 	return nil
 }

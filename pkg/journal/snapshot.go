@@ -28,11 +28,11 @@ var errAbandoned = errors.New("snapshot abandoned: the journal is closing")
 // started when the segments since the last one outgrew it, unless one is
 // running. It runs beside the loop, which goes on writing.
 func (j *Journal) maybeSnapshot(st *store.Store, cursor uint64) {
-	if j.snapping || j.sinceSnp <= max(j.cfg.SegmentSize, 2*j.snapSize) {
+	if j.snapping || j.sinceSnapshot <= max(j.cfg.SegmentSize, 2*j.snapSize) {
 		return
 	}
 	j.snapping = true
-	j.sinceSnp = j.size // what the snapshot does not cover
+	j.sinceSnapshot = j.size // what the snapshot does not cover
 	seg, marks := j.seg, maps.Clone(j.marks)
 	go func() {
 		n, err := j.snapshot(st, cursor, seg, marks)

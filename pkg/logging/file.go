@@ -8,7 +8,7 @@ import (
 	"strconv"
 )
 
-// rotatingFile is HERD_LOG_FILE, rotated by size the way logrotate
+// rotatingFile is Config.File, rotated by size the way logrotate
 // numbers files: before a write would take the file past maxBytes, the
 // oldest kept file is deleted, name.1 .. name.(keep-1) become name.2 ..
 // name.keep, the file becomes name.1 and a new one is started. On disk:

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/herdkit/herd/pkg/config"
 )
 
 // slogReference writes the same record through slog's JSONHandler, as the
@@ -114,7 +112,7 @@ func TestOpenChoosesTheProtocolLog(t *testing.T) {
 		{slog.LevelInfo, "text", "logging.slogLines"},
 		{slog.LevelWarn, "json", "logging.off"},
 	} {
-		l, closeLog, err := Open(config.Config{LogLevel: tt.level, LogFormat: tt.format}, &b)
+		l, closeLog, err := Open(Config{Level: tt.level, Format: tt.format}, &b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +125,7 @@ func TestOpenChoosesTheProtocolLog(t *testing.T) {
 
 func TestWithTagsBothLogs(t *testing.T) {
 	var b syncBuffer
-	l, closeLog, err := Open(config.Config{LogLevel: slog.LevelInfo, LogFormat: "json"}, &b)
+	l, closeLog, err := Open(Config{Level: slog.LevelInfo, Format: "json"}, &b)
 	if err != nil {
 		t.Fatal(err)
 	}

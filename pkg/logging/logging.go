@@ -10,8 +10,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"github.com/herdkit/herd/pkg/config"
 )
 
 // flushInterval bounds how long a log line waits in memory. The protocol
@@ -39,16 +37,35 @@ func (l *Log) Blocked() time.Duration {
 	return d
 }
 
-// Open returns the log configured by HERD_LOG_LEVEL, HERD_LOG_FORMAT and
-// HERD_LOG_FILE: records to stderr and, when HERD_LOG_FILE is set, to that
-// file as well, rotated by HERD_LOG_FILE_MAX_SIZE and
-// HERD_LOG_FILE_MAX_FILES. The returned close function flushes and
-// closes it.
-func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+// Config configures a log. The zero value is a log at info, in JSON, to
+// standard error only. The wiring (pkg/node) fills it from the HERD_LOG_
+// variables, whose defaults package config gives.
+type Config struct {
+	// Level is the lowest level written. The protocol log is at info: a
+	// level above info turns it off.
+	Level slog.Level
+	// Format is "json" (or "", the same) or "text".
+	Format string
+	// File, when set, receives the log as well as standard error, rotated
+	// by size: at most FileMaxBytes × (FileKeep + 1) on disk.
+	File string
+	// FileMaxBytes is the size past which File is renamed File.1 (older
+	// ones moving to .2, .3 ...) and a new one started. At least 1 when
+	// File is set.
+	FileMaxBytes int64
+	// FileKeep is how many renamed files are kept besides the one being
+	// written; older ones are deleted. At least 1 when File is set.
+	FileKeep int
+}
+
+// Open returns the log cfg describes: records to stderr and, when
+// cfg.File is set, to that file as well. The returned close function
+// flushes and closes it.
+func Open(cfg Config, stderr io.Writer) (*Log, func() error, error) {
+	opts := &slog.HandlerOptions{Level: cfg.Level}
 	sinks := []*sink{newSink(stderr, nil)}
-	if cfg.LogFile != "" {
-		f, err := openRotating(cfg.LogFile, int64(cfg.LogFileMaxSize)<<20, cfg.LogFileMaxFiles)
+	if cfg.File != "" {
+		f, err := openRotating(cfg.File, cfg.FileMaxBytes, cfg.FileKeep)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -58,7 +75,7 @@ func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
 	writers := make([]io.Writer, len(sinks))
 	for i, s := range sinks {
 		writers[i] = s
-		if cfg.LogFormat == "text" {
+		if cfg.Format == "text" {
 			handlers[i] = slog.NewTextHandler(s, opts)
 		} else {
 			handlers[i] = slog.NewJSONHandler(s, opts)
@@ -70,9 +87,9 @@ func Open(cfg config.Config, stderr io.Writer) (*Log, func() error, error) {
 	}
 	l := &Log{Logger: slog.New(h), sinks: sinks}
 	switch {
-	case cfg.LogLevel > slog.LevelInfo:
+	case cfg.Level > slog.LevelInfo:
 		l.Lines = off{}
-	case cfg.LogFormat == "text":
+	case cfg.Format == "text":
 		l.Lines = SlogLines(l.Logger)
 	default:
 		l.Lines = &jsonLines{sinks: writers}

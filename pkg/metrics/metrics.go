@@ -97,9 +97,9 @@ func New() *Metrics {
 		ClientConnections: f.gauge("herd_client_connections", "Open client connections."),
 		ClientAccepted:    f.counter("herd_client_connections_accepted_total", "Client connections accepted."),
 		ClientRefused: f.counterVec("herd_client_connections_refused_total",
-			"Client connections closed at once because a limit was reached, by reason.", "reason"),
+			"Client connections closed at once, by reason (max_conns, per_ip: a limit was reached; shutdown: the server is stopping).", "reason"),
 		ClientDisconnects: f.counterVec("herd_client_disconnects_total",
-			"Client connections closed, by reason (eof, idle, line_too_long, write_error, read_error, shutdown).", "reason"),
+			"Client connections closed, by reason (eof, idle, line_too_long, write_error, write_timeout, read_error, shutdown, not_durable).", "reason"),
 
 		StoreUpdates: f.counterVec("herd_store_updates_total",
 			"Records stored because they were newer, by source (client, flood, reconcile).", "source"),

@@ -16,11 +16,11 @@ import (
 const testKey = "AIzaSyTEST-node-key-0123456789"
 
 // fakeGoogle answers the legacy Nearby Search endpoint with the recorded
-// bodies of pkg/places/testdata/google, blocking the requests about
+// bodies of pkg/places/google/testdata, blocking the requests about
 // latitude 1 until release is called.
 func fakeGoogle(t *testing.T, body string) (*httptest.Server, func(), chan string) {
 	t.Helper()
-	b, err := os.ReadFile("../places/testdata/google/" + body)
+	b, err := os.ReadFile("../places/google/testdata/" + body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,8 +83,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	)
 	if cfg.DataDir != "" {
 		var st journal.State
-		jcfg := journal.Config{Dir: cfg.DataDir, FsyncInterval: cfg.FsyncInterval, Always: cfg.Fsync == config.FsyncAlways,
-			SegmentSize: cfg.JournalSegmentSize, Name: cfg.Name, MaxRecords: cfg.MaxRecords}
+		jcfg := journalConfig(cfg)
 		if o.segmentSize != 0 {
 			jcfg.SegmentSize = o.segmentSize
 		}
@@ -102,11 +101,13 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 		}
 		n.store, incarnation, known, n.loss = st.Store, st.Incarnation, st.Watermarks, st.Loss
 	}
-	if o.places != nil {
-		n.places = places.Wrap(o.places, cfg, n.metrics, log)
-	} else if n.places, err = places.New(cfg, n.metrics, log); err != nil {
-		return nil, err
+	base := o.places
+	if base == nil {
+		if base, err = newPlaces(cfg, n.metrics, log); err != nil {
+			return nil, err
+		}
 	}
+	n.places = places.Wrap(base, placesConfig(cfg), n.metrics, log)
 	n.metrics.GaugeFunc("herd_store_records", "Clients whose record this server holds.",
 		func() float64 { return float64(n.store.Len()) })
 	n.metrics.GaugeFunc("herd_store_records_limit", "The most clients whose record this server holds (HERD_MAX_RECORDS).",
@@ -120,20 +121,13 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	n.metrics.CounterFunc("herd_log_blocked_seconds_total",
 		"Time the process's log could not take records because its destination had not taken the earlier ones; client lines wait meanwhile.",
 		func() float64 { return logs.Blocked().Seconds() })
-	scfg := server.Config{
-		Name: cfg.Name, Addr: cfg.ClientAddr, MaxLine: cfg.MaxLine, MaxConns: cfg.MaxConns,
-		MaxConnsPerIP: cfg.MaxConnsPerIP, MaxInflight: cfg.MaxInflight,
-		IdleTimeout: cfg.IdleTimeout, WriteTimeout: cfg.WriteTimeout, MaxClockAhead: cfg.MaxClockAhead,
-	}
+	scfg := serverConfig(cfg)
 	if n.journal != nil {
 		scfg.Journal = n.journal
 	}
 	n.server = server.New(scfg, n.store, n.places, n.metrics, log, logs.Lines)
 	if len(cfg.Peers) > 0 {
-		n.peers = peer.New(peer.Config{
-			Name: cfg.Name, Incarnation: incarnation, Peers: cfg.Peers, Secret: string(cfg.PeerSecret),
-			Heartbeat: cfg.PeerHeartbeat, Timeout: cfg.PeerTimeout, BackoffMax: cfg.PeerBackoffMax, Known: known,
-		}, n.store, n.metrics, log)
+		n.peers = peer.New(peerConfig(cfg, incarnation, known), n.store, n.metrics, log)
 	}
 	return n, nil
 }

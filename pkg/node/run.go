@@ -14,7 +14,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
-	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/places/offline"
 )
 
 // Serve runs one node configured by cfg until ctx is done, then shuts it
@@ -70,9 +70,13 @@ var ClassicPorts = Ports{Client: config.ClassicClientPort, Peer: config.ClassicP
 
 // LocalConfigs returns the configuration of the classic five-server herd
 // in one process, `herd local`: the given ports on 127.0.0.1, the offline
-// places provider, and the given peer secret. Other settings come from
-// env, the process environment's HERD_ variables.
-func LocalConfigs(env map[string]string, secret string, ports Ports) ([]config.Config, error) {
+// places provider, and a peer secret drawn at random. Other settings come
+// from env, the process environment's HERD_ variables; an error is about
+// those, the same for every node, so it does not name one.
+func LocalConfigs(env map[string]string, ports Ports) ([]config.Config, error) {
+	key := make([]byte, 24)
+	rand.Read(key)
+	secret := hex.EncodeToString(key)
 	addr := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 	index := map[string]int{}
 	for i, s := range config.Classic {
@@ -97,27 +101,21 @@ func LocalConfigs(env map[string]string, secret string, ports Ports) ([]config.C
 		vars["HERD_PLACES"] = config.PlacesOffline
 		cfg, err := config.FromMap(vars)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+			return nil, err
 		}
 		cfgs = append(cfgs, cfg)
 	}
 	return cfgs, nil
 }
 
-// Local runs the classic herd in one process until ctx is done: `herd
-// local`. The five nodes share one offline places data set and one log,
-// each record tagged with its node.
-func Local(ctx context.Context, env map[string]string, ports Ports, log *logging.Log) error {
-	secret := make([]byte, 24)
-	rand.Read(secret)
-	cfgs, err := LocalConfigs(env, hex.EncodeToString(secret), ports)
-	if err != nil {
-		return err
-	}
-	offline := places.NewOffline(log.Logger)
+// Local runs the herd of LocalConfigs in one process until ctx is done:
+// `herd local`. The five nodes share one offline places data set and one
+// log, each record tagged with its node.
+func Local(ctx context.Context, cfgs []config.Config, log *logging.Log) error {
+	shared := offline.New(log.Logger)
 	var nodes []*Node
 	for _, cfg := range cfgs {
-		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(offline))
+		n, err := New(cfg, log.With("node", cfg.Name), WithPlaces(shared))
 		if err == nil {
 			err = n.Start()
 		}

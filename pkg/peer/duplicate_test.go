@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/herdkit/herd/pkg/config"
 )
 
 func TestClaims(t *testing.T) {
@@ -86,9 +84,9 @@ func TestClaims(t *testing.T) {
 // the second, and its link stops flapping.
 func TestDuplicateNameStopsFlapping(t *testing.T) {
 	lnJ, ln1, ln2 := listen(t), listen(t), listen(t)
-	toJaquez := config.Peers{{Name: "Jaquez", Addr: lnJ.Addr().String()}}
+	toJaquez := []Endpoint{{Name: "Jaquez", Addr: lnJ.Addr().String()}}
 	errors, secondErrors := &errorLog{}, &errorLog{}
-	jaquez := runNode(t, "Jaquez", lnJ, config.Peers{{Name: "Hill", Addr: ln1.Addr().String()}}, testSecret, fastTimings,
+	jaquez := runNode(t, "Jaquez", lnJ, []Endpoint{{Name: "Hill", Addr: ln1.Addr().String()}}, testSecret, fastTimings,
 		errors.logger(testLogger(t, "Jaquez")))
 	hill := runNode(t, "Hill", ln1, toJaquez, testSecret, fastTimings, nil)
 	waitFor(t, func() bool { return jaquez.mgr.Reconciled() && hill.mgr.Reconciled() })

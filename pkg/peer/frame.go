@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -87,7 +86,7 @@ func parseRecord(f frame, b []byte) (frame, error) {
 	}
 	f.hops = uint8(hops)
 	f.origin = fields[2]
-	if !config.ValidName(string(f.origin)) {
+	if !protocol.ValidName(string(f.origin)) {
 		return f, errFrame
 	}
 	recv, err := parseUint(fields[3])

@@ -14,7 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/secret"
 )
 
 // Version is the peer protocol version this server speaks.
@@ -136,7 +137,7 @@ func parseHello(line string, withProof bool) (hello, error) {
 		return hello{}, refuse(reasonProtocol, "peer protocol version %.8q, want %d", f[1], Version)
 	}
 	inc, err := strconv.ParseUint(f[4], 16, 64)
-	if err != nil || !config.ValidName(f[3]) || len(f[5]) != 32 {
+	if err != nil || !protocol.ValidName(f[3]) || len(f[5]) != 32 {
 		return hello{}, refuse(reasonProtocol, "malformed hello")
 	}
 	h := hello{name: f[3], inc: inc, nonce: f[5]}
@@ -149,14 +150,14 @@ func parseHello(line string, withProof bool) (hello, error) {
 // proof proves knowledge of the secret for one role of one handshake. It
 // binds both names, both nonces and both incarnations, so that a proof can
 // be neither replayed nor reflected back to its sender.
-func proof(secret, role string, self, other hello) string {
-	m := hmac.New(sha256.New, []byte(secret))
+func proof(secret secret.String, role string, self, other hello) string {
+	mac := hmac.New(sha256.New, []byte(secret))
 	for _, s := range []string{"herd/1", role, self.name, other.name, self.nonce, other.nonce,
 		strconv.FormatUint(self.inc, 16), strconv.FormatUint(other.inc, 16)} {
-		m.Write([]byte(s))
-		m.Write([]byte{0})
+		mac.Write([]byte(s))
+		mac.Write([]byte{0})
 	}
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 func validProof(got, want string) bool { return hmac.Equal([]byte(got), []byte(want)) }
@@ -178,7 +179,7 @@ func readLine(br *bufio.Reader) (string, error) {
 // a refusal reason, or ""), prove ourselves, and wait for OK. It returns
 // the acceptor's incarnation. Every refusal decided here is sent to the
 // acceptor as ERR <reason> instead of AUTH.
-func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret string,
+func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer string, secret secret.String,
 	admit func(inc uint64) string, deadline time.Time) (uint64, error) {
 	nc.SetDeadline(deadline)
 	defer nc.SetDeadline(time.Time{})
@@ -227,7 +228,7 @@ func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer, secret strin
 // deadline. It returns the dialler's hello; the caller answers OK or ERR
 // with finishAccept once it knows whether it keeps the link. Every
 // refusal decided here is sent to the dialler as ERR <reason>.
-func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name string) (string, bool), deadline time.Time) (hello, error) {
+func acceptHandshake(nc net.Conn, br *bufio.Reader, self hello, secret func(name string) (secret.String, bool), deadline time.Time) (hello, error) {
 	nc.SetDeadline(deadline)
 	line, err := readLine(br)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -69,14 +70,14 @@ func newHerd(t *testing.T, topology []config.Server, timings Config) *herd {
 }
 
 // start runs a node with an empty store (a new incarnation) on ln.
-func (h *herd) start(name string, ln net.Listener, timings Config, secret string) {
+func (h *herd) start(name string, ln net.Listener, timings Config, secret secret.String) {
 	n := h.nodes[name]
-	var peers config.Peers
+	var peers []Endpoint
 	for _, nb := range h.topo[name] {
-		peers = append(peers, config.Peer{Name: nb, Addr: h.nodes[nb].addr})
+		peers = append(peers, Endpoint{Name: nb, Addr: h.nodes[nb].addr})
 	}
 	cfg := timings
-	cfg.Name, cfg.Peers, cfg.Secret = name, peers, secret
+	cfg.Name, cfg.Neighbours, cfg.Secret = name, peers, secret
 	cfg.Dial = h.net.dialer(name)
 	n.st, n.m = store.New(0), metrics.New()
 	n.ln = h.net.listener(name, ln)
@@ -90,13 +91,13 @@ func (h *herd) start(name string, ln net.Listener, timings Config, secret string
 // herd cannot hold (two nodes of one name, or different secrets), on ln,
 // with the given neighbours and logger (nil: to t.Log); it stops at the
 // end of the test.
-func runNode(t *testing.T, name string, ln net.Listener, peers config.Peers, secret string, timings Config, log *slog.Logger) *node {
+func runNode(t *testing.T, name string, ln net.Listener, peers []Endpoint, secret secret.String, timings Config, log *slog.Logger) *node {
 	t.Helper()
 	if log == nil {
 		log = testLogger(t, name)
 	}
 	cfg := timings
-	cfg.Name, cfg.Peers, cfg.Secret = name, peers, secret
+	cfg.Name, cfg.Neighbours, cfg.Secret = name, peers, secret
 	n := &node{name: name, addr: ln.Addr().String(), ln: ln, st: store.New(0), m: metrics.New(), serve: make(chan error, 1)}
 	n.mgr = New(cfg, n.st, n.m, log)
 	n.mgr.Start()

@@ -10,21 +10,25 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
-// Indexes of per-kind metric children: records flooded, and records sent
-// to reconcile.
+// Kinds of records a link carries, the indexes of its per-kind metric
+// children: records flooded, and records sent to reconcile.
 const (
 	kindFlood = iota
 	kindReconcile
+	kinds // how many kinds there are
 )
+
+// kindSource is each kind's source label.
+var kindSource = [kinds]string{kindFlood: metrics.SourceFlood, kindReconcile: metrics.SourceReconcile}
 
 // inbound applies one link's frames to the store and counts them.
 type inbound struct {
 	l          *link
 	origins    map[string]string // interned origin names
-	received   [2]prometheus.Counter
-	applied    [2]prometheus.Counter
-	dropped    [2]prometheus.Counter
-	delay      [2]prometheus.Observer
+	received   [kinds]prometheus.Counter
+	applied    [kinds]prometheus.Counter
+	dropped    [kinds]prometheus.Counter
+	delay      [kinds]prometheus.Observer
 	hops       prometheus.Observer
 	reconciled int // records applied from reconcile frames on this link
 	synced     bool
@@ -41,13 +45,13 @@ type inbound struct {
 const maxPending = 512
 
 func newInbound(l *link) *inbound {
-	m := l.n.m.metrics
-	in := &inbound{l: l, origins: map[string]string{}, hops: m.PropagationHops, last: l.watermark.Load()}
-	for i, src := range [2]string{metrics.SourceFlood, metrics.SourceReconcile} {
-		in.received[i] = m.PeerRecordsReceived.WithLabelValues(l.n.name, src)
-		in.applied[i] = m.StoreUpdates.WithLabelValues(src)
-		in.dropped[i] = m.StoreUpdatesDropped.WithLabelValues(src)
-		in.delay[i] = m.PropagationDelay.WithLabelValues(src)
+	met := l.n.mgr.metrics
+	in := &inbound{l: l, origins: map[string]string{}, hops: met.PropagationHops, last: l.watermark.Load()}
+	for k, src := range kindSource {
+		in.received[k] = met.PeerRecordsReceived.WithLabelValues(l.n.name, src)
+		in.applied[k] = met.StoreUpdates.WithLabelValues(src)
+		in.dropped[k] = met.StoreUpdatesDropped.WithLabelValues(src)
+		in.delay[k] = met.PropagationDelay.WithLabelValues(src)
 	}
 	return in
 }
@@ -58,7 +62,7 @@ func (in *inbound) flush() {
 	if len(in.pending) == 0 {
 		return
 	}
-	in.stored = in.l.n.m.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
+	in.stored = in.l.n.mgr.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
 	now := time.Now().UnixNano()
 	k := in.kind
 	for i, r := range in.pending {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -77,7 +76,7 @@ func listenPeer(t *testing.T, cfg Config) (string, *Manager, *metrics.Metrics) {
 		t.Fatal(err)
 	}
 	cfg.Name, cfg.Secret = "A", testSecret
-	cfg.Peers = config.Peers{{Name: "B", Addr: "127.0.0.1:1"}}
+	cfg.Neighbours = []Endpoint{{Name: "B", Addr: "127.0.0.1:1"}}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat, cfg.BackoffMax = time.Second, time.Second
 	}

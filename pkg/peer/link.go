@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -58,7 +57,7 @@ type link struct {
 	closeOnce sync.Once
 	reason    string // why the link went down, set once by close
 
-	sent    [2]prometheus.Counter // flood, reconcile
+	sent    [kinds]prometheus.Counter // by kind
 	backlog prometheus.Gauge
 }
 
@@ -68,18 +67,17 @@ func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remoteInc uint64, dial
 		sync: make(chan frame, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.lastRead.Store(time.Now().UnixNano())
-	m := n.m.metrics
-	l.sent = [2]prometheus.Counter{
-		m.PeerRecordsSent.WithLabelValues(n.name, metrics.SourceFlood),
-		m.PeerRecordsSent.WithLabelValues(n.name, metrics.SourceReconcile),
+	met := n.mgr.metrics
+	for k, source := range kindSource {
+		l.sent[k] = met.PeerRecordsSent.WithLabelValues(n.name, source)
 	}
-	l.backlog = m.PeerBacklog.WithLabelValues(n.name)
+	l.backlog = met.PeerBacklog.WithLabelValues(n.name)
 	return l
 }
 
 // live reports whether the link read a frame within two heartbeats.
 func (l *link) live() bool {
-	return time.Since(time.Unix(0, l.lastRead.Load())) <= 2*l.n.m.cfg.Heartbeat
+	return time.Since(time.Unix(0, l.lastRead.Load())) <= 2*l.n.mgr.cfg.Heartbeat
 }
 
 // close shuts the link for a reason; the first reason given wins.
@@ -104,7 +102,7 @@ func (l *link) run() {
 
 // readLoop applies frames until the link fails and returns why.
 func (l *link) readLoop() string {
-	m := l.n.m
+	mgr := l.n.mgr
 	in := newInbound(l)
 	defer in.flush() // the whole frames read before a failure count
 	synced := false
@@ -113,7 +111,7 @@ func (l *link) readLoop() string {
 			// About to block: apply what this read brought first, not
 			// waiting for the end of a frame still arriving.
 			in.flush()
-			l.nc.SetReadDeadline(time.Now().Add(m.cfg.Timeout))
+			l.nc.SetReadDeadline(time.Now().Add(mgr.cfg.Timeout))
 		}
 		line, err := l.br.ReadSlice('\n')
 		if err != nil {
@@ -155,8 +153,8 @@ func (l *link) readFailure(err error) string {
 
 // writeLoop streams changes to the neighbour until the link fails.
 func (l *link) writeLoop(have uint64) string {
-	m := l.n.m
-	st := m.store
+	mgr := l.n.mgr
+	st := mgr.store
 	notify := st.Subscribe()
 	defer st.Unsubscribe(notify)
 	// Changes up to end are reconciliation, after it flooding. It is taken
@@ -172,7 +170,7 @@ func (l *link) writeLoop(have uint64) string {
 	var peerSync frame
 	select {
 	case peerSync = <-l.sync:
-	case <-m.ctx.Done():
+	case <-mgr.ctx.Done():
 		return downShutdown
 	case <-l.stop:
 		return downError
@@ -180,12 +178,12 @@ func (l *link) writeLoop(have uint64) string {
 	// Where to start: after the neighbour's watermark of our changes if it
 	// knows this incarnation of ours, from the beginning otherwise.
 	cursor := peerSync.seq
-	if peerSync.inc != m.cfg.Incarnation || cursor > st.Seq() {
+	if peerSync.inc != mgr.cfg.Incarnation || cursor > st.Seq() {
 		cursor = 0
 	}
 	reconciling := true
 	var batch []store.Change
-	heartbeat := time.NewTicker(m.cfg.Heartbeat)
+	heartbeat := time.NewTicker(mgr.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	lastWrite := time.Now()
 	markTimer := time.NewTimer(markDelay)
@@ -238,8 +236,8 @@ func (l *link) writeLoop(have uint64) string {
 			lastWrite = time.Now()
 			markDue = nil
 			markTimer.Stop()
-			l.sent[0].Add(float64(flood))
-			l.sent[1].Add(float64(reconcile))
+			l.sent[kindFlood].Add(float64(flood))
+			l.sent[kindReconcile].Add(float64(reconcile))
 		}
 		if len(batch) == batchSize {
 			l.backlog.Set(float64(st.Seq() - cursor))
@@ -255,7 +253,7 @@ func (l *link) writeLoop(have uint64) string {
 			}
 			lastWrite = time.Now()
 		case <-heartbeat.C:
-			if time.Since(lastWrite) >= m.cfg.Heartbeat {
+			if time.Since(lastWrite) >= mgr.cfg.Heartbeat {
 				if !l.write(append(buf[:0], framePing, '\n')) {
 					return downTimeout
 				}
@@ -263,7 +261,7 @@ func (l *link) writeLoop(have uint64) string {
 			}
 		case <-l.stop:
 			return downError
-		case <-m.ctx.Done():
+		case <-mgr.ctx.Done():
 			return downShutdown
 		}
 	}
@@ -271,7 +269,7 @@ func (l *link) writeLoop(have uint64) string {
 
 // write sends b within PeerTimeout.
 func (l *link) write(b []byte) bool {
-	l.nc.SetWriteDeadline(time.Now().Add(l.n.m.cfg.Timeout))
+	l.nc.SetWriteDeadline(time.Now().Add(l.n.mgr.cfg.Timeout))
 	_, err := l.nc.Write(b)
 	return err == nil
 }

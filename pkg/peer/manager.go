@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -21,15 +21,20 @@ import (
 // protocol allows a server to accept, with room to spare for its header.
 const maxFrame = 1<<20 + 256
 
-// Config holds the peer settings; see package config for their variables.
+// Config holds the peer settings. The wiring (pkg/node) fills it from the
+// HERD_PEER variables, which package config documents and validates.
 type Config struct {
 	Name        string
 	Incarnation uint64 // this process's incarnation; 0 draws a random one
-	Peers       config.Peers
-	Secret      string
-	Heartbeat   time.Duration // an idle link sends a ping this often
-	Timeout     time.Duration // silence or a blocked write for this long drops a link
-	BackoffMax  time.Duration // cap of the redial backoff
+	// Neighbours are the servers this one links to, each by its name and
+	// peer address.
+	Neighbours []Endpoint
+	// Secret proves both ends of every link; it keeps its redacting type
+	// down to the HMAC (proof).
+	Secret     secret.String
+	Heartbeat  time.Duration // an idle link sends a ping this often
+	Timeout    time.Duration // silence or a blocked write for this long drops a link
+	BackoffMax time.Duration // cap of the redial backoff
 	// MaxHandshakes bounds the inbound connections in their handshake at
 	// once; one more is refused at once. 0 means DefaultMaxHandshakes.
 	MaxHandshakes int
@@ -66,9 +71,16 @@ type Manager struct {
 	closed bool
 }
 
-// New returns a manager for cfg.Peers; call Start, and Serve with the peer
+// Endpoint is one neighbour: its server name and the host:port of its peer
 // listener.
-func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Manager {
+type Endpoint struct {
+	Name string
+	Addr string
+}
+
+// New returns a manager for cfg.Neighbours; call Start, and Serve with the peer
+// listener.
+func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *Manager {
 	if cfg.Incarnation == 0 {
 		cfg.Incarnation = store.NewIncarnation()
 	}
@@ -83,18 +95,18 @@ func New(cfg Config, st *store.Store, m *metrics.Metrics, log *slog.Logger) *Man
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mg := &Manager{
-		cfg: cfg, store: st, metrics: m, log: log.With("component", "peer"),
+		cfg: cfg, store: st, metrics: met, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
 		gate: newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
 	}
-	for i, p := range cfg.Peers {
+	for i, p := range cfg.Neighbours {
 		n := &neighbour{
-			m: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
+			mgr: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
 			log:    mg.log.With("peer", p.Name),
 			offers: make(chan offer),
 			known:  cfg.Known[p.Name],
 		}
-		m.PeerUp.WithLabelValues(p.Name).Set(0)
+		met.PeerUp.WithLabelValues(p.Name).Set(0)
 		mg.neighbours = append(mg.neighbours, n)
 		mg.byName[p.Name] = n
 	}
@@ -193,11 +205,11 @@ func (r *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
 // costs a small read buffer; see limits.go.
 func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 	br := bufio.NewReaderSize(nc, handshakeBuffer)
-	secret := func(name string) (string, bool) {
+	secretFor := func(name string) (secret.String, bool) {
 		_, ok := mg.byName[name]
 		return mg.cfg.Secret, ok
 	}
-	other, err := acceptHandshake(nc, br, mg.hello(), secret, deadline)
+	other, err := acceptHandshake(nc, br, mg.hello(), secretFor, deadline)
 	mg.gate.leave(src)
 	if err != nil {
 		nc.Close()
@@ -209,11 +221,11 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 	}
 	n := mg.byName[other.name]
 	l := newLink(n, nc, grow(br, nc), other.inc, false)
-	if a := n.offer(mg.ctx, l); a.refusal != "" {
-		finishAccept(nc, a.refusal)
+	if refusal := n.offer(mg.ctx, l); refusal != "" {
+		finishAccept(nc, refusal)
 		nc.Close()
 		// Counted; a duplicate name was logged once for its episode.
-		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", a.refusal,
+		n.log.Debug("peer link refused", "remote", nc.RemoteAddr().String(), "reason", refusal,
 			"incarnation", fmt.Sprintf("%x", other.inc))
 		return
 	}

@@ -18,7 +18,7 @@ import (
 // to keep when both ends dial at once, and carries the watermark from one
 // link to the next. Everything but the atomics is owned by its goroutine.
 type neighbour struct {
-	m    *Manager
+	mgr  *Manager
 	id   store.Link
 	name string
 	addr string
@@ -36,20 +36,18 @@ type neighbour struct {
 
 // offer asks the supervisor to adopt a link that finished its handshake.
 type offer struct {
-	l     *link
-	reply chan adoption
+	l *link
+	// refusal receives the supervisor's answer: the reason the link is
+	// refused, or "" if it is adopted.
+	refusal chan string
 }
-
-// adoption is the supervisor's answer to an offer: the reason the link is
-// refused, or "" if it is adopted.
-type adoption struct{ refusal string }
 
 // Backoff between dials: from backoffBase doubling up to cfg.BackoffMax,
 // each wait drawn uniformly from its upper half ("equal jitter").
 const backoffBase = 50 * time.Millisecond
 
 func (n *neighbour) backoff(attempt int) time.Duration {
-	d := n.m.cfg.BackoffMax
+	d := n.mgr.cfg.BackoffMax
 	if attempt < 30 {
 		d = min(d, backoffBase<<attempt)
 	}
@@ -96,21 +94,22 @@ func (n *neighbour) run(ctx context.Context) {
 			}
 		}()
 	}
-	adopt := func(l *link) adoption {
+	// adopt makes l the current link, or returns why not.
+	adopt := func(l *link) (refusal string) {
 		if reason := n.refusal(l.remoteInc); reason != "" {
-			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-			return adoption{refusal: reason}
+			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+			return reason
 		}
 		if !n.prefer(cur, l) {
-			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reasonDuplicate).Inc()
-			return adoption{refusal: reasonDuplicate}
+			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reasonDuplicate).Inc()
+			return reasonDuplicate
 		}
 		if cur != nil && cur.remoteInc != l.remoteInc && cur.live() && n.takeover(cur, l) {
 			// l came from the claimant kept; cur, the newer one, goes below.
 			n.log.Error("duplicate server name: two live servers claim this neighbour's name; refusing the newer",
 				"kept_remote", l.nc.RemoteAddr().String(), "kept_incarnation", fmt.Sprintf("%x", l.remoteInc),
 				"refused_remote", cur.nc.RemoteAddr().String(), "refused_incarnation", fmt.Sprintf("%x", cur.remoteInc))
-			n.m.metrics.PeerDuplicateNames.WithLabelValues(n.name).Inc()
+			n.mgr.metrics.PeerDuplicateNames.WithLabelValues(n.name).Inc()
 		}
 		stopLink(downReplaced)
 		cur, curDone, upSince = l, l.done, time.Now()
@@ -118,9 +117,9 @@ func (n *neighbour) run(ctx context.Context) {
 			l.watermark.Store(known.Seq)
 		}
 		n.current.Store(l)
-		n.m.metrics.PeerConnects.WithLabelValues(n.name).Inc()
+		n.mgr.metrics.PeerConnects.WithLabelValues(n.name).Inc()
 		n.log.Info("peer link up", "dialled", l.dialled, "remote", l.nc.RemoteAddr().String())
-		return adoption{}
+		return ""
 	}
 	dial()
 	for {
@@ -129,10 +128,10 @@ func (n *neighbour) run(ctx context.Context) {
 			stopLink(downShutdown)
 			return
 		case o := <-n.offers:
-			o.reply <- adopt(o.l)
+			o.refusal <- adopt(o.l)
 		case l := <-dialed:
 			dialing = false
-			if a := adopt(l); a.refusal == "" {
+			if adopt(l) == "" {
 				go l.run()
 			} else {
 				l.close(downReplaced)
@@ -174,7 +173,7 @@ func (n *neighbour) run(ctx context.Context) {
 		case <-curDone:
 			n.ended(cur, upSince)
 			cur, curDone = nil, nil
-			if time.Since(upSince) > n.m.cfg.BackoffMax {
+			if time.Since(upSince) > n.mgr.cfg.BackoffMax {
 				attempt = 0 // it was a working link: redial at once
 			}
 			if !dialing {
@@ -202,7 +201,7 @@ func (n *neighbour) prefer(cur, l *link) bool {
 	case !cur.live():
 		return true
 	}
-	return l.dialled == (n.m.cfg.Name < n.name)
+	return l.dialled == (n.mgr.cfg.Name < n.name)
 }
 
 // ended records that a link went down, and what it had received. The
@@ -211,13 +210,13 @@ func (n *neighbour) prefer(cur, l *link) bool {
 func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond).String())
 	n.current.CompareAndSwap(l, nil)
-	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(0)
-	n.m.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
+	n.mgr.metrics.PeerUp.WithLabelValues(n.name).Set(0)
+	n.mgr.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
 	n.mu.Lock()
 	n.known = store.Watermark{Incarnation: l.remoteInc, Seq: l.watermark.Load()}
 	n.claims.linked(l.remoteInc, time.Now())
 	n.mu.Unlock()
-	n.m.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
+	n.mgr.metrics.PeerDisconnects.WithLabelValues(n.name, l.reason).Inc()
 }
 
 func (n *neighbour) watermark() store.Watermark {
@@ -230,13 +229,13 @@ func (n *neighbour) watermark() store.Watermark {
 // it had when the link came up.
 func (n *neighbour) reconciled(l *link, applied int) {
 	n.everReconciled.Store(true)
-	n.m.metrics.PeerUp.WithLabelValues(n.name).Set(1)
+	n.mgr.metrics.PeerUp.WithLabelValues(n.name).Set(1)
 	n.log.Info("peer link reconciled", "records_applied", applied, "watermark", l.watermark.Load())
 }
 
 // dial connects and authenticates.
 func (n *neighbour) dial(ctx context.Context) (*link, error) {
-	cfg := n.m.cfg
+	cfg := n.mgr.cfg
 	dctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	nc, err := cfg.Dial(dctx, "tcp", n.addr)
@@ -244,11 +243,11 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 		return nil, err
 	}
 	br := bufio.NewReaderSize(nc, handshakeBuffer)
-	inc, err := dialHandshake(nc, br, n.m.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
+	inc, err := dialHandshake(nc, br, n.mgr.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
 	if err != nil {
 		nc.Close()
 		if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
-			n.m.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
 		}
 		return nil, err
 	}
@@ -278,13 +277,14 @@ func (n *neighbour) takeover(cur, l *link) bool {
 	return n.claims.takeover(cur.remoteInc, l.remoteInc, time.Now())
 }
 
-// offer hands an accepted link to the supervisor and returns its decision.
-func (n *neighbour) offer(ctx context.Context, l *link) adoption {
-	o := offer{l: l, reply: make(chan adoption, 1)}
+// offer hands an accepted link to the supervisor and returns why it was
+// refused, or "" if it was adopted.
+func (n *neighbour) offer(ctx context.Context, l *link) (refusal string) {
+	o := offer{l: l, refusal: make(chan string, 1)}
 	select {
 	case n.offers <- o:
-		return <-o.reply
+		return <-o.refusal
 	case <-ctx.Done():
-		return adoption{refusal: refusalShutdown}
+		return refusalShutdown
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -26,8 +27,8 @@ func failures(n *node, reason string) float64 {
 // dials and for the other's, and never protocol.
 func TestWrongSecretIsRefused(t *testing.T) {
 	lnA, lnB := listen(t), listen(t)
-	a := runNode(t, "A", lnA, config.Peers{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
-	b := runNode(t, "B", lnB, config.Peers{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
+	a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
+	b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
 	// Each end counts its own dials and the other's: four means at least
 	// one of each kind at each end.
 	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 4 && failures(b, reasonBadSecret) >= 4 })
@@ -58,7 +59,7 @@ func TestRefusalsAreCountedAlike(t *testing.T) {
 	refuseInc := func(uint64) string { return reasonDuplicateName }
 	for _, tc := range []struct {
 		name       string
-		dialSecret string
+		dialSecret secret.String
 		dialled    string // the name the dialler expects
 		known      bool   // the acceptor knows the dialler
 		admit      func(uint64) string
@@ -84,7 +85,7 @@ func TestRefusalsAreCountedAlike(t *testing.T) {
 					return
 				}
 				defer nc.Close()
-				secret := func(string) (string, bool) { return testSecret, tc.known }
+				secret := func(string) (secret.String, bool) { return testSecret, tc.known }
 				_, err = acceptHandshake(nc, bufio.NewReader(nc), hello{name: "A", inc: 1, nonce: newNonce()},
 					secret, time.Now().Add(5*time.Second))
 				if err == nil {

@@ -361,8 +361,17 @@ func TestCacheCancellation(t *testing.T) {
 	})
 }
 
+// loadingProvider is a provider with a Ready channel, as the offline one
+// has while its data loads.
+type loadingProvider struct {
+	fakeProvider
+	ready chan struct{}
+}
+
+func (l *loadingProvider) Ready() <-chan struct{} { return l.ready }
+
 func TestReadyThroughWrappers(t *testing.T) {
-	loading := &Offline{data: &loader{ready: make(chan struct{})}}
+	loading := &loadingProvider{ready: make(chan struct{})}
 	m := metrics.New()
 	wrapped := NewCache(Instrument(loading, m, discard), time.Minute, 10, m)
 	select {
@@ -370,7 +379,7 @@ func TestReadyThroughWrappers(t *testing.T) {
 		t.Fatal("ready while loading")
 	default:
 	}
-	close(loading.data.ready)
+	close(loading.ready)
 	select {
 	case <-Ready(wrapped):
 	default:

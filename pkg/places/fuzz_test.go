@@ -1,60 +1,18 @@
-package places
+package places_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/places/placestest"
 )
 
-// addTestdata seeds f with the realistic bodies of testdata/google whose
-// names start with prefix; testdata/fuzz/<FuzzName> holds more seeds.
-func addTestdata(f *testing.F, prefix string) {
-	files, err := filepath.Glob(filepath.Join("testdata", "google", prefix+"*.json"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no seeds for %s: %v", prefix, err)
-	}
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
-
-// checkRendering checks the properties of any Response: every bound
-// renders valid JSON with no blank line and no trailing newline, holding
-// min(bound, Len) results, and reads back to the same rendering.
-func checkRendering(t *testing.T, r *Response) {
-	t.Helper()
-	for _, bound := range []int{-1, 0, 1, r.Len(), r.Len() + 1} {
-		out := r.AppendJSON(nil, bound)
-		if !json.Valid(out) {
-			t.Fatalf("bound %d: invalid JSON %q", bound, out)
-		}
-		if bytes.Contains(out, []byte("\n\n")) || bytes.HasSuffix(out, []byte("\n")) {
-			t.Fatalf("bound %d: blank line or trailing newline in %q", bound, out)
-		}
-		again, err := Parse(out)
-		if err != nil {
-			t.Fatalf("bound %d: the rendering does not parse: %v\n%s", bound, err, out)
-		}
-		if again.Status != r.Status || again.Len() != min(max(bound, 0), r.Len()) {
-			t.Fatalf("bound %d: read back as %s with %d results, from %s with %d", bound, again.Status, again.Len(), r.Status, r.Len())
-		}
-		if back := again.AppendJSON(nil, bound); !bytes.Equal(back, out) {
-			t.Fatalf("bound %d: renders as\n%s\nthen as\n%s", bound, out, back)
-		}
-	}
-}
-
 func FuzzParse(f *testing.F) {
-	addTestdata(f, "legacy-")
+	placestest.AddGoogleSeeds(f, ".", "legacy-")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := Parse(body)
+		r, err := places.Parse(body)
 		sameAsReference(t, body, r, err)
 		if err != nil {
 			return
@@ -62,39 +20,15 @@ func FuzzParse(f *testing.F) {
 		if r.Status == "" {
 			t.Fatal("parsed without a status")
 		}
-		checkRendering(t, r)
-	})
-}
-
-func FuzzConvertNew(f *testing.F) {
-	addTestdata(f, "new-")
-	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := convertNew(body)
-		if err != nil {
-			return
-		}
-		if !r.Cacheable() || (r.Len() == 0) != (r.Status == StatusZeroResults) {
-			t.Fatalf("status %s with %d results", r.Status, r.Len())
-		}
-		checkRendering(t, r)
-		var v struct {
-			HTMLAttributions []string         `json:"html_attributions"`
-			Results          []map[string]any `json:"results"`
-		}
-		if err := json.Unmarshal(r.AppendJSON(nil, MaxResults), &v); err != nil {
-			t.Fatal(err)
-		}
-		if v.HTMLAttributions == nil || len(v.HTMLAttributions) != 0 {
-			t.Fatalf("html_attributions %v", v.HTMLAttributions)
-		}
+		placestest.CheckRendering(t, r)
 	})
 }
 
 // sameAsReference checks that Parse's result r, err for body is the
 // reference parser's: the same failure, or the same rendering.
-func sameAsReference(t *testing.T, body []byte, r *Response, err error) {
+func sameAsReference(t *testing.T, body []byte, r *places.Response, err error) {
 	t.Helper()
-	ref, refErr := parseReference(body)
+	ref, refErr := places.ParseReference(body)
 	if (err == nil) != (refErr == nil) {
 		t.Fatalf("Parse(%q): error %v, the reference's %v", body, err, refErr)
 	}
@@ -134,7 +68,40 @@ func TestParseMatchesReference(t *testing.T) {
 	nested := func(depth int) string { return strings.Repeat("[", depth) + strings.Repeat("]", depth) }
 	bodies = append(bodies, `{"status":"OK","a":`+nested(100)+`}`, `{"status":"OK","results":[`+nested(100)+`]}`)
 	for _, b := range bodies {
-		r, err := Parse([]byte(b))
+		r, err := places.Parse([]byte(b))
 		sameAsReference(t, []byte(b), r, err)
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	r, err := places.Parse([]byte(placestest.Google(b, ".", "legacy-ok.json")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
+	for b.Loop() {
+		buf = r.AppendJSON(buf[:0], 20)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+func BenchmarkParse(b *testing.B) {
+	body := []byte(placestest.Google(b, ".", "legacy-ok.json"))
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := places.Parse(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseReference is the json.Decoder Parse that Parse replaced.
+func BenchmarkParseReference(b *testing.B) {
+	body := []byte(placestest.Google(b, ".", "legacy-ok.json"))
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := places.ParseReference(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

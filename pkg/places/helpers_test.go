@@ -65,41 +65,7 @@ func (s *logSink) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// testLogger sends logs to t.Log.
-func testLogger(t testing.TB) *slog.Logger { return newLogSink(t).logger() }
-
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// embeddedTable returns the embedded tables, loaded once for all tests.
-func embeddedTable(t testing.TB) *table {
-	t.Helper()
-	o := NewOffline(discard)
-	select {
-	case <-o.Ready():
-	case <-time.After(time.Minute):
-		t.Fatal("offline data did not load within a minute")
-	}
-	if o.data.err != nil {
-		t.Fatal(o.data.err)
-	}
-	return o.data.tab
-}
-
-// resultNames returns the names of a rendered response's results.
-func resultNames(t testing.TB, r *Response) []string {
-	t.Helper()
-	var v struct {
-		Results []struct {
-			Name string `json:"name"`
-		} `json:"results"`
-	}
-	decodeJSON(t, r.AppendJSON(nil, MaxResults), &v)
-	var out []string
-	for _, x := range v.Results {
-		out = append(out, x.Name)
-	}
-	return out
-}
 
 func decodeJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
@@ -109,3 +75,13 @@ func decodeJSON(t testing.TB, b []byte, v any) {
 }
 
 var bg = context.Background()
+
+var ucla = Query{Pos: "+34.068930-118.445127", Lat: 34.06893, Lng: -118.445127, RadiusKm: 10}
+
+// checkAnswer checks a response's status, result count and message.
+func checkAnswer(t *testing.T, r *Response, status string, n int, message string) {
+	t.Helper()
+	if r.Status != status || r.Len() != n || !strings.Contains(r.ErrorMessage, message) {
+		t.Fatalf("status %s, %d results, message %q; want %s, %d, %q", r.Status, r.Len(), r.ErrorMessage, status, n, message)
+	}
+}

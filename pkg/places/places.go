@@ -230,3 +230,27 @@ func Failure(status, message string) *Response {
 	}
 	return r
 }
+
+// MaxResults is the most results a provider returns, as Google's own.
+const MaxResults = 20
+
+// LatLng is a position as the legacy response writes it; json.Number
+// keeps the digits as they came.
+type LatLng struct {
+	Lat json.Number `json:"lat"`
+	Lng json.Number `json:"lng"`
+}
+
+// Render turns v, a struct in the shape of the legacy response, into a
+// Response: encoding/json writes it, leaving <, > and & as they are, and
+// Parse reads it back, so that a provider that builds its answer (offline,
+// google-new) has the layout of every other.
+func Render(v any) (*Response, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return Parse(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}

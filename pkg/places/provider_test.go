@@ -2,12 +2,10 @@ package places
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -87,102 +85,34 @@ func TestInstrument(t *testing.T) {
 	}
 }
 
-func TestNew(t *testing.T) {
-	f := newFakeGoogle(t)
-	base := config.Config{
-		PlacesTimeout: 5 * time.Second, PlacesMaxConcurrent: 8,
-		PlacesCacheTTL: time.Minute, PlacesCacheSize: 100,
-	}
-	tests := []struct {
-		name     string
-		places   string
-		key      string
-		ttl      time.Duration
-		provider string
-		body     string
+// TestWrap: a wrapped provider is counted and, unless the TTL is 0,
+// cached, so that the second identical query does not reach it.
+func TestWrap(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		cfg   Config
+		calls int32
 	}{
-		{"auto without a key", config.PlacesAuto, "", time.Minute, "offline", ""},
-		{"auto with a key", config.PlacesAuto, testKey, time.Minute, "google", testdata(t, "legacy-ok.json")},
-		{"offline despite a key", config.PlacesOffline, testKey, time.Minute, "offline", ""},
-		{"google", config.PlacesGoogle, testKey, time.Minute, "google", testdata(t, "legacy-ok.json")},
-		{"google-new", config.PlacesGoogleNew, testKey, time.Minute, "google-new", testdata(t, "new-ok.json")},
-		{"no cache", config.PlacesGoogle, testKey, 0, "google", testdata(t, "legacy-ok.json")},
-	}
-	for _, tt := range tests {
+		{"cached", Config{CacheTTL: time.Minute, CacheSize: 10}, 1},
+		{"no cache", Config{CacheTTL: 0, CacheSize: 10}, 2},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			cfg.Places, cfg.GoogleAPIKey, cfg.GoogleBaseURL, cfg.PlacesCacheTTL = tt.places, config.Secret(tt.key), f.srv.URL, tt.ttl
+			f := &fakeProvider{}
 			m := metrics.New()
-			f.set(reply(http.StatusOK, tt.body))
-			p, err := New(cfg, m, testLogger(t))
-			if err != nil {
-				t.Fatal(err)
+			p := Wrap(f, tt.cfg, m, discard)
+			if _, cached := p.(*Cache); cached != (tt.cfg.CacheTTL > 0) {
+				t.Errorf("cached %v with TTL %v", cached, tt.cfg.CacheTTL)
 			}
-			if p.Name() != tt.provider {
-				t.Errorf("Name %q, want %q", p.Name(), tt.provider)
-			}
-			if _, cached := p.(*Cache); cached != (tt.ttl > 0) {
-				t.Errorf("cached %v with TTL %v", cached, tt.ttl)
-			}
-			ctx, cancel := context.WithTimeout(bg, time.Minute)
-			defer cancel()
-			select {
-			case <-Ready(p):
-			case <-ctx.Done():
-				t.Fatal("not ready")
-			}
-			calls := f.calls.Load()
 			for range 2 {
-				if r := p.Nearby(ctx, ucla); r.Status != StatusOK {
-					t.Fatalf("status %s %q", r.Status, r.ErrorMessage)
+				if r := p.Nearby(bg, ucla); r.Status != StatusOK {
+					t.Fatalf("status %s", r.Status)
 				}
 			}
-			wantCalls := 2
-			if tt.ttl > 0 {
-				wantCalls = 1
+			if got := f.calls.Load(); got != tt.calls {
+				t.Errorf("%d provider calls, want %d", got, tt.calls)
 			}
-			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues(tt.provider, StatusOK)); got != float64(wantCalls) {
-				t.Errorf("PlacesRequests{%s,OK} = %v, want %d", tt.provider, got, wantCalls)
-			}
-			if tt.provider != "offline" {
-				if got := int(f.calls.Load() - calls); got != wantCalls {
-					t.Errorf("%d upstream requests, want %d", got, wantCalls)
-				}
-				if got := f.last(t); got.query.Get("key") != tt.key && got.header.Get("X-Goog-Api-Key") != tt.key {
-					t.Error("the key was not sent")
-				}
-			}
-		})
-	}
-}
-
-func TestNewRejects(t *testing.T) {
-	base := config.Config{PlacesTimeout: time.Second, PlacesMaxConcurrent: 1, PlacesCacheTTL: time.Minute, PlacesCacheSize: 1}
-	tests := []struct {
-		name   string
-		change func(*config.Config)
-		want   string
-	}{
-		{"google without a key", func(c *config.Config) { c.Places = config.PlacesGoogle }, "HERD_GOOGLE_API_KEY"},
-		{"google-new without a key", func(c *config.Config) { c.Places = config.PlacesGoogleNew }, "HERD_GOOGLE_API_KEY"},
-		{"unknown provider", func(c *config.Config) { c.Places = "bing" }, "HERD_PLACES"},
-		{"bad base URL", func(c *config.Config) {
-			c.Places, c.GoogleAPIKey, c.GoogleBaseURL = config.PlacesGoogle, testKey, "gopher://x"
-		}, "HERD_GOOGLE_BASE_URL"},
-		{"no time-out", func(c *config.Config) {
-			c.Places, c.GoogleAPIKey, c.PlacesTimeout = config.PlacesGoogle, testKey, 0
-		}, "HERD_PLACES_TIMEOUT"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := base
-			tt.change(&cfg)
-			_, err := New(cfg, metrics.New(), testLogger(t))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want one naming %s", err, tt.want)
-			}
-			if strings.Contains(err.Error(), testKey) {
-				t.Errorf("the key is in the error: %v", err)
+			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues("fake", StatusOK)); got != float64(tt.calls) {
+				t.Errorf("PlacesRequests{fake,OK} = %v, want %d", got, tt.calls)
 			}
 		})
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
@@ -21,9 +20,9 @@ import (
 func BenchmarkPipelinedIAMAT(b *testing.B) {
 	for _, logged := range []bool{true, false} {
 		b.Run(fmt.Sprintf("log=%v", logged), func(b *testing.B) {
-			cfg := config.Config{LogLevel: slog.LevelInfo, LogFormat: "json"}
+			cfg := logging.Config{Level: slog.LevelInfo, Format: "json"}
 			if !logged {
-				cfg.LogLevel = slog.LevelWarn
+				cfg.Level = slog.LevelWarn
 			}
 			log, closeLog, err := logging.Open(cfg, io.Discard)
 			if err != nil {

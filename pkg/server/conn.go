@@ -48,15 +48,18 @@ type conn struct {
 	ctx    context.Context // done when the client is gone or shutdown gives up
 	cancel context.CancelFunc
 
-	// mu guards the reply queue and serializes writes to nc.
+	// mu guards owed and serializes writes to nc. A reply is owed from
+	// the moment its request is read until it is written: replies ready
+	// at once go out at once while nothing is owed before them, and join
+	// owed behind a lookup, so that replies keep their requests' order.
 	mu      sync.Mutex
-	drained *sync.Cond // signalled when queued replies are written
-	queue   []*reply   // replies owed, oldest first; non-empty only while a lookup is pending
-	queued  int        // the requests whose replies are in queue
+	drained *sync.Cond // signalled when owed replies are written
+	owed    []*reply   // replies owed, oldest first; non-empty only while a lookup is being answered
+	owedN   int        // the requests whose replies are in owed
 	werr    string     // why the first write failed; nothing is written after it
-	// held and broken mirror len(queue) > 0 and werr != "" so that the
+	// anyOwed and broken mirror len(owed) > 0 and werr != "" so that the
 	// read loop checks them per line without taking mu.
-	held, broken atomic.Bool
+	anyOwed, broken atomic.Bool
 
 	interrupted chan struct{} // closed by shutdown
 	once        sync.Once
@@ -182,7 +185,7 @@ func (c *conn) readLoop() string {
 		case c.isInterrupted():
 			flush()
 			return closeShutdown
-		case errors.Is(err, os.ErrDeadlineExceeded) && c.owed():
+		case errors.Is(err, os.ErrDeadlineExceeded) && c.anyOwed.Load():
 			continue // not idle: a lookup is still running for this client
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			flush()
@@ -201,8 +204,8 @@ func (c *conn) readLoop() string {
 		}
 		// At most MaxInflight requests may be owed a reply: behind a slow
 		// lookup, stop reading until replies go out.
-		if c.held.Load() {
-			if n > 0 && c.owing(n) {
+		if c.anyOwed.Load() {
+			if n > 0 && c.atLimit(n) {
 				flush()
 			}
 			c.waitBelowLimit()
@@ -307,13 +310,13 @@ func (c *conn) storeBatch() {
 	c.batch = c.batch[:0]
 }
 
-// lookup queues a WHATSAT reply and fills it in from a goroutine.
+// lookup adds a WHATSAT reply to owed and fills it in from a goroutine.
 func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, start time.Time) {
 	r := &reply{requests: 1}
 	c.mu.Lock()
-	c.queue = append(c.queue, r)
-	c.held.Store(true)
-	c.queued++
+	c.owed = append(c.owed, r)
+	c.anyOwed.Store(true)
+	c.owedN++
 	c.mu.Unlock()
 	in := bytes.Clone(line)
 	c.lookups.Add(1)
@@ -347,46 +350,46 @@ func (c *conn) doneWHATSAT(line, reply []byte, resp *places.Response, start time
 }
 
 // emit sends the replies to n requests that are ready: at once when
-// nothing is owed before them, otherwise queued behind the pending lookup.
+// nothing is owed before them, otherwise added to owed behind the lookup.
 func (c *conn) emit(b []byte, n int) {
 	if len(b) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.queue) == 0 {
+	if len(c.owed) == 0 {
 		c.write(b)
 		return
 	}
-	c.queue = append(c.queue, &reply{buf: append([]byte(nil), b...), requests: n, done: true})
-	c.queued += n
+	c.owed = append(c.owed, &reply{buf: append([]byte(nil), b...), requests: n, done: true})
+	c.owedN += n
 }
 
-// complete fills in a queued reply and writes every ready reply at the
-// head of the queue in one write.
+// complete fills in an owed reply and writes every ready reply at the
+// head of owed in one write.
 func (c *conn) complete(r *reply, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.buf, r.done = b, true
 	k := 0
 	var w []byte
-	for k < len(c.queue) && c.queue[k].done {
-		w = append(w, c.queue[k].buf...)
-		c.queued -= c.queue[k].requests
+	for k < len(c.owed) && c.owed[k].done {
+		w = append(w, c.owed[k].buf...)
+		c.owedN -= c.owed[k].requests
 		k++
 	}
-	c.queue = append(c.queue[:0], c.queue[k:]...)
-	c.held.Store(len(c.queue) > 0)
+	c.owed = append(c.owed[:0], c.owed[k:]...)
+	c.anyOwed.Store(len(c.owed) > 0)
 	c.write(w)
 	c.drained.Broadcast()
 }
 
-// owing reports whether n more replies would reach MaxInflight replies
-// owed, counting only while a lookup holds the queue.
-func (c *conn) owing(n int) bool {
+// atLimit reports whether n more replies would reach MaxInflight replies
+// owed, counting only while a lookup is being answered.
+func (c *conn) atLimit(n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.queue) > 0 && c.queued+n >= c.s.cfg.MaxInflight
+	return len(c.owed) > 0 && c.owedN+n >= c.s.cfg.MaxInflight
 }
 
 // waitBelowLimit waits while MaxInflight requests are owed a reply.
@@ -395,7 +398,7 @@ func (c *conn) owing(n int) bool {
 func (c *conn) waitBelowLimit() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.queued >= c.s.cfg.MaxInflight {
+	for c.owedN >= c.s.cfg.MaxInflight {
 		c.drained.Wait()
 	}
 }
@@ -427,9 +430,6 @@ func (c *conn) failed() string {
 	defer c.mu.Unlock()
 	return c.werr
 }
-
-// owed reports whether a reply is still being prepared.
-func (c *conn) owed() bool { return c.held.Load() }
 
 // linger half-closes the connection and discards input for a moment
 // before the close, so that the client reads the replies sent before a

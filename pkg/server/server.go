@@ -9,7 +9,7 @@
 // write per reply. A WHATSAT whose places are at hand in the cache is
 // answered as at once; otherwise it looks its places up in a goroutine of
 // its own, so a slow upstream holds back only the replies behind it on the
-// same connection; a queue keeps replies in order.
+// same connection; the replies owed to a connection keep its order.
 package server
 
 import (

@@ -79,3 +79,17 @@ func TestLocalPortFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalConfigError: `herd local` checks the environment once, with
+// every node's settings, and reports a bad variable as `herd serve` does,
+// without a server name it never asked for.
+func TestLocalConfigError(t *testing.T) {
+	out, code := runHerd(t, []string{"HERD_LOG_FORMAT=xml", "HERD_MAX_LINE=10"}, "local")
+	if code != 2 || !strings.Contains(out, "HERD_LOG_FORMAT: \"xml\" is not json or text") ||
+		!strings.Contains(out, "HERD_MAX_LINE: 10 is not within") {
+		t.Fatalf("exit %d, output:\n%s\nwant exit 2 naming HERD_LOG_FORMAT and HERD_MAX_LINE", code, out)
+	}
+	if strings.Contains(out, "HERD_NAME") || strings.Contains(out, "Hill") {
+		t.Errorf("the error names a server or HERD_NAME:\n%s", out)
+	}
+}

@@ -25,12 +25,12 @@ import (
 	// CA roots for HTTPS to Google from an image with no /etc/ssl.
 	_ "golang.org/x/crypto/x509roots/fallback"
 
-	"github.com/herdkit/herd/pkg/tools/bench"
-	"github.com/herdkit/herd/pkg/tools/client"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
+	"github.com/herdkit/herd/pkg/tools/bench"
+	"github.com/herdkit/herd/pkg/tools/client"
 )
 
 const usage = `usage: herd <command> [arguments]
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
 			return 2
 		}
-		return withLogger(cfg, stderr, func(log *logging.Log) error { return node.Serve(ctx, cfg, log) })
+		return withLogger(node.LogConfig(cfg), stderr, func(log *logging.Log) error { return node.Serve(ctx, cfg, log) })
 	case "local":
 		fs := flag.NewFlagSet("herd local", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -80,15 +80,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "herd local: %v\n", err)
 			return 2
 		}
-		env := herdEnv()
-		env["HERD_NAME"] = "local" // validated per node below; needed to load logging settings
-		cfg, err := config.FromMap(env)
+		cfgs, err := node.LocalConfigs(herdEnv(), ports)
 		if err != nil {
 			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
 			return 2
 		}
-		delete(env, "HERD_NAME")
-		return withLogger(cfg, stderr, func(log *logging.Log) error { return node.Local(ctx, env, ports, log) })
+		return withLogger(node.LogConfig(cfgs[0]), stderr, func(log *logging.Log) error { return node.Local(ctx, cfgs, log) })
 	case "client":
 		return client.Run(ctx, args, stdin, stdout, stderr)
 	case "bench":
@@ -100,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		addr := os.Getenv("HERD_METRICS_ADDR")
 		if addr == "" {
-			addr = ":9100"
+			addr = config.Default("HERD_METRICS_ADDR")
 		}
 		if err := node.Health(ctx, url, addr, stdout); err != nil {
 			fmt.Fprintf(stderr, "herd health: %v\n", err)
@@ -147,7 +144,7 @@ func journalCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // withLogger runs f with the configured logger and reports its error.
-func withLogger(cfg config.Config, stderr io.Writer, f func(*logging.Log) error) int {
+func withLogger(cfg logging.Config, stderr io.Writer, f func(*logging.Log) error) int {
 	log, closeLog, err := logging.Open(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "herd: HERD_LOG_FILE: %v\n", err)

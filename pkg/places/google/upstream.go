@@ -1,4 +1,4 @@
-package places
+package google
 
 import (
 	"context"
@@ -14,19 +14,25 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/secret"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
-// GoogleConfig configures a Google provider.
-type GoogleConfig struct {
+// Config configures a Google provider.
+type Config struct {
 	// Key is the API key. It is sent to Google and nowhere else: every
-	// message that leaves a provider has it scrubbed.
-	Key string
+	// message that leaves a provider has it scrubbed, and it keeps its
+	// redacting type down to the request.
+	Key secret.String
 	// BaseURL replaces the scheme and host of Google's endpoint, optionally
 	// with a path prefix; empty means Google's own.
 	BaseURL string
 	// Timeout bounds each lookup, the wait for a free slot included.
+	// Required: positive.
 	Timeout time.Duration
-	// MaxConcurrent bounds the requests in flight to Google.
+	// MaxConcurrent bounds the requests in flight to Google. Required: at
+	// least 1.
 	MaxConcurrent int
 	// Client sends the requests; nil means NewHTTPClient(MaxConcurrent,
 	// Timeout). Share one between providers to share its connections.
@@ -75,7 +81,7 @@ func NewHTTPClient(maxConcurrent int, timeout time.Duration) *http.Client {
 // requests in flight, the time-out and the scrubbing of the key.
 type upstream struct {
 	name    string // the provider's name, in messages
-	key     string
+	key     secret.String
 	base    url.URL // without a trailing slash on its path
 	timeout time.Duration
 	client  *http.Client
@@ -84,15 +90,15 @@ type upstream struct {
 	scrub   *strings.Replacer
 }
 
-func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
+func newUpstream(name, defaultBase string, c Config) (*upstream, error) {
 	if c.Metrics == nil {
-		return nil, errors.New("places: GoogleConfig.Metrics is nil")
+		return nil, errors.New("places/google: Config.Metrics is nil")
 	}
 	if c.Timeout <= 0 {
-		return nil, fmt.Errorf("places: time-out %v is not positive (HERD_PLACES_TIMEOUT)", c.Timeout)
+		return nil, fmt.Errorf("places/google: Config.Timeout %v is not positive", c.Timeout)
 	}
 	if c.MaxConcurrent < 1 {
-		return nil, fmt.Errorf("places: concurrency limit %d is below 1 (HERD_PLACES_MAX_CONCURRENT)", c.MaxConcurrent)
+		return nil, fmt.Errorf("places/google: Config.MaxConcurrent %d is below 1", c.MaxConcurrent)
 	}
 	raw := c.BaseURL
 	if raw == "" {
@@ -100,7 +106,7 @@ func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
 	}
 	base, err := url.Parse(raw)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || base.RawQuery != "" || base.User != nil {
-		return nil, fmt.Errorf("places: base URL %q is not an http or https URL without a query (HERD_GOOGLE_BASE_URL)", raw)
+		return nil, fmt.Errorf("places: base URL %q is not an http or https URL without a query", raw)
 	}
 	base.Path = strings.TrimRight(base.Path, "/")
 	base.RawPath, base.Fragment = "", ""
@@ -110,7 +116,7 @@ func newUpstream(name, defaultBase string, c GoogleConfig) (*upstream, error) {
 	}
 	return &upstream{
 		name: name, key: c.Key, base: *base, timeout: c.Timeout, client: client,
-		slots: make(chan struct{}, c.MaxConcurrent), m: c.Metrics, scrub: scrubber(c.Key),
+		slots: make(chan struct{}, c.MaxConcurrent), m: c.Metrics, scrub: scrubber(string(c.Key)),
 	}, nil
 }
 
@@ -140,26 +146,26 @@ func (u *upstream) endpoint(path string, query url.Values) *url.URL {
 }
 
 // failure is an UNKNOWN_ERROR answer with msg, the key scrubbed from it.
-func (u *upstream) failure(format string, args ...any) *Response {
-	return Failure(StatusUnknownError, u.scrub.Replace(fmt.Sprintf("places: "+u.name+" "+format, args...)))
+func (u *upstream) failure(format string, args ...any) *places.Response {
+	return places.Failure(places.StatusUnknownError, u.scrub.Replace(fmt.Sprintf("places: "+u.name+" "+format, args...)))
 }
 
 // status is a failure with Google's status and message, the key scrubbed.
-func (u *upstream) status(status, msg string) *Response {
-	return Failure(status, u.scrub.Replace(msg))
+func (u *upstream) status(status, msg string) *places.Response {
+	return places.Failure(status, u.scrub.Replace(msg))
 }
 
 // do sends the request that build makes, within the time-out and a slot
 // under the concurrency limit, and reads the answer. A failure to get one
 // is returned as a Response.
-func (u *upstream) do(parent context.Context, build func(context.Context) (*http.Request, error)) (body []byte, code int, fail *Response) {
+func (u *upstream) do(parent context.Context, build func(context.Context) (*http.Request, error)) (body []byte, code int, fail *places.Response) {
 	ctx, cancel := context.WithTimeout(parent, u.timeout)
 	defer cancel()
 	// why explains a failed request: the caller gave up, the time-out
 	// passed, or err, without the URL (and key) that url.Error adds.
-	why := func(err error) *Response {
+	why := func(err error) *places.Response {
 		if parent.Err() != nil {
-			return Failure(StatusUnknownError, "places: request cancelled")
+			return places.Failure(places.StatusUnknownError, "places: request cancelled")
 		}
 		if ctx.Err() != nil {
 			return u.failure("did not answer within %v", u.timeout)
@@ -211,7 +217,7 @@ func (u *upstream) do(parent context.Context, build func(context.Context) (*http
 
 // httpFailure is the answer to an HTTP status other than 200 that carries
 // no error Google explained.
-func (u *upstream) httpFailure(code int) *Response {
+func (u *upstream) httpFailure(code int) *places.Response {
 	return u.failure("answered HTTP %d %s", code, http.StatusText(code))
 }
 

@@ -1,20 +1,22 @@
-package places
+package google
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places/placestest"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
 // testKey is an API key with characters that URL escaping changes, so
@@ -133,33 +135,26 @@ func truncate(body string) http.HandlerFunc {
 	}
 }
 
-// testdata reads a file of testdata/google.
-func testdata(t testing.TB, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "google", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
+var bg = context.Background()
+
+// testdata reads a recorded Google body of testdata.
+func testdata(t testing.TB, name string) string { return placestest.Google(t, "..", name) }
 
 // googleConfig is a config for the fake server.
-func (f *fakeGoogle) config(m *metrics.Metrics) GoogleConfig {
-	return GoogleConfig{Key: testKey, BaseURL: f.srv.URL, Timeout: 5 * time.Second, MaxConcurrent: 4, Metrics: m}
+func (f *fakeGoogle) config(m *metrics.Metrics) Config {
+	return Config{Key: testKey, BaseURL: f.srv.URL, Timeout: 5 * time.Second, MaxConcurrent: 4, Metrics: m}
 }
 
 // bothProviders builds the legacy and the new provider from c.
-func bothProviders(t *testing.T, c GoogleConfig) map[string]Provider {
+func bothProviders(t *testing.T, c Config) map[string]places.Provider {
 	t.Helper()
-	g, err := NewGoogle(c)
+	g, err := NewLegacy(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := NewGoogleNew(c)
+	n, err := NewPlacesNew(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]Provider{"google": g, "google-new": n}
+	return map[string]places.Provider{"google": g, "google-new": n}
 }
-
-var ucla = Query{Pos: "+34.068930-118.445127", Lat: 34.06893, Lng: -118.445127, RadiusKm: 10}

@@ -1,4 +1,4 @@
-package places
+package google
 
 import (
 	"context"
@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places/placestest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
 func TestGoogleRequest(t *testing.T) {
@@ -18,26 +21,26 @@ func TestGoogleRequest(t *testing.T) {
 	tests := []struct {
 		name     string
 		base     string
-		q        Query
+		q        places.Query
 		path     string
 		location string
 		radius   string
 	}{
-		{"UCLA", f.srv.URL, ucla, "/maps/api/place/nearbysearch/json", "34.06893,-118.445127", "10000"},
-		{"path prefix", f.srv.URL + "/proxy/google/", Query{Lat: -33.8, Lng: 151.25, RadiusKm: 50},
+		{"UCLA", f.srv.URL, placestest.UCLA, "/maps/api/place/nearbysearch/json", "34.06893,-118.445127", "10000"},
+		{"path prefix", f.srv.URL + "/proxy/google/", places.Query{Lat: -33.8, Lng: 151.25, RadiusKm: 50},
 			"/proxy/google/maps/api/place/nearbysearch/json", "-33.8,151.25", "50000"},
-		{"fraction of a km", f.srv.URL, Query{Lat: 0, Lng: -180, RadiusKm: 2.5}, "/maps/api/place/nearbysearch/json", "0,-180", "2500"},
-		{"under a meter", f.srv.URL, Query{Lat: 90, Lng: 0, RadiusKm: 0.0001}, "/maps/api/place/nearbysearch/json", "90,0", "1"},
+		{"fraction of a km", f.srv.URL, places.Query{Lat: 0, Lng: -180, RadiusKm: 2.5}, "/maps/api/place/nearbysearch/json", "0,-180", "2500"},
+		{"under a meter", f.srv.URL, places.Query{Lat: 90, Lng: 0, RadiusKm: 0.0001}, "/maps/api/place/nearbysearch/json", "90,0", "1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := f.config(metrics.New())
 			c.BaseURL = tt.base
-			g, err := NewGoogle(c)
+			g, err := NewLegacy(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := g.Nearby(bg, tt.q); r.Status != StatusZeroResults {
+			if r := g.Nearby(bg, tt.q); r.Status != places.StatusZeroResults {
 				t.Fatalf("status %s %q", r.Status, r.ErrorMessage)
 			}
 			req := f.last(t)
@@ -59,7 +62,7 @@ func TestGoogleRequest(t *testing.T) {
 
 func TestGoogleAnswers(t *testing.T) {
 	f := newFakeGoogle(t)
-	g, err := NewGoogle(f.config(metrics.New()))
+	g, err := NewLegacy(f.config(metrics.New()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,43 +75,43 @@ func TestGoogleAnswers(t *testing.T) {
 		message  string // a substring of error_message
 		verbatim string // when set, the answer renders as this body does
 	}{
-		{name: "OK", handler: reply(200, testdata(t, "legacy-ok.json")), status: StatusOK, n: 3,
+		{name: "OK", handler: reply(200, testdata(t, "legacy-ok.json")), status: places.StatusOK, n: 3,
 			verbatim: testdata(t, "legacy-ok.json")},
-		{name: "ZERO_RESULTS", handler: reply(200, testdata(t, "legacy-zero-results.json")), status: StatusZeroResults,
+		{name: "ZERO_RESULTS", handler: reply(200, testdata(t, "legacy-zero-results.json")), status: places.StatusZeroResults,
 			verbatim: testdata(t, "legacy-zero-results.json")},
 		{name: "REQUEST_DENIED", handler: reply(200, testdata(t, "legacy-request-denied.json")),
-			status: StatusRequestDenied, message: "The provided API key is invalid.", verbatim: testdata(t, "legacy-request-denied.json")},
+			status: places.StatusRequestDenied, message: "The provided API key is invalid.", verbatim: testdata(t, "legacy-request-denied.json")},
 		{name: "OVER_QUERY_LIMIT", handler: reply(200, testdata(t, "legacy-over-query-limit.json")),
-			status: StatusOverQueryLimit, message: "daily request quota", verbatim: testdata(t, "legacy-over-query-limit.json")},
+			status: places.StatusOverQueryLimit, message: "daily request quota", verbatim: testdata(t, "legacy-over-query-limit.json")},
 		{name: "INVALID_REQUEST", handler: reply(200, testdata(t, "legacy-invalid-request.json")),
-			status: StatusInvalidRequest, message: "Invalid 'location' parameter."},
-		{name: "UNKNOWN_ERROR", handler: reply(200, testdata(t, "legacy-unknown-error.json")), status: StatusUnknownError,
+			status: places.StatusInvalidRequest, message: "Invalid 'location' parameter."},
+		{name: "UNKNOWN_ERROR", handler: reply(200, testdata(t, "legacy-unknown-error.json")), status: places.StatusUnknownError,
 			verbatim: testdata(t, "legacy-unknown-error.json")},
 		{name: "error status with results", handler: reply(200, `{"html_attributions":[],"results":[{"name":"x"}],"status":"REQUEST_DENIED","error_message":"no"}`),
-			status: StatusRequestDenied, message: "no"},
-		{name: "HTTP 500", handler: reply(500, "<html>Server Error</html>"), status: StatusUnknownError,
+			status: places.StatusRequestDenied, message: "no"},
+		{name: "HTTP 500", handler: reply(500, "<html>Server Error</html>"), status: places.StatusUnknownError,
 			message: "places: google answered HTTP 500 Internal Server Error"},
-		{name: "HTTP 403 with a JSON body", handler: reply(403, testdata(t, "legacy-request-denied.json")), status: StatusUnknownError,
+		{name: "HTTP 403 with a JSON body", handler: reply(403, testdata(t, "legacy-request-denied.json")), status: places.StatusUnknownError,
 			message: "HTTP 403 Forbidden"},
 		{name: "redirect is not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://elsewhere.invalid/steal", http.StatusFound)
-		}, status: StatusUnknownError, message: "HTTP 302 Found"},
-		{name: "connection cut mid-body", handler: truncate(testdata(t, "legacy-ok.json")), status: StatusUnknownError,
+		}, status: places.StatusUnknownError, message: "HTTP 302 Found"},
+		{name: "connection cut mid-body", handler: truncate(testdata(t, "legacy-ok.json")), status: places.StatusUnknownError,
 			message: "places: google response cut short (HTTP 200): unexpected EOF"},
-		{name: "body cut mid-JSON", handler: reply(200, testdata(t, "legacy-ok.json")[:500]), status: StatusUnknownError,
+		{name: "body cut mid-JSON", handler: reply(200, testdata(t, "legacy-ok.json")[:500]), status: places.StatusUnknownError,
 			message: "places: google sent a bad response"},
-		{name: "not JSON", handler: reply(200, "<html>captive portal</html>"), status: StatusUnknownError,
+		{name: "not JSON", handler: reply(200, "<html>captive portal</html>"), status: places.StatusUnknownError,
 			message: "places: google sent a bad response: response is not a JSON object"},
-		{name: "no status", handler: reply(200, `{"results":[]}`), status: StatusUnknownError, message: "no status"},
-		{name: "too large", handler: reply(200, huge), status: StatusUnknownError, message: "larger than 1048576 bytes"},
+		{name: "no status", handler: reply(200, `{"results":[]}`), status: places.StatusUnknownError, message: "no status"},
+		{name: "too large", handler: reply(200, huge), status: places.StatusUnknownError, message: "larger than 1048576 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.set(tt.handler)
-			r := g.Nearby(bg, ucla)
-			checkAnswer(t, r, tt.status, tt.n, tt.message)
+			r := g.Nearby(bg, placestest.UCLA)
+			placestest.CheckAnswer(t, r, tt.status, tt.n, tt.message)
 			if tt.verbatim != "" {
-				want, err := Parse([]byte(tt.verbatim))
+				want, err := places.Parse([]byte(tt.verbatim))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -117,28 +120,6 @@ func TestGoogleAnswers(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// checkAnswer checks a response's status, result count and message, and
-// that it renders as valid JSON of the legacy shape.
-func checkAnswer(t *testing.T, r *Response, status string, n int, message string) {
-	t.Helper()
-	if r.Status != status || r.Len() != n || !strings.Contains(r.ErrorMessage, message) {
-		t.Fatalf("status %s, %d results, message %q; want %s, %d, %q", r.Status, r.Len(), r.ErrorMessage, status, n, message)
-	}
-	if message == "" && !r.Cacheable() && r.ErrorMessage != "" {
-		t.Errorf("unexpected message %q", r.ErrorMessage)
-	}
-	var v struct {
-		HTMLAttributions []string `json:"html_attributions"`
-		Results          []any    `json:"results"`
-		Status           string   `json:"status"`
-		ErrorMessage     string   `json:"error_message"`
-	}
-	decodeJSON(t, r.AppendJSON(nil, 20), &v)
-	if v.HTMLAttributions == nil || v.Results == nil || v.Status != status || len(v.Results) != n || v.ErrorMessage != r.ErrorMessage {
-		t.Errorf("renders as %+v", v)
 	}
 }
 
@@ -152,8 +133,8 @@ func TestUpstreamTimeout(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f.set(f.block(nil, ""))
 			start := time.Now()
-			r := p.Nearby(bg, ucla)
-			checkAnswer(t, r, StatusUnknownError, 0, "places: "+name+" did not answer within 50ms")
+			r := p.Nearby(bg, placestest.UCLA)
+			placestest.CheckAnswer(t, r, places.StatusUnknownError, 0, "places: "+name+" did not answer within 50ms")
 			if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
 				t.Errorf("gave up after %v", d)
 			}
@@ -180,11 +161,11 @@ func TestUpstreamCancel(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f.set(f.block(nil, ""))
 			ctx, cancel := context.WithCancel(bg)
-			done := make(chan *Response)
-			go func() { done <- p.Nearby(ctx, ucla) }()
+			done := make(chan *places.Response)
+			go func() { done <- p.Nearby(ctx, placestest.UCLA) }()
 			req := <-f.handled
 			cancel()
-			checkAnswer(t, <-done, StatusUnknownError, 0, "places: request cancelled")
+			placestest.CheckAnswer(t, <-done, places.StatusUnknownError, 0, "places: request cancelled")
 			waitCancelled(t, req)
 		})
 	}
@@ -208,11 +189,11 @@ func TestUpstreamLimit(t *testing.T) {
 			}
 			f.set(f.block(release, body))
 			var wg sync.WaitGroup
-			results := make(chan *Response, 10)
+			results := make(chan *places.Response, 10)
 			for range 10 {
-				wg.Go(func() { results <- p.Nearby(bg, ucla) })
+				wg.Go(func() { results <- p.Nearby(bg, placestest.UCLA) })
 			}
-			waitFor(t, "3 requests in flight and 7 waiting", func() bool {
+			placestest.WaitFor(t, "3 requests in flight and 7 waiting", func() bool {
 				return f.cur.Load() == 3 && testutil.ToFloat64(m.PlacesLimitWaits) == 7
 			})
 			if got := testutil.ToFloat64(m.PlacesInflight); got != 3 {
@@ -223,12 +204,12 @@ func TestUpstreamLimit(t *testing.T) {
 			calls := f.calls.Load()
 			ctx, cancel := context.WithTimeout(bg, time.Millisecond)
 			defer cancel()
-			checkAnswer(t, p.Nearby(ctx, ucla), StatusUnknownError, 0, "request cancelled")
+			placestest.CheckAnswer(t, p.Nearby(ctx, placestest.UCLA), places.StatusUnknownError, 0, "request cancelled")
 			close(release)
 			wg.Wait()
 			close(results)
 			for r := range results {
-				checkAnswer(t, r, StatusZeroResults, 0, "")
+				placestest.CheckAnswer(t, r, places.StatusZeroResults, 0, "")
 			}
 			if got := f.maxCur.Load(); got != 3 {
 				t.Errorf("%d requests in flight at once, want 3", got)
@@ -255,7 +236,7 @@ func TestUpstreamReusesConnections(t *testing.T) {
 	c.Client = NewHTTPClient(c.MaxConcurrent, c.Timeout)
 	for _, p := range bothProviders(t, c) {
 		for range 5 {
-			p.Nearby(bg, ucla)
+			p.Nearby(bg, placestest.UCLA)
 		}
 	}
 	if got := f.conns.Load(); got != 1 {
@@ -265,28 +246,28 @@ func TestUpstreamReusesConnections(t *testing.T) {
 
 func TestNewGoogleRejects(t *testing.T) {
 	m := metrics.New()
-	ok := GoogleConfig{Key: testKey, Timeout: time.Second, MaxConcurrent: 1, Metrics: m}
+	ok := Config{Key: testKey, Timeout: time.Second, MaxConcurrent: 1, Metrics: m}
 	tests := []struct {
 		name   string
-		change func(*GoogleConfig)
+		change func(*Config)
 	}{
-		{"no metrics", func(c *GoogleConfig) { c.Metrics = nil }},
-		{"zero time-out", func(c *GoogleConfig) { c.Timeout = 0 }},
-		{"no concurrency", func(c *GoogleConfig) { c.MaxConcurrent = 0 }},
-		{"not a URL", func(c *GoogleConfig) { c.BaseURL = "::" }},
-		{"not http", func(c *GoogleConfig) { c.BaseURL = "ftp://example.com" }},
-		{"no host", func(c *GoogleConfig) { c.BaseURL = "http:///path" }},
-		{"a query", func(c *GoogleConfig) { c.BaseURL = "http://example.com/?a=b" }},
+		{"no metrics", func(c *Config) { c.Metrics = nil }},
+		{"zero time-out", func(c *Config) { c.Timeout = 0 }},
+		{"no concurrency", func(c *Config) { c.MaxConcurrent = 0 }},
+		{"not a URL", func(c *Config) { c.BaseURL = "::" }},
+		{"not http", func(c *Config) { c.BaseURL = "ftp://example.com" }},
+		{"no host", func(c *Config) { c.BaseURL = "http:///path" }},
+		{"a query", func(c *Config) { c.BaseURL = "http://example.com/?a=b" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := ok
 			tt.change(&c)
-			if _, err := NewGoogle(c); err == nil {
-				t.Error("NewGoogle accepted it")
+			if _, err := NewLegacy(c); err == nil {
+				t.Error("NewLegacy accepted it")
 			}
-			if _, err := NewGoogleNew(c); err == nil {
-				t.Error("NewGoogleNew accepted it")
+			if _, err := NewPlacesNew(c); err == nil {
+				t.Error("NewPlacesNew accepted it")
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package places
+package offline
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/places/placestest"
 )
 
 // The sanity figures of /work/shared/data/README.md.
@@ -50,7 +53,7 @@ func TestOfflineReadmeFigures(t *testing.T) {
 }
 
 func TestOfflineNearby(t *testing.T) {
-	o := newOfflineTable(embeddedTable(t))
+	o := newTableProvider(embeddedTable(t))
 	tests := []struct {
 		name       string
 		lat, lng   float64
@@ -62,30 +65,30 @@ func TestOfflineNearby(t *testing.T) {
 		wantVicin  string // vicinity of the first result
 		wantTypes0 string // first type of the first result
 	}{
-		{name: "UCLA 10 km", lat: 34.068930, lng: -118.445127, km: 10, status: StatusOK, n: 10,
+		{name: "UCLA 10 km", lat: 34.068930, lng: -118.445127, km: 10, status: places.StatusOK, n: 10,
 			first: "Santa Monica", want: []string{"Westwood", "Studio City"}, wantVicin: "California, US", wantTypes0: "locality"},
-		{name: "UCLA 50 km is cut to 20", lat: 34.068930, lng: -118.445127, km: 50, status: StatusOK, n: 20,
+		{name: "UCLA 50 km is cut to 20", lat: 34.068930, lng: -118.445127, km: 50, status: places.StatusOK, n: 20,
 			first: "Los Angeles", not: []string{"Westwood"}},
-		{name: "Paris 50 km", lat: 48.8566, lng: 2.3522, km: 50, status: StatusOK, n: 20, first: "Paris",
+		{name: "Paris 50 km", lat: 48.8566, lng: 2.3522, km: 50, status: places.StatusOK, n: 20, first: "Paris",
 			wantVicin: "Île-de-France, FR"},
-		{name: "radius just short of Westwood", lat: 34.068930, lng: -118.445127, km: 1.95, status: StatusZeroResults},
-		{name: "radius just past Westwood", lat: 34.068930, lng: -118.445127, km: 1.96, status: StatusOK, n: 1,
+		{name: "radius just short of Westwood", lat: 34.068930, lng: -118.445127, km: 1.95, status: places.StatusZeroResults},
+		{name: "radius just past Westwood", lat: 34.068930, lng: -118.445127, km: 1.96, status: places.StatusOK, n: 1,
 			first: "Westwood", wantTypes0: "sublocality"},
-		{name: "open Pacific", lat: 0, lng: -140, km: 50, status: StatusZeroResults},
-		{name: "across the antimeridian eastwards", lat: 66.32166, lng: 179.8, km: 50, status: StatusOK, n: 1,
+		{name: "open Pacific", lat: 0, lng: -140, km: 50, status: places.StatusZeroResults},
+		{name: "across the antimeridian eastwards", lat: 66.32166, lng: 179.8, km: 50, status: places.StatusOK, n: 1,
 			first: "Egvekinot"},
-		{name: "across the antimeridian westwards", lat: 63.06101, lng: -179.95, km: 40, status: StatusOK, n: 1,
+		{name: "across the antimeridian westwards", lat: 63.06101, lng: -179.95, km: 40, status: places.StatusOK, n: 1,
 			first: "Beringovskiy"},
-		{name: "at the antimeridian", lat: -16.4332, lng: 180, km: 50, status: StatusZeroResults},
-		{name: "north pole", lat: 90, lng: 0, km: 50, status: StatusZeroResults},
-		{name: "south pole", lat: -90, lng: 180, km: 50, status: StatusZeroResults},
-		{name: "far north", lat: 78.5, lng: 15.6, km: 50, status: StatusOK, n: 1, first: "Longyearbyen"},
-		{name: "no admin-1 name", lat: -77.846, lng: 166.676, km: 0.001, status: StatusOK, n: 1,
+		{name: "at the antimeridian", lat: -16.4332, lng: 180, km: 50, status: places.StatusZeroResults},
+		{name: "north pole", lat: 90, lng: 0, km: 50, status: places.StatusZeroResults},
+		{name: "south pole", lat: -90, lng: 180, km: 50, status: places.StatusZeroResults},
+		{name: "far north", lat: 78.5, lng: 15.6, km: 50, status: places.StatusOK, n: 1, first: "Longyearbyen"},
+		{name: "no admin-1 name", lat: -77.846, lng: 166.676, km: 0.001, status: places.StatusOK, n: 1,
 			first: "McMurdo Station", wantVicin: "AQ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := o.Nearby(bg, Query{Lat: tt.lat, Lng: tt.lng, RadiusKm: tt.km})
+			r := o.Nearby(bg, places.Query{Lat: tt.lat, Lng: tt.lng, RadiusKm: tt.km})
 			if r.Status != tt.status || r.Len() != tt.n {
 				t.Fatalf("status %s with %d results, want %s with %d", r.Status, r.Len(), tt.status, tt.n)
 			}
@@ -99,11 +102,11 @@ func TestOfflineNearby(t *testing.T) {
 				} `json:"results"`
 				Status string `json:"status"`
 			}
-			decodeJSON(t, r.AppendJSON(nil, MaxResults), &v)
+			placestest.DecodeJSON(t, r.AppendJSON(nil, places.MaxResults), &v)
 			if len(v.HTMLAttributions) != 1 || !strings.Contains(v.HTMLAttributions[0], "GeoNames") {
 				t.Errorf("html_attributions %q", v.HTMLAttributions)
 			}
-			names := resultNames(t, r)
+			names := placestest.ResultNames(t, r)
 			if tt.n > 0 {
 				if names[0] != tt.first {
 					t.Errorf("first %q, want %q (all %q)", names[0], tt.first, names)
@@ -144,7 +147,7 @@ func TestOfflineRanking(t *testing.T) {
 7	Outside	XX	01	PPL	99999	0	1`)
 	r := tab.nearby(0, 0, 50)
 	want := []string{"Big far", "Tie near", "Tie far", "Tie same place a", "Tie same place b", "Small near"}
-	if got := resultNames(t, r); !slices.Equal(got, want) {
+	if got := placestest.ResultNames(t, r); !slices.Equal(got, want) {
 		t.Errorf("order %q, want %q", got, want)
 	}
 
@@ -154,8 +157,8 @@ func TestOfflineRanking(t *testing.T) {
 		fmt.Fprintf(&rows, "%d\tP%03d\tXX\t01\tPPL\t%d\t0.1\t0.1\n", i+1, i, i*10)
 	}
 	r = synthTable(t, rows.String()).nearby(0, 0, 50)
-	got := resultNames(t, r)
-	if len(got) != MaxResults || got[0] != "P099" || got[MaxResults-1] != "P080" {
+	got := placestest.ResultNames(t, r)
+	if len(got) != places.MaxResults || got[0] != "P099" || got[places.MaxResults-1] != "P080" {
 		t.Errorf("top %q", got)
 	}
 }
@@ -331,7 +334,7 @@ func TestSearchOddInputs(t *testing.T) {
 			t.Errorf("%s: %d places, want %d", tt.name, n, tt.want)
 		}
 	}
-	if r := tab.nearby(0, 0, inf); r.Len() != MaxResults || resultNames(t, r)[0] == "" {
+	if r := tab.nearby(0, 0, inf); r.Len() != places.MaxResults || placestest.ResultNames(t, r)[0] == "" {
 		t.Errorf("the whole world: %d results", r.Len())
 	}
 }
@@ -413,9 +416,9 @@ func synthTable(t testing.TB, rows string) *table {
 
 func TestNewOfflineReturnsAtOnce(t *testing.T) {
 	start := time.Now()
-	o := NewOffline(discard)
+	o := New(placestest.Discard)
 	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("NewOffline took %v", d)
+		t.Errorf("New took %v", d)
 	}
 	if o.Name() != "offline" {
 		t.Errorf("Name %q", o.Name())
@@ -423,7 +426,7 @@ func TestNewOfflineReturnsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
 	// Nearby waits for the load.
-	if r := o.Nearby(ctx, Query{Lat: 48.8566, Lng: 2.3522, RadiusKm: 10}); r.Status != StatusOK {
+	if r := o.Nearby(ctx, places.Query{Lat: 48.8566, Lng: 2.3522, RadiusKm: 10}); r.Status != places.StatusOK {
 		t.Fatalf("status %s: %s", r.Status, r.AppendJSON(nil, 0))
 	}
 	select {
@@ -434,15 +437,15 @@ func TestNewOfflineReturnsAtOnce(t *testing.T) {
 }
 
 func TestOfflineNotLoaded(t *testing.T) {
-	loading := &Offline{data: &loader{ready: make(chan struct{})}}
+	loading := &Provider{data: &loader{ready: make(chan struct{})}}
 	ctx, cancel := context.WithCancel(bg)
 	cancel()
-	if r := loading.Nearby(ctx, Query{RadiusKm: 1}); r.Status != StatusUnknownError || !strings.Contains(r.ErrorMessage, "cancelled") {
+	if r := loading.Nearby(ctx, places.Query{RadiusKm: 1}); r.Status != places.StatusUnknownError || !strings.Contains(r.ErrorMessage, "cancelled") {
 		t.Errorf("while loading: %s %q", r.Status, r.ErrorMessage)
 	}
 	failed := &loader{ready: make(chan struct{}), err: fmt.Errorf("boom")}
 	close(failed.ready)
-	if r := (&Offline{data: failed}).Nearby(bg, Query{RadiusKm: 1}); r.Status != StatusUnknownError || !strings.Contains(r.ErrorMessage, "boom") {
+	if r := (&Provider{data: failed}).Nearby(bg, places.Query{RadiusKm: 1}); r.Status != places.StatusUnknownError || !strings.Contains(r.ErrorMessage, "boom") {
 		t.Errorf("failed load: %s %q", r.Status, r.ErrorMessage)
 	}
 }

@@ -1,4 +1,4 @@
-package places
+package google
 
 import (
 	"bytes"
@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
-// GoogleNewBaseURL is Places API (New)'s scheme and host.
-const GoogleNewBaseURL = "https://places.googleapis.com"
+// NewBaseURL is Places API (New)'s scheme and host.
+const NewBaseURL = "https://places.googleapis.com"
 
 // searchNearbyPath is the Nearby Search (New) endpoint under the base.
 const searchNearbyPath = "/v1/places:searchNearby"
@@ -24,21 +26,21 @@ const newFieldMask = "places.id,places.displayName,places.location,places.viewpo
 
 // GoogleNew asks Places API (New) and converts its answer to the legacy
 // shape, field by field.
-type GoogleNew struct {
+type PlacesNew struct {
 	u *upstream
 }
 
-// NewGoogleNew returns the Places API (New) provider.
-func NewGoogleNew(c GoogleConfig) (*GoogleNew, error) {
-	u, err := newUpstream("google-new", GoogleNewBaseURL, c)
+// NewPlacesNew returns the Places API (New) provider.
+func NewPlacesNew(c Config) (*PlacesNew, error) {
+	u, err := newUpstream("google-new", NewBaseURL, c)
 	if err != nil {
 		return nil, err
 	}
-	return &GoogleNew{u: u}, nil
+	return &PlacesNew{u: u}, nil
 }
 
 // Name returns "google-new".
-func (g *GoogleNew) Name() string { return "google-new" }
+func (g *PlacesNew) Name() string { return "google-new" }
 
 // searchNearbyRequest is the body of a Nearby Search (New) request.
 type searchNearbyRequest struct {
@@ -58,9 +60,9 @@ type searchNearbyRequest struct {
 // Nearby sends POST /v1/places:searchNearby with the key and field mask in
 // headers, the most popular places first, and converts the answer. Google's
 // errors become the legacy status that means the same.
-func (g *GoogleNew) Nearby(ctx context.Context, q Query) *Response {
+func (g *PlacesNew) Nearby(ctx context.Context, q places.Query) *places.Response {
 	var req searchNearbyRequest
-	req.MaxResultCount = MaxResults
+	req.MaxResultCount = places.MaxResults
 	req.LocationRestriction.Circle.Center.Latitude = q.Lat
 	req.LocationRestriction.Circle.Center.Longitude = q.Lng
 	req.LocationRestriction.Circle.Radius = radiusMeters(q.RadiusKm)
@@ -76,7 +78,7 @@ func (g *GoogleNew) Nearby(ctx context.Context, q Query) *Response {
 			return nil, err
 		}
 		r.Header.Set("Content-Type", "application/json")
-		r.Header.Set("X-Goog-Api-Key", g.u.key)
+		r.Header.Set("X-Goog-Api-Key", string(g.u.key))
 		r.Header.Set("X-Goog-FieldMask", newFieldMask)
 		return r, nil
 	})
@@ -112,13 +114,13 @@ func (g *GoogleNew) Nearby(ctx context.Context, q Query) *Response {
 func legacyStatus(s string) string {
 	switch s {
 	case "PERMISSION_DENIED", "UNAUTHENTICATED":
-		return StatusRequestDenied
+		return places.StatusRequestDenied
 	case "RESOURCE_EXHAUSTED":
-		return StatusOverQueryLimit
+		return places.StatusOverQueryLimit
 	case "INVALID_ARGUMENT":
-		return StatusInvalidRequest
+		return places.StatusInvalidRequest
 	}
-	return StatusUnknownError
+	return places.StatusUnknownError
 }
 
 // newLatLng is a google.type.LatLng; json.Number keeps Google's digits.
@@ -127,7 +129,7 @@ type newLatLng struct {
 	Longitude json.Number `json:"longitude"`
 }
 
-func (p newLatLng) legacy() latLng { return latLng{Lat: p.Latitude, Lng: p.Longitude} }
+func (p newLatLng) legacy() places.LatLng { return places.LatLng{Lat: p.Latitude, Lng: p.Longitude} }
 
 // newPlace holds the fields of a Place that newFieldMask asks for.
 type newPlace struct {
@@ -179,10 +181,10 @@ type legacyResult struct {
 }
 
 type legacyGeometry struct {
-	Location *latLng `json:"location,omitempty"`
+	Location *places.LatLng `json:"location,omitempty"`
 	Viewport *struct {
-		Northeast latLng `json:"northeast"`
-		Southwest latLng `json:"southwest"`
+		Northeast places.LatLng `json:"northeast"`
+		Southwest places.LatLng `json:"southwest"`
 	} `json:"viewport,omitempty"`
 }
 
@@ -194,7 +196,7 @@ type legacyPlusCode struct {
 // convertNew turns a Nearby Search (New) answer into a legacy one: OK with
 // the places in the order Google ranked them, or ZERO_RESULTS for an empty
 // answer ({}).
-func convertNew(body []byte) (*Response, error) {
+func convertNew(body []byte) (*places.Response, error) {
 	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
 		return nil, errors.New("places: Places API (New) response is not a JSON object")
 	}
@@ -204,9 +206,9 @@ func convertNew(body []byte) (*Response, error) {
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("places: bad Places API (New) response: %w", err)
 	}
-	out := legacyAnswer{HTMLAttributions: []string{}, Results: make([]legacyResult, len(in.Places)), Status: StatusOK}
+	out := legacyAnswer{HTMLAttributions: []string{}, Results: make([]legacyResult, len(in.Places)), Status: places.StatusOK}
 	if len(in.Places) == 0 {
-		out.Status = StatusZeroResults
+		out.Status = places.StatusZeroResults
 	}
 	for i, p := range in.Places {
 		r := &out.Results[i]
@@ -219,8 +221,8 @@ func convertNew(body []byte) (*Response, error) {
 			}
 			if p.Viewport != nil {
 				r.Geometry.Viewport = &struct {
-					Northeast latLng `json:"northeast"`
-					Southwest latLng `json:"southwest"`
+					Northeast places.LatLng `json:"northeast"`
+					Southwest places.LatLng `json:"southwest"`
 				}{p.Viewport.High.legacy(), p.Viewport.Low.legacy()}
 			}
 		}
@@ -238,17 +240,5 @@ func convertNew(body []byte) (*Response, error) {
 		r.UserRatingsTotal = p.UserRatingCount
 		r.Vicinity = p.ShortFormattedAddress
 	}
-	return marshalParse(out)
-}
-
-// marshalParse renders v with encoding/json, leaving <, > and & as they
-// are, and reads it back with Parse.
-func marshalParse(v any) (*Response, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return Parse(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return places.Render(out)
 }

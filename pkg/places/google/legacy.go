@@ -1,47 +1,49 @@
-package places
+package google
 
 import (
 	"context"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
-// GoogleBaseURL is the legacy Nearby Search's scheme and host.
-const GoogleBaseURL = "https://maps.googleapis.com"
+// LegacyBaseURL is the legacy Nearby Search's scheme and host.
+const LegacyBaseURL = "https://maps.googleapis.com"
 
 // nearbySearchPath is the legacy Nearby Search endpoint under the base.
 const nearbySearchPath = "/maps/api/place/nearbysearch/json"
 
-// Google asks Google's legacy Nearby Search, whose answer is already in the
+// Legacy asks Google's legacy Nearby Search, whose answer is already in the
 // shape WHATSAT replies with: it is passed through, field order and values
 // kept.
-type Google struct {
+type Legacy struct {
 	u *upstream
 }
 
-// NewGoogle returns the legacy Nearby Search provider.
-func NewGoogle(c GoogleConfig) (*Google, error) {
-	u, err := newUpstream("google", GoogleBaseURL, c)
+// NewLegacy returns the legacy Nearby Search provider.
+func NewLegacy(c Config) (*Legacy, error) {
+	u, err := newUpstream("google", LegacyBaseURL, c)
 	if err != nil {
 		return nil, err
 	}
-	return &Google{u: u}, nil
+	return &Legacy{u: u}, nil
 }
 
 // Name returns "google".
-func (g *Google) Name() string { return "google" }
+func (g *Legacy) Name() string { return "google" }
 
 // Nearby sends GET /maps/api/place/nearbysearch/json?location=LAT,LNG&
 // radius=METERS&key=KEY. Google's OK and ZERO_RESULTS answers come back as
 // they are; its other statuses with their error_message and no results;
 // anything else that goes wrong as UNKNOWN_ERROR with a message saying
 // what.
-func (g *Google) Nearby(ctx context.Context, q Query) *Response {
+func (g *Legacy) Nearby(ctx context.Context, q places.Query) *places.Response {
 	target := g.u.endpoint(nearbySearchPath, url.Values{
 		"location": {formatDegrees(q.Lat) + "," + formatDegrees(q.Lng)},
 		"radius":   {formatDegrees(radiusMeters(q.RadiusKm))},
-		"key":      {g.u.key},
+		"key":      {string(g.u.key)},
 	}).String()
 	body, code, fail := g.u.do(ctx, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -52,7 +54,7 @@ func (g *Google) Nearby(ctx context.Context, q Query) *Response {
 	if code != http.StatusOK {
 		return g.u.httpFailure(code)
 	}
-	r, err := Parse(body)
+	r, err := places.Parse(body)
 	if err != nil {
 		return g.u.failure("sent a bad response: %s", strings.TrimPrefix(err.Error(), "places: "))
 	}

@@ -1,4 +1,4 @@
-package places
+package google
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places/placestest"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -43,41 +46,41 @@ func TestKeyNeverLeaks(t *testing.T) {
 	type scenario struct {
 		name    string
 		handler http.HandlerFunc
-		change  func(*GoogleConfig)
+		change  func(*Config)
 		ctx     func() (context.Context, context.CancelFunc)
 		status  string
 	}
 	common := []scenario{
-		{name: "HTTP 500", handler: reply(500, "oops"), status: StatusUnknownError},
+		{name: "HTTP 500", handler: reply(500, "oops"), status: places.StatusUnknownError},
 		{name: "redirect", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://elsewhere.invalid/?"+r.URL.RawQuery, http.StatusFound)
-		}, status: StatusUnknownError},
-		{name: "truncated", handler: truncate(`{"results":[`), status: StatusUnknownError},
-		{name: "not JSON", handler: reply(200, "<html>"), status: StatusUnknownError},
-		{name: "too large", handler: reply(200, strings.Repeat(" ", maxBody+1)), status: StatusUnknownError},
-		{name: "time-out", handler: f.block(nil, ""), change: func(c *GoogleConfig) { c.Timeout = 20 * time.Millisecond },
-			status: StatusUnknownError},
+		}, status: places.StatusUnknownError},
+		{name: "truncated", handler: truncate(`{"results":[`), status: places.StatusUnknownError},
+		{name: "not JSON", handler: reply(200, "<html>"), status: places.StatusUnknownError},
+		{name: "too large", handler: reply(200, strings.Repeat(" ", maxBody+1)), status: places.StatusUnknownError},
+		{name: "time-out", handler: f.block(nil, ""), change: func(c *Config) { c.Timeout = 20 * time.Millisecond },
+			status: places.StatusUnknownError},
 		{name: "cancelled", handler: f.block(nil, ""), ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(bg, 20*time.Millisecond)
-		}, status: StatusUnknownError},
-		{name: "connection refused", change: func(c *GoogleConfig) { c.BaseURL = closedAddr }, status: StatusUnknownError},
-		{name: "transport error quoting the request", change: func(c *GoogleConfig) { c.Client = quoting },
-			status: StatusUnknownError},
+		}, status: places.StatusUnknownError},
+		{name: "connection refused", change: func(c *Config) { c.BaseURL = closedAddr }, status: places.StatusUnknownError},
+		{name: "transport error quoting the request", change: func(c *Config) { c.Client = quoting },
+			status: places.StatusUnknownError},
 	}
 	perProvider := map[string][]scenario{
 		"google": {
-			{name: "REQUEST_DENIED echoing the key", handler: reply(200, legacyEcho), status: StatusRequestDenied},
-			{name: "OVER_QUERY_LIMIT", handler: reply(200, testdata(t, "legacy-over-query-limit.json")), status: StatusOverQueryLimit},
-			{name: "INVALID_REQUEST", handler: reply(200, testdata(t, "legacy-invalid-request.json")), status: StatusInvalidRequest},
-			{name: "UNKNOWN_ERROR", handler: reply(200, testdata(t, "legacy-unknown-error.json")), status: StatusUnknownError},
+			{name: "REQUEST_DENIED echoing the key", handler: reply(200, legacyEcho), status: places.StatusRequestDenied},
+			{name: "OVER_QUERY_LIMIT", handler: reply(200, testdata(t, "legacy-over-query-limit.json")), status: places.StatusOverQueryLimit},
+			{name: "INVALID_REQUEST", handler: reply(200, testdata(t, "legacy-invalid-request.json")), status: places.StatusInvalidRequest},
+			{name: "UNKNOWN_ERROR", handler: reply(200, testdata(t, "legacy-unknown-error.json")), status: places.StatusUnknownError},
 		},
 		"google-new": {
-			{name: "INVALID_ARGUMENT echoing the key", handler: reply(400, newEcho), status: StatusInvalidRequest},
-			{name: "PERMISSION_DENIED", handler: reply(403, testdata(t, "new-permission-denied.json")), status: StatusRequestDenied},
-			{name: "UNAUTHENTICATED", handler: reply(401, testdata(t, "new-unauthenticated.json")), status: StatusRequestDenied},
-			{name: "RESOURCE_EXHAUSTED", handler: reply(429, testdata(t, "new-resource-exhausted.json")), status: StatusOverQueryLimit},
-			{name: "INTERNAL", handler: reply(500, testdata(t, "new-internal.json")), status: StatusUnknownError},
-			{name: "wrong field type", handler: reply(200, `{"places":{}}`), status: StatusUnknownError},
+			{name: "INVALID_ARGUMENT echoing the key", handler: reply(400, newEcho), status: places.StatusInvalidRequest},
+			{name: "PERMISSION_DENIED", handler: reply(403, testdata(t, "new-permission-denied.json")), status: places.StatusRequestDenied},
+			{name: "UNAUTHENTICATED", handler: reply(401, testdata(t, "new-unauthenticated.json")), status: places.StatusRequestDenied},
+			{name: "RESOURCE_EXHAUSTED", handler: reply(429, testdata(t, "new-resource-exhausted.json")), status: places.StatusOverQueryLimit},
+			{name: "INTERNAL", handler: reply(500, testdata(t, "new-internal.json")), status: places.StatusUnknownError},
+			{name: "wrong field type", handler: reply(200, `{"places":{}}`), status: places.StatusUnknownError},
 		},
 	}
 	for _, name := range []string{"google", "google-new"} {
@@ -85,19 +88,19 @@ func TestKeyNeverLeaks(t *testing.T) {
 			ours := i < len(common) // a failure of ours, which always says why
 			t.Run(name+"/"+sc.name, func(t *testing.T) {
 				m := metrics.New()
-				logs := newLogSink(t)
+				logs := placestest.NewLogSink(t)
 				c := f.config(m)
 				if sc.change != nil {
 					sc.change(&c)
 				}
-				p := Instrument(bothProviders(t, c)[name], m, logs.logger())
+				p := places.Instrument(bothProviders(t, c)[name], m, logs.Logger())
 				f.set(sc.handler)
 				ctx, cancel := context.WithCancel(bg)
 				if sc.ctx != nil {
 					ctx, cancel = sc.ctx()
 				}
 				defer cancel()
-				r := p.Nearby(ctx, ucla)
+				r := p.Nearby(ctx, placestest.UCLA)
 				if r.Status != sc.status || r.Cacheable() {
 					t.Fatalf("status %s, want %s", r.Status, sc.status)
 				}

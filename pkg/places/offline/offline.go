@@ -1,4 +1,4 @@
-package places
+package offline
 
 import (
 	"context"
@@ -7,15 +7,14 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
-// MaxResults is the most results a provider returns, as Google's own.
-const MaxResults = 20
-
-// Offline answers from the embedded GeoNames tables (populated places of
+// Provider answers from the embedded GeoNames tables (populated places of
 // about 1,000 people or more): every one within the radius, the most
 // populous first.
-type Offline struct {
+type Provider struct {
 	data *loader
 }
 
@@ -27,7 +26,7 @@ type loader struct {
 	err   error
 }
 
-// embedded is the one copy of the embedded tables, shared by every Offline
+// embedded is the one copy of the embedded tables, shared by every Provider
 // in the process: the one-process herd runs five nodes, and the tables
 // never change.
 var (
@@ -35,10 +34,10 @@ var (
 	embedded     *loader
 )
 
-// NewOffline returns the offline provider at once; the embedded tables
+// New returns the offline provider at once; the embedded tables
 // (about 5 MB in memory) load in the background, and Nearby waits for
 // them. The first call in a process starts the load; later calls share it.
-func NewOffline(log *slog.Logger) *Offline {
+func New(log *slog.Logger) *Provider {
 	embeddedOnce.Do(func() {
 		embedded = &loader{ready: make(chan struct{})}
 		go func() {
@@ -53,33 +52,33 @@ func NewOffline(log *slog.Logger) *Offline {
 			close(embedded.ready)
 		}()
 	})
-	return &Offline{data: embedded}
+	return &Provider{data: embedded}
 }
 
-// newOfflineTable returns an Offline answering from t, for tests.
-func newOfflineTable(t *table) *Offline {
+// newTableProvider returns a Provider answering from t, for tests.
+func newTableProvider(t *table) *Provider {
 	l := &loader{ready: make(chan struct{}), tab: t}
 	close(l.ready)
-	return &Offline{data: l}
+	return &Provider{data: l}
 }
 
 // Name returns "offline".
-func (o *Offline) Name() string { return "offline" }
+func (o *Provider) Name() string { return "offline" }
 
 // Ready returns a channel that is closed once the tables are loaded (or
 // failed to load), when Nearby no longer waits.
-func (o *Offline) Ready() <-chan struct{} { return o.data.ready }
+func (o *Provider) Ready() <-chan struct{} { return o.data.ready }
 
 // Nearby returns the places within q.RadiusKm of q's position, ranked by
 // population (then distance, then geonameid), at most MaxResults.
-func (o *Offline) Nearby(ctx context.Context, q Query) *Response {
+func (o *Provider) Nearby(ctx context.Context, q places.Query) *places.Response {
 	select {
 	case <-o.data.ready:
 	case <-ctx.Done():
-		return Failure(StatusUnknownError, "places: request cancelled while the offline data was loading")
+		return places.Failure(places.StatusUnknownError, "places: request cancelled while the offline data was loading")
 	}
 	if o.data.err != nil {
-		return Failure(StatusUnknownError, "places: offline data unavailable: "+o.data.err.Error())
+		return places.Failure(places.StatusUnknownError, "places: offline data unavailable: "+o.data.err.Error())
 	}
 	return o.data.tab.nearby(q.Lat, q.Lng, q.RadiusKm)
 }
@@ -103,8 +102,8 @@ func (a match) before(b match) bool {
 }
 
 // nearby finds the top MaxResults places and renders them.
-func (t *table) nearby(lat, lng, km float64) *Response {
-	var top [MaxResults]match
+func (t *table) nearby(lat, lng, km float64) *places.Response {
+	var top [places.MaxResults]match
 	n := 0
 	t.search(lat, lng, km, func(p *place, d float64) {
 		m := match{p, d}
@@ -137,7 +136,7 @@ type offlineAnswer struct {
 
 type offlineResult struct {
 	Geometry struct {
-		Location latLng `json:"location"`
+		Location places.LatLng `json:"location"`
 	} `json:"geometry"`
 	Name     string   `json:"name"`
 	PlaceID  string   `json:"place_id"`
@@ -145,23 +144,16 @@ type offlineResult struct {
 	Vicinity string   `json:"vicinity"`
 }
 
-// latLng is a position as the legacy response writes it; json.Number keeps
-// the digits as they came.
-type latLng struct {
-	Lat json.Number `json:"lat"`
-	Lng json.Number `json:"lng"`
-}
-
 // render builds the answer with encoding/json and reads it back with Parse,
 // so that it has the layout of every other answer.
-func (t *table) render(found []match) *Response {
+func (t *table) render(found []match) *places.Response {
 	a := offlineAnswer{
 		HTMLAttributions: []string{attributionHTML},
 		Results:          make([]offlineResult, len(found)),
-		Status:           StatusOK,
+		Status:           places.StatusOK,
 	}
 	if len(found) == 0 {
-		a.Status = StatusZeroResults
+		a.Status = places.StatusZeroResults
 	}
 	var num []byte
 	for i, m := range found {
@@ -175,9 +167,9 @@ func (t *table) render(found []match) *Response {
 		r.Types = typesFor(t.codes[m.p.code])
 		r.Vicinity = t.vicinities[m.p.vicinity]
 	}
-	r, err := marshalParse(a)
+	r, err := places.Render(a)
 	if err != nil {
-		return Failure(StatusUnknownError, "places: rendering offline answer: "+err.Error())
+		return places.Failure(places.StatusUnknownError, "places: rendering offline answer: "+err.Error())
 	}
 	return r
 }

@@ -1,10 +1,13 @@
-package places
+package google
 
 import (
 	"net/http"
 	"testing"
 
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/places/placestest"
+
+	"github.com/herdkit/herd/pkg/places"
 )
 
 func TestGoogleNewRequest(t *testing.T) {
@@ -13,14 +16,14 @@ func TestGoogleNewRequest(t *testing.T) {
 	tests := []struct {
 		name string
 		base string
-		q    Query
+		q    places.Query
 		path string
 		body string
 	}{
-		{"UCLA", f.srv.URL, ucla, "/v1/places:searchNearby",
+		{"UCLA", f.srv.URL, placestest.UCLA, "/v1/places:searchNearby",
 			`{"maxResultCount":20,"locationRestriction":{"circle":{"center":{"latitude":34.06893,"longitude":-118.445127}` +
 				`,"radius":10000}},"rankPreference":"POPULARITY"}`},
-		{"path prefix", f.srv.URL + "/p/", Query{Lat: -90, Lng: 180, RadiusKm: 0.25}, "/p/v1/places:searchNearby",
+		{"path prefix", f.srv.URL + "/p/", places.Query{Lat: -90, Lng: 180, RadiusKm: 0.25}, "/p/v1/places:searchNearby",
 			`{"maxResultCount":20,"locationRestriction":{"circle":{"center":{"latitude":-90,"longitude":180}` +
 				`,"radius":250}},"rankPreference":"POPULARITY"}`},
 	}
@@ -28,11 +31,11 @@ func TestGoogleNewRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := f.config(metrics.New())
 			c.BaseURL = tt.base
-			g, err := NewGoogleNew(c)
+			g, err := NewPlacesNew(c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r := g.Nearby(bg, tt.q); r.Status != StatusZeroResults {
+			if r := g.Nearby(bg, tt.q); r.Status != places.StatusZeroResults {
 				t.Fatalf("status %s %q", r.Status, r.ErrorMessage)
 			}
 			req := f.last(t)
@@ -55,7 +58,7 @@ func TestGoogleNewRequest(t *testing.T) {
 	}
 }
 
-// wantNewOK is testdata/google/new-ok.json in the legacy shape.
+// wantNewOK is testdata/new-ok.json in the legacy shape.
 const wantNewOK = `{
    "html_attributions" : [],
    "results" : [
@@ -112,7 +115,7 @@ const wantNewOK = `{
 
 func TestGoogleNewAnswers(t *testing.T) {
 	f := newFakeGoogle(t)
-	g, err := NewGoogleNew(f.config(metrics.New()))
+	g, err := NewPlacesNew(f.config(metrics.New()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,39 +127,39 @@ func TestGoogleNewAnswers(t *testing.T) {
 		message string
 		want    string // the whole rendering, when set
 	}{
-		{name: "OK", handler: reply(200, testdata(t, "new-ok.json")), status: StatusOK, n: 2, want: wantNewOK},
-		{name: "empty", handler: reply(200, testdata(t, "new-empty.json")), status: StatusZeroResults,
+		{name: "OK", handler: reply(200, testdata(t, "new-ok.json")), status: places.StatusOK, n: 2, want: wantNewOK},
+		{name: "empty", handler: reply(200, testdata(t, "new-empty.json")), status: places.StatusZeroResults,
 			want: "{\n   \"html_attributions\" : [],\n   \"results\" : [],\n   \"status\" : \"ZERO_RESULTS\"\n}"},
-		{name: "empty list", handler: reply(200, `{"places":[]}`), status: StatusZeroResults},
-		{name: "PERMISSION_DENIED", handler: reply(403, testdata(t, "new-permission-denied.json")), status: StatusRequestDenied,
+		{name: "empty list", handler: reply(200, `{"places":[]}`), status: places.StatusZeroResults},
+		{name: "PERMISSION_DENIED", handler: reply(403, testdata(t, "new-permission-denied.json")), status: places.StatusRequestDenied,
 			message: "Requests to this API places.googleapis.com method google.maps.places.v1.Places.SearchNearby are blocked."},
-		{name: "UNAUTHENTICATED", handler: reply(401, testdata(t, "new-unauthenticated.json")), status: StatusRequestDenied,
+		{name: "UNAUTHENTICATED", handler: reply(401, testdata(t, "new-unauthenticated.json")), status: places.StatusRequestDenied,
 			message: "Request is missing required authentication credential."},
-		{name: "RESOURCE_EXHAUSTED", handler: reply(429, testdata(t, "new-resource-exhausted.json")), status: StatusOverQueryLimit,
+		{name: "RESOURCE_EXHAUSTED", handler: reply(429, testdata(t, "new-resource-exhausted.json")), status: places.StatusOverQueryLimit,
 			message: "Quota exceeded for quota metric"},
-		{name: "INVALID_ARGUMENT", handler: reply(400, testdata(t, "new-invalid-argument.json")), status: StatusInvalidRequest,
+		{name: "INVALID_ARGUMENT", handler: reply(400, testdata(t, "new-invalid-argument.json")), status: places.StatusInvalidRequest,
 			message: "API key not valid. Please pass a valid API key.",
 			want: "{\n   \"error_message\" : \"API key not valid. Please pass a valid API key.\",\n   \"html_attributions\" : [],\n" +
 				"   \"results\" : [],\n   \"status\" : \"INVALID_REQUEST\"\n}"},
-		{name: "INTERNAL", handler: reply(500, testdata(t, "new-internal.json")), status: StatusUnknownError,
+		{name: "INTERNAL", handler: reply(500, testdata(t, "new-internal.json")), status: places.StatusUnknownError,
 			message: "Internal error encountered."},
 		{name: "error without a message", handler: reply(503, `{"error":{"code":503,"status":"UNAVAILABLE"}}`),
-			status: StatusUnknownError, message: "places: google-new answered UNAVAILABLE (HTTP 503)"},
-		{name: "HTTP 502 without an error", handler: reply(502, "<html>Bad Gateway</html>"), status: StatusUnknownError,
+			status: places.StatusUnknownError, message: "places: google-new answered UNAVAILABLE (HTTP 503)"},
+		{name: "HTTP 502 without an error", handler: reply(502, "<html>Bad Gateway</html>"), status: places.StatusUnknownError,
 			message: "places: google-new answered HTTP 502 Bad Gateway"},
-		{name: "connection cut mid-body", handler: truncate(testdata(t, "new-ok.json")), status: StatusUnknownError,
+		{name: "connection cut mid-body", handler: truncate(testdata(t, "new-ok.json")), status: places.StatusUnknownError,
 			message: "places: google-new response cut short (HTTP 200): unexpected EOF"},
-		{name: "body cut mid-JSON", handler: reply(200, testdata(t, "new-ok.json")[:300]), status: StatusUnknownError,
+		{name: "body cut mid-JSON", handler: reply(200, testdata(t, "new-ok.json")[:300]), status: places.StatusUnknownError,
 			message: "places: google-new sent a bad response: bad Places API (New) response: unexpected end of JSON input"},
-		{name: "not an object", handler: reply(200, `[]`), status: StatusUnknownError, message: "is not a JSON object"},
-		{name: "wrong field type", handler: reply(200, `{"places":[{"rating":"high"}]}`), status: StatusUnknownError,
+		{name: "not an object", handler: reply(200, `[]`), status: places.StatusUnknownError, message: "is not a JSON object"},
+		{name: "wrong field type", handler: reply(200, `{"places":[{"rating":"high"}]}`), status: places.StatusUnknownError,
 			message: "bad Places API (New) response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f.set(tt.handler)
-			r := g.Nearby(bg, ucla)
-			checkAnswer(t, r, tt.status, tt.n, tt.message)
+			r := g.Nearby(bg, placestest.UCLA)
+			placestest.CheckAnswer(t, r, tt.status, tt.n, tt.message)
 			if got := string(r.AppendJSON(nil, 20)); tt.want != "" && got != tt.want {
 				t.Errorf("answer\n%s\nwant\n%s", got, tt.want)
 			}
@@ -197,10 +200,10 @@ func TestConvertNewFields(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.Status != StatusOK || r.Len() != 1 {
+			if r.Status != places.StatusOK || r.Len() != 1 {
 				t.Fatalf("status %s, %d results", r.Status, r.Len())
 			}
-			want, err := Parse([]byte(`{"html_attributions":[],"results":[` + tt.want + `],"status":"OK"}`))
+			want, err := places.Parse([]byte(`{"html_attributions":[],"results":[` + tt.want + `],"status":"OK"}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,10 +216,10 @@ func TestConvertNewFields(t *testing.T) {
 
 func TestLegacyStatus(t *testing.T) {
 	for in, want := range map[string]string{
-		"PERMISSION_DENIED": StatusRequestDenied, "UNAUTHENTICATED": StatusRequestDenied,
-		"RESOURCE_EXHAUSTED": StatusOverQueryLimit, "INVALID_ARGUMENT": StatusInvalidRequest,
-		"INTERNAL": StatusUnknownError, "UNAVAILABLE": StatusUnknownError, "": StatusUnknownError,
-		"DEADLINE_EXCEEDED": StatusUnknownError, "NOT_FOUND": StatusUnknownError,
+		"PERMISSION_DENIED": places.StatusRequestDenied, "UNAUTHENTICATED": places.StatusRequestDenied,
+		"RESOURCE_EXHAUSTED": places.StatusOverQueryLimit, "INVALID_ARGUMENT": places.StatusInvalidRequest,
+		"INTERNAL": places.StatusUnknownError, "UNAVAILABLE": places.StatusUnknownError, "": places.StatusUnknownError,
+		"DEADLINE_EXCEEDED": places.StatusUnknownError, "NOT_FOUND": places.StatusUnknownError,
 	} {
 		if got := legacyStatus(in); got != want {
 			t.Errorf("legacyStatus(%q) = %s, want %s", in, got, want)
