@@ -439,5 +439,5 @@ func (c *conn) linger() {
 		tc.CloseWrite()
 	}
 	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
-	io.CopyN(io.Discard, c.nc, 1<<20)
+	io.Copy(io.Discard, c.nc) // until the client closes, or the deadline
 }
