@@ -23,9 +23,10 @@ var ErrNotDurable = errors.New("journal: change not durable")
 // closed first. A client's record is acknowledged only after Wait.
 //
 // Wait is a group commit: the first caller that finds nobody writing
-// writes every change stored so far, for all the others, in one write (and
-// with Always one fsync); they wait for it rather than for the journal's
-// goroutine to be scheduled.
+// writes every change stored so far, for all the others, in one write;
+// with Always, the first that finds nobody syncing then syncs everything
+// written so far, while the next batch is written. The others wait for
+// them rather than for the journal's goroutine to be scheduled.
 func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 	if j.durableSeq.Load() >= seq {
 		return nil
@@ -43,12 +44,22 @@ func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 		if closed {
 			return ErrNotDurable
 		}
-		if fault == nil && j.wmu.TryLock() {
-			if !j.stopping() {
-				j.flush(1 << 20)
+		if fault == nil {
+			if j.writtenSeq.Load() < seq {
+				if j.wmu.TryLock() {
+					if !j.stopping() {
+						j.writeBatch(1 << 20)
+					}
+					j.unlockWriter()
+					continue
+				}
+			} else if j.cfg.Always && j.smu.TryLock() {
+				if !j.stopping() {
+					j.syncWritten()
+				}
+				j.unlockSyncer()
+				continue
 			}
-			j.unlockWriter()
-			continue
 		}
 		if timer == nil {
 			timer = time.NewTimer(timeout)
@@ -85,6 +96,14 @@ func (j *Journal) unlockWriter() {
 	}
 }
 
+// unlockSyncer releases smu and wakes the waiters, as unlockWriter does.
+func (j *Journal) unlockSyncer() {
+	j.smu.Unlock()
+	if j.waiters.Load() > 0 {
+		j.wake(func() {})
+	}
+}
+
 // advance makes the changes up to seq durable and wakes the waiters.
 func (j *Journal) advance(seq uint64) {
 	if j.durableSeq.Load() >= seq {
@@ -94,15 +113,24 @@ func (j *Journal) advance(seq uint64) {
 	j.wake(func() {})
 }
 
-// setFault records (err non-nil) or clears the journal's fault.
-func (j *Journal) setFault(err error) {
+// setFault makes err, of an operation op, the journal's fault.
+func (j *Journal) setFault(op string, err error) {
+	j.wake(func() { j.fault, j.faultOp = err, op })
+}
+
+// clearFault clears the journal's fault if op caused it: op succeeded.
+func (j *Journal) clearFault(op string) {
 	j.mu.Lock()
-	same := (j.fault == nil) == (err == nil)
+	mine := j.fault != nil && j.faultOp == op
 	j.mu.Unlock()
-	if same && err == nil {
-		return
+	if mine {
+		j.log.Info("journal " + op + " succeeds again")
+		j.wake(func() {
+			if j.faultOp == op {
+				j.fault, j.faultOp = nil, ""
+			}
+		})
 	}
-	j.wake(func() { j.fault = err })
 }
 
 // wake runs f under mu and wakes every Wait.

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -45,12 +46,14 @@ type Journal struct {
 	inc uint64
 
 	// wmu is held by whoever writes: the loop, or a Wait that writes for
-	// every waiter (group commit). It guards the fields down to snapping.
+	// every waiter (group commit). It guards the fields down to snapDone.
+	// smu is held by whoever syncs, so that a sync never holds back the
+	// next write: it is taken before wmu, never after.
 	wmu           sync.Mutex
+	smu           sync.Mutex
 	st            *store.Store
 	watermarks    func() map[string]store.Watermark
 	cursor        uint64                     // the last change number written, or skipped
-	dirty         bool                       // written since the last sync
 	f             *os.File                   // the current segment
 	seg           uint64                     // its index
 	size          int64                      // its size: everything before is written and valid
@@ -59,19 +62,21 @@ type Journal struct {
 	marks         map[string]store.Watermark // the watermarks last written
 	batch         []store.Change             // reused by collect
 	buf           []byte                     // reused by flush
-	lastLog       time.Time                  // of the last failure logged
 	snapping      bool                       // a snapshot goroutine is running
 	snapDone      chan snapshotEnd           // its result
 
 	writtenSeq atomic.Uint64 // the last change number written to the file
+	syncedSeq  atomic.Uint64 // the last change number synced to the disk
 	durableSeq atomic.Uint64 // the last change number Wait promises: written, or synced with Always
+	lastLog    atomic.Int64  // when the last failure was logged, in Unix nanoseconds
 
 	// mu guards advanced and fault. advanced is closed, and replaced, when
 	// durableSeq moves or the fault changes, to wake Wait.
 	mu       sync.Mutex
 	advanced chan struct{}
 	waiters  atomic.Int32 // Waits that may be blocked
-	fault    error        // the failing write, sync or rotation, until one succeeds
+	fault    error        // the failing write, rotation or (with Always) sync, until one succeeds
+	faultOp  string       // faultWrite or faultSync
 	closed   bool         // Close finished: durableSeq moves no more
 
 	lock    *os.File  // holds the directory's flock until Close
@@ -209,6 +214,7 @@ func (j *Journal) Run(st *store.Store, watermarks func() map[string]store.Waterm
 	notify := st.Subscribe()
 	j.st, j.watermarks, j.cursor = st, watermarks, st.Seq()
 	j.writtenSeq.Store(j.cursor)
+	j.syncedSeq.Store(j.cursor)
 	j.advance(j.cursor)
 	go j.loop(notify)
 }
@@ -223,9 +229,9 @@ func (j *Journal) stopping() bool {
 }
 
 // loop writes the changes nobody waits for (floods, reconciliation),
-// syncs every FsyncInterval, and retries what failed. A failed write, sync
-// or rotation is retried every FsyncInterval; until one succeeds nothing
-// more becomes durable, so nothing more is acknowledged.
+// syncs every FsyncInterval, and retries what failed: until a failed
+// write, rotation or (with Always) sync succeeds, nothing more becomes
+// durable, so nothing more is acknowledged.
 func (j *Journal) loop(notify <-chan struct{}) {
 	defer close(j.done)
 	defer j.st.Unsubscribe(notify)
@@ -241,7 +247,7 @@ func (j *Journal) loop(notify <-chan struct{}) {
 			// Under client load the waiters write (Wait); a change that
 			// none of them wrote is written here next time, or at the tick.
 			if j.waiters.Load() == 0 && j.wmu.TryLock() {
-				for j.flush(1 << 20) {
+				for j.writeBatch(1 << 20) {
 				}
 				j.unlockWriter()
 			}
@@ -251,28 +257,25 @@ func (j *Journal) loop(notify <-chan struct{}) {
 			j.unlockWriter()
 		case <-tick.C:
 			j.wmu.Lock()
-			if j.dirty {
-				if err := j.sync(); err != nil {
-					j.fail("fsync", err)
-				} else {
-					j.dirty = false
-					j.advance(j.cursor) // with Always, what was written before a failed sync
-				}
-			}
-			for j.flush(1 << 20) {
+			for j.writeBatch(1 << 20) {
 			}
 			j.unlockWriter()
+			j.smu.Lock()
+			j.syncWritten()
+			j.unlockSyncer()
 		case <-j.stop:
+			j.smu.Lock()
 			j.wmu.Lock()
 			j.close()
 			j.unlockWriter()
+			j.unlockSyncer()
 			return
 		}
 	}
 }
 
 // close writes what remains and the clean end, and syncs; a snapshot under
-// way is abandoned. j.wmu is held.
+// way is abandoned. j.smu and j.wmu are held.
 func (j *Journal) close() {
 	var next uint64
 	j.buf, next, _, _ = j.collect(j.buf[:0], j.cursor, math.MaxInt)
@@ -283,6 +286,7 @@ func (j *Journal) close() {
 	}
 	if err == nil {
 		j.writtenSeq.Store(next)
+		j.markSynced(next)
 		j.advance(next)
 	}
 	if j.snapping {
@@ -293,61 +297,92 @@ func (j *Journal) close() {
 	j.wake(func() { j.closed = true })
 }
 
-// flush writes the changes after the cursor, about limit bytes of them, in
-// one write, makes them durable (with Always, syncs them), and rotates the
-// segment when it is full. It reports whether more changes wait. j.wmu is
-// held.
-func (j *Journal) flush(limit int) (more bool) {
+// writeBatch writes the changes after the cursor, about limit bytes of
+// them, in one write, and rotates the segment when it is full. Without
+// Always they are durable once written. It reports whether more changes
+// wait. j.wmu is held.
+func (j *Journal) writeBatch(limit int) (more bool) {
 	var next uint64
 	var marks map[string]store.Watermark
 	j.buf, next, marks, more = j.collect(j.buf[:0], j.cursor, limit)
 	if len(j.buf) > 0 {
 		if err := j.write(j.buf); err != nil {
-			j.fail("write", err)
+			j.fail(faultWrite, "write", err)
 			return false
 		}
-		j.dirty = true
 		maps.Copy(j.marks, marks)
 	}
 	j.cursor = next
 	j.writtenSeq.Store(next)
-	if j.cfg.Always && j.dirty {
-		if err := j.sync(); err != nil {
-			j.fail("fsync", err)
-			return false
-		}
-		j.dirty = false
+	j.clearFault(faultWrite)
+	if !j.cfg.Always {
+		j.advance(next)
 	}
-	j.ok()
-	j.advance(next)
 	if j.size >= j.cfg.SegmentSize {
-		if err := j.rotate(); err != nil { // it syncs what it closes
-			j.fail("rotation", err)
+		if err := j.rotate(); err != nil {
+			j.fail(faultWrite, "rotation", err)
 			return false
 		}
-		j.dirty = false
+		j.markSynced(next) // rotate synced everything before the new segment
 		j.maybeSnapshot(j.st, next)
 	}
-	j.m.JournalLag.Set(float64(j.st.Seq() - next))
+	j.m.JournalLag.Set(float64(j.st.Seq() - j.Durable()))
 	return more
 }
 
-// fail counts a failed write, sync or rotation, logs it (at most every
-// 10 s) and makes it the journal's fault. j.wmu is held.
-func (j *Journal) fail(what string, err error) {
-	j.m.JournalErrors.Inc()
-	j.setFault(fmt.Errorf("journal %s: %w", what, err))
-	if time.Since(j.lastLog) > 10*time.Second {
-		j.log.Error("journal "+what+" failed; records are not acknowledged until it succeeds", "err", err)
-		j.lastLog = time.Now()
+// syncWritten syncs what is written, once for everything written since the
+// last sync; with Always that makes it durable. Writes go on meanwhile.
+// j.smu is held.
+func (j *Journal) syncWritten() {
+	j.wmu.Lock()
+	f, written := j.f, j.writtenSeq.Load()
+	j.unlockWriter()
+	if written <= j.syncedSeq.Load() {
+		return
+	}
+	start := time.Now()
+	err := f.Sync()
+	j.m.JournalFsync.Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, os.ErrClosed) { // closed: rotate synced it first
+		j.fail(faultSync, "fsync", err)
+		return
+	}
+	j.markSynced(written)
+}
+
+// markSynced records that every change up to seq is synced; with Always,
+// that makes it durable.
+func (j *Journal) markSynced(seq uint64) {
+	for {
+		old := j.syncedSeq.Load()
+		if old >= seq || j.syncedSeq.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	if j.cfg.Always {
+		j.clearFault(faultSync)
+		j.advance(seq)
 	}
 }
 
-// ok clears the journal's fault after a success. j.wmu is held.
-func (j *Journal) ok() {
-	if j.Fault() != nil {
-		j.log.Info("journal writes again")
-		j.setFault(nil)
+// What a fault is of: writing (and rotating), or syncing.
+const (
+	faultWrite = "write"
+	faultSync  = "sync"
+)
+
+// fail counts a failed write, rotation or sync and logs it (at most every
+// 10 s). A failed write or rotation is the journal's fault; so is a failed
+// sync with Always, where acknowledgements wait for syncs. Without Always,
+// a failed sync is only counted and logged: records are acknowledged once
+// written, and the next sync retries.
+func (j *Journal) fail(op, what string, err error) {
+	j.m.JournalErrors.Inc()
+	if op == faultWrite || j.cfg.Always {
+		j.setFault(op, fmt.Errorf("journal %s: %w", what, err))
+	}
+	if last := j.lastLog.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && j.lastLog.CompareAndSwap(last, time.Now().UnixNano()) {
+		j.log.Error("journal "+what+" failed", "err", err, "acknowledging", op == faultSync && !j.cfg.Always)
 	}
 }
 
