@@ -119,6 +119,13 @@ type Reply struct {
 	JSON []byte
 }
 
+// Clone returns a copy of r that stays valid after the reader reads on.
+func (r Reply) Clone() Reply {
+	raw := bytes.Clone(r.Raw)
+	// Line is always the start of Raw.
+	return Reply{Kind: r.Kind, Raw: raw, Line: raw[:len(r.Line):len(r.Line)], JSON: bytes.Clone(r.JSON)}
+}
+
 // Reading limits.
 const (
 	// DefaultMaxReply bounds a reply read by a ReplyReader from
@@ -348,4 +355,23 @@ func (rr *ReplyReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return rr.rd.Read(p)
+}
+
+// ReadReplies reads from rd the replies to lines sent in order, as the
+// client that sent them would (a blank line gets none), and returns copies
+// of them. It stops at the first error, returning the replies read before.
+func ReadReplies(rd io.Reader, lines ...string) ([]Reply, error) {
+	rr := NewReplyReader(rd)
+	var replies []Reply
+	for _, l := range lines {
+		if Parse([]byte(l)).Kind == Blank {
+			continue
+		}
+		r, err := rr.ReadReply(FormOf(l))
+		if err != nil {
+			return replies, err
+		}
+		replies = append(replies, r.Clone())
+	}
+	return replies, nil
 }

@@ -66,6 +66,9 @@ func TestRepliesReadBack(t *testing.T) {
 		if err != nil || r.Kind != want.kind || string(r.Line) != want.line || string(r.JSON) != want.json {
 			t.Fatalf("reply %d: %v %q %q %v", i, r.Kind, r.Line, r.JSON, err)
 		}
+		if c := r.Clone(); string(c.Raw) != string(r.Raw) || string(c.Line) != string(r.Line) || string(c.JSON) != string(r.JSON) || &c.Raw[0] == &r.Raw[0] {
+			t.Fatalf("reply %d: Clone = %q %q %q", i, c.Raw, c.Line, c.JSON)
+		}
 		if r.Kind == ReplyAT {
 			at, ok := ParseAT(r.Line)
 			if !ok || string(at.Origin) != "Hill" || string(at.Diff) != "+0.263873386" || string(at.Client) != string(c.Client) ||
@@ -76,6 +79,17 @@ func TestRepliesReadBack(t *testing.T) {
 	}
 	if _, err := rr.ReadReply(LineReply); err != io.EOF {
 		t.Fatalf("after the last reply: %v, want EOF", err)
+	}
+}
+
+func TestReadReplies(t *testing.T) {
+	transcript := kiwiAT + "\n" + kiwiAT + "\n" + kiwiJSON + "\n\n? x\n"
+	rs, err := ReadReplies(strings.NewReader(transcript), "IAMAT k +1+1 1", " ", "WHATSAT k 1 1", "x")
+	if err != nil || len(rs) != 3 || rs[0].Kind != ReplyAT || string(rs[1].JSON) != kiwiJSON || rs[2].Kind != ReplyInvalid {
+		t.Fatalf("%d replies %v: %+v", len(rs), err, rs)
+	}
+	if rs, err := ReadReplies(strings.NewReader(kiwiAT+"\n"), "IAMAT k +1+1 1", "IAMAT k +1+1 2"); err != io.EOF || len(rs) != 1 {
+		t.Fatalf("a reply missing: %d replies, %v", len(rs), err)
 	}
 }
 
