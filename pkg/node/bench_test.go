@@ -100,9 +100,9 @@ func BenchmarkHerdThroughput(b *testing.B) {
 			defer nc.Close()
 			w := bufio.NewWriterSize(nc, 64<<10)
 			go func() {
-				br := bufio.NewReaderSize(nc, 64<<10)
+				rr := protocol.NewReplyReader(nc)
 				for range (b.N + len(nodes) - 1 - i) / len(nodes) {
-					if _, err := br.ReadSlice('\n'); err != nil {
+					if _, err := rr.ReadReply(protocol.LineReply); err != nil {
 						return
 					}
 				}

@@ -203,10 +203,8 @@ func (s *FloorServer) answer(out, line, text []byte, now int64, counts *[3]int64
 		counts[1]++
 		return protocol.AppendPlacesReply(out,
 			func(b []byte) []byte {
-				b = append(b, "AT "...)
-				b = append(b, s.Name...)
-				b = append(b, " +0.000000000 "...)
-				b = append(b, c.Client...)
+				// A difference of zero; the fixed position and time follow.
+				b = protocol.AppendATParsed(b, s.Name, 0, 0, 0, c.Client)
 				return append(b, floorWhatsatTail...)
 			},
 			func(b []byte) []byte { return append(b, floorJSON...) }), text
