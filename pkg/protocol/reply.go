@@ -178,6 +178,8 @@ type ReplyReader struct {
 	first     int // offset from r of the end of the first line
 	jsonStart int // offsets from r of the JSON
 	jsonEnd   int
+
+	last Reply // the reply Next returned last
 }
 
 // NewReplyReader returns a reader of the replies that arrive on rd, of at
@@ -201,49 +203,60 @@ func (rr *ReplyReader) Buffered() int { return rr.w - rr.r }
 
 // Next returns the next reply if the whole of it has arrived, without
 // reading; a reply's form is that of the command it answers, and the same
-// form must be given until Next returns the reply.
-func (rr *ReplyReader) Next(form ReplyForm) (Reply, bool) {
+// form must be given until Next returns the reply. The Reply it points to
+// is the reader's own, valid until the next call: a pointer rather than a
+// copy, because the load generator reads a million replies a second.
+func (rr *ReplyReader) Next(form ReplyForm) (*Reply, bool) {
+	// The load generator calls this for every reply: the first line is
+	// judged here, inline and with few stores, and only a WHATSAT's JSON
+	// goes to scanJSON.
+	buf, r, next := rr.buf[:rr.w], rr.r, rr.next
 	for {
-		start := rr.r + rr.next
-		i := bytes.IndexByte(rr.buf[start:rr.w], '\n')
+		start := r + next
+		i := bytes.IndexByte(buf[start:], '\n')
 		if i < 0 {
-			return Reply{}, false
+			rr.next = next
+			return nil, false
 		}
-		rr.next += i + 1
-		line := rr.buf[start : start+i]
-		if i > 0 && line[i-1] == '\r' {
-			line = line[:i-1]
+		next += i + 1
+		end := start + i
+		if i > 0 && buf[end-1] == '\r' {
+			end--
 		}
-		if kind, done := rr.scan(line, start-rr.r, form); done {
-			reply := Reply{Kind: kind, Raw: rr.buf[rr.r : rr.r+rr.next], Line: rr.buf[rr.r : rr.r+rr.first]}
-			if kind == ReplyAT && rr.state == scanJSONClosed {
-				reply.JSON = rr.buf[rr.r+rr.jsonStart : rr.r+rr.jsonEnd]
+		if rr.state == scanFirst {
+			kind := ReplyMalformed
+			switch n := end - start; {
+			case n >= 3 && buf[start] == 'A' && buf[start+1] == 'T' && buf[start+2] == ' ':
+				kind = ReplyAT
+				if form == PlacesReply {
+					rr.first, rr.state = end-r, scanJSONStart
+					continue
+				}
+			case n >= 2 && buf[start] == '?' && buf[start+1] == ' ':
+				kind = ReplyInvalid
 			}
-			rr.r += rr.next
-			rr.next, rr.state = 0, scanFirst
-			return reply, true
+			rr.r, rr.next = r+next, 0
+			rr.last = Reply{Kind: kind, Raw: buf[r : r+next], Line: buf[r:end]}
+			return &rr.last, true
 		}
+		kind, done := rr.scanJSON(buf[start:end], start-r)
+		if !done {
+			continue
+		}
+		rr.last = Reply{Kind: kind, Raw: buf[r : r+next], Line: buf[r : r+rr.first]}
+		if kind == ReplyAT {
+			rr.last.JSON = buf[r+rr.jsonStart : r+rr.jsonEnd]
+		}
+		rr.r, rr.next, rr.state = r+next, 0, scanFirst
+		return &rr.last, true
 	}
 }
 
-// scan takes the next line of the reply, without its line end, which
-// starts at offset off from the reply's start, and reports whether the
-// reply is complete and what it is.
-func (rr *ReplyReader) scan(line []byte, off int, form ReplyForm) (ReplyKind, bool) {
+// scanJSON takes the next line of a WHATSAT's reply after its AT line,
+// without its line end, which starts at offset off from the reply's start,
+// and reports whether the reply is complete and what it is.
+func (rr *ReplyReader) scanJSON(line []byte, off int) (ReplyKind, bool) {
 	switch rr.state {
-	case scanFirst:
-		rr.first = off + len(line)
-		switch {
-		case bytes.HasPrefix(line, []byte("AT ")):
-			if form == PlacesReply {
-				rr.state = scanJSONStart
-				return ReplyAT, false
-			}
-			return ReplyAT, true
-		case bytes.HasPrefix(line, []byte("? ")):
-			return ReplyInvalid, true
-		}
-		return ReplyMalformed, true
 	case scanJSONStart:
 		if t := bytes.TrimLeft(line, " \t"); len(t) > 0 && t[0] == '{' {
 			rr.jsonStart = off
@@ -306,12 +319,12 @@ const maxEmptyReads = 100
 func (rr *ReplyReader) ReadReply(form ReplyForm) (Reply, error) {
 	for empty := 0; ; {
 		if reply, ok := rr.Next(form); ok {
-			return reply, nil
+			return *reply, nil
 		}
 		had := rr.w - rr.r
 		err := rr.Fill()
 		if reply, ok := rr.Next(form); ok {
-			return reply, nil // the error, if any, comes again on the next read
+			return *reply, nil // the error, if any, comes again on the next read
 		}
 		if err == nil {
 			if rr.w-rr.r == had {

@@ -42,7 +42,7 @@ func newReplyReader(conn net.Conn, timeout time.Duration) *replyReader {
 
 // next returns the next reply to a request of kind k if the whole of it
 // has arrived.
-func (rr *replyReader) next(k kind) (protocol.Reply, bool) {
+func (rr *replyReader) next(k kind) (*protocol.Reply, bool) {
 	return rr.Next(replyForm[k])
 }
 

@@ -174,11 +174,12 @@ func (s *session) receive() error {
 			if err := out.Flush(); err != nil {
 				return err
 			}
-			var err error
-			if reply, err = rr.ReadReply(form); err != nil {
-				out.Write(reply.Raw)
+			r, err := rr.ReadReply(form)
+			if err != nil {
+				out.Write(r.Raw)
 				return err
 			}
+			reply = &r
 		}
 		out.Write(reply.Raw)
 		s.answer(reply.Kind)
