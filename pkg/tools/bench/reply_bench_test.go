@@ -16,7 +16,7 @@ type replayConn struct {
 	chunk []byte
 }
 
-func (c *replayConn) Read(p []byte) (int, error)       { return copy(p, c.chunk), nil }
+func (c *replayConn) Read(p []byte) (int, error)      { return copy(p, c.chunk), nil }
 func (c *replayConn) SetReadDeadline(time.Time) error { return nil }
 
 // replyChunk returns the replies to sixteen requests of the kinds of
