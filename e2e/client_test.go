@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,15 +15,21 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // pos is where every test client says it is: UCLA, which the offline
 // places data knows.
 const pos = "+34.068930-118.445127"
 
-// atLine matches a valid AT reply: server, time difference, client,
-// position, client time.
-var atLine = regexp.MustCompile(`^AT (\S+) ([+-][0-9]+\.[0-9]{9}) (\S+) (\S+) ([0-9]+(?:\.[0-9]+)?)$`)
+// parseAT reads an AT reply's line with the protocol's reader, and checks
+// that the time difference has the nine decimals PROTOCOL.md asks for.
+func parseAT(line []byte) (protocol.AT, bool) {
+	at, ok := protocol.ParseAT(line)
+	d := at.Diff
+	return at, ok && len(d) >= 12 && d[len(d)-10] == '.'
+}
 
 // now returns the current POSIX time as an IAMAT time with nanoseconds.
 func now() string {
@@ -84,12 +89,8 @@ func (h *herd) iamatMany(t testing.TB, server string, ids []string) map[string]s
 		lines[i] = "IAMAT " + id + " " + pos + " " + when[i]
 	}
 	ats := map[string]string{}
-	pipeline(t, h.node(t, server).clientAddr(t), lines, func(i int, br *bufio.Reader) error {
-		reply, err := br.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		ats[ids[i]] = checkAT(t, server, ids[i], when[i], reply)
+	pipeline(t, h.node(t, server).clientAddr(t), lines, func(i int, r protocol.Reply) error {
+		ats[ids[i]] = checkAT(t, server, ids[i], when[i], string(r.Raw))
 		h.sent(ids[i], ats[ids[i]], when[i])
 		return nil
 	})
@@ -117,8 +118,13 @@ func (h *herd) whatsatExec(t testing.TB, server, id string) string {
 	switch {
 	case code == 1 && out == "? WHATSAT "+id+" 10 1\n":
 		return ""
-	case code == 0 && atLine.MatchString(strings.SplitN(out, "\n", 2)[0]) && strings.HasSuffix(out, "\n\n"):
-		return strings.SplitN(out, "\n", 2)[0]
+	case code == 0:
+		rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 10 1")
+		if err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Raw) == out {
+			if _, ok := parseAT(rs[0].Line); ok {
+				return string(rs[0].Line)
+			}
+		}
 	}
 	t.Fatalf("%s: herd client WHATSAT %s: exit %d: %q", server, id, code, out)
 	return ""
@@ -136,12 +142,17 @@ func (h *herd) forget(id string) {
 // of client id at time when, and returns it without its newline.
 func checkAT(t testing.TB, server, id, when, reply string) string {
 	t.Helper()
-	at, ok := strings.CutSuffix(reply, "\n")
-	m := atLine.FindStringSubmatch(at)
-	if !ok || strings.Contains(at, "\n") || m == nil || m[1] != server || m[3] != id || m[4] != pos || m[5] != when {
-		t.Fatalf("%s answered IAMAT %s %s %s with %q, want one AT line from %s", server, id, pos, when, reply, server)
+	line := "IAMAT " + id + " " + pos + " " + when
+	rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
+	var at protocol.AT
+	ok := err == nil && string(rs[0].Raw) == reply
+	if ok {
+		at, ok = parseAT(rs[0].Line)
 	}
-	return at
+	if !ok || string(at.Origin) != server || string(at.Client) != id || string(at.Pos) != pos || string(at.Time) != when {
+		t.Fatalf("%s answered %s with %q, want one AT line from %s", server, line, reply, server)
+	}
+	return string(rs[0].Line)
 }
 
 // sent records what a client said last, as the herd must hold it.
@@ -194,16 +205,19 @@ func (h *herd) whatsat(t testing.TB, server, id string) string {
 	if reply == "? "+line+"\n" {
 		return ""
 	}
-	at, body, ok := strings.Cut(reply, "\n")
-	body, end := strings.CutSuffix(body, "\n\n")
+	rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
 	var places struct {
 		Results []json.RawMessage `json:"results"`
 		Status  string            `json:"status"`
 	}
-	if !ok || !end || atLine.FindStringSubmatch(at) == nil || json.Unmarshal([]byte(body), &places) != nil || places.Status == "" {
+	ok := err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Raw) == reply
+	if ok {
+		_, ok = parseAT(rs[0].Line)
+	}
+	if !ok || json.Unmarshal(rs[0].JSON, &places) != nil || places.Status == "" {
 		t.Fatalf("%s answered %q with %q, want an AT line, the places JSON and a blank line", server, line, reply)
 	}
-	return at
+	return string(rs[0].Line)
 }
 
 // whatsatMany asks a server about many clients, pipelined on one
@@ -216,35 +230,23 @@ func (h *herd) whatsatMany(t testing.TB, server string, ids []string) map[string
 		lines[i] = "WHATSAT " + id + " 1 0"
 	}
 	ats := map[string]string{}
-	pipeline(t, h.node(t, server).clientAddr(t), lines, func(i int, br *bufio.Reader) error {
-		first, err := br.ReadString('\n')
-		if err != nil {
-			return err
-		}
-		if first == "? "+lines[i]+"\n" {
+	pipeline(t, h.node(t, server).clientAddr(t), lines, func(i int, r protocol.Reply) error {
+		if r.Kind == protocol.ReplyInvalid && string(r.Line) == "? "+lines[i] {
 			ats[ids[i]] = ""
 			return nil
 		}
-		if atLine.FindStringSubmatch(strings.TrimSuffix(first, "\n")) == nil {
-			return fmt.Errorf("reply to %q starts with %q", lines[i], first)
+		if _, ok := parseAT(r.Line); !ok || r.Kind != protocol.ReplyAT {
+			return fmt.Errorf("reply to %q is %q", lines[i], r.Raw)
 		}
-		ats[ids[i]] = strings.TrimSuffix(first, "\n")
-		for { // the places JSON, up to the blank line that ends the reply
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if l == "\n" {
-				return nil
-			}
-		}
+		ats[ids[i]] = string(r.Line)
+		return nil
 	})
 	return ats
 }
 
-// pipeline writes lines on one connection while read consumes the reply
-// to each in turn.
-func pipeline(t testing.TB, addr string, lines []string, read func(i int, br *bufio.Reader) error) {
+// pipeline writes lines on one connection while read takes the reply to
+// each in turn, read with the protocol's reader.
+func pipeline(t testing.TB, addr string, lines []string, read func(i int, r protocol.Reply) error) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -262,16 +264,20 @@ func pipeline(t testing.TB, addr string, lines []string, read func(i int, br *bu
 		c.(*net.TCPConn).CloseWrite()
 		werr <- err
 	}()
-	br := bufio.NewReader(c)
+	rr := protocol.NewReplyReader(c)
 	for i := range lines {
-		if err := read(i, br); err != nil {
+		r, err := rr.ReadReply(protocol.FormOf(lines[i]))
+		if err == nil {
+			err = read(i, r)
+		}
+		if err != nil {
 			t.Fatalf("%s: reply %d of %d (to %q): %v", addr, i+1, len(lines), lines[i], err)
 		}
 	}
 	if err := <-werr; err != nil {
 		t.Fatalf("%s: writing: %v", addr, err)
 	}
-	if rest, _ := io.ReadAll(br); len(rest) > 0 {
+	if rest, _ := io.ReadAll(rr); len(rest) > 0 {
 		t.Fatalf("%s: %q after the last reply", addr, rest)
 	}
 }

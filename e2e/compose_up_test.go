@@ -15,6 +15,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // composeLabel selects what compose creates for the e2e project.
@@ -118,9 +119,10 @@ func TestComposeUp(t *testing.T) {
 	id, when := fmt.Sprintf("compose%d.kiwi.cs.ucla.edu", time.Now().UnixNano()), now()
 	at := checkAT(t, "Hill", id, when, send(t, hill, "IAMAT "+id+" "+pos+" "+when))
 	eventually(t, converge, "Campbell answers WHATSAT with Hill's AT line", func() (bool, string) {
-		reply := send(t, campbell, "WHATSAT "+id+" 10 1")
-		first, _, _ := strings.Cut(reply, "\n")
-		return first == at && strings.HasSuffix(reply, "\n\n"), fmt.Sprintf("%q", reply)
+		line := "WHATSAT " + id + " 10 1"
+		reply := send(t, campbell, line)
+		rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
+		return err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Line) == at, fmt.Sprintf("%q", reply)
 	})
 
 	for i, s := range config.Classic {

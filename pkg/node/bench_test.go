@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/tools/bench"
 )
 
@@ -54,7 +55,7 @@ func benchmarkPropagation(b *testing.B, loadRate float64) {
 		b.Fatal(err)
 	}
 	defer nc.Close()
-	br := bufio.NewReader(nc)
+	rr := protocol.NewReplyReader(nc)
 	notes := make([]<-chan struct{}, len(nodes))
 	for i, n := range nodes {
 		notes[i] = n.Store().Subscribe()
@@ -72,7 +73,7 @@ func benchmarkPropagation(b *testing.B, loadRate float64) {
 			}
 		}
 		samples = append(samples, time.Since(start))
-		if _, err := br.ReadString('\n'); err != nil {
+		if _, err := rr.ReadReply(protocol.LineReply); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,9 +100,9 @@ func BenchmarkHerdThroughput(b *testing.B) {
 			defer nc.Close()
 			w := bufio.NewWriterSize(nc, 64<<10)
 			go func() {
-				br := bufio.NewReaderSize(nc, 64<<10)
+				rr := protocol.NewReplyReader(nc)
 				for range (b.N + len(nodes) - 1 - i) / len(nodes) {
-					if _, err := br.ReadSlice('\n'); err != nil {
+					if _, err := rr.ReadReply(protocol.LineReply); err != nil {
 						return
 					}
 				}

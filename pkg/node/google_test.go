@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 const testKey = "AIzaSyTEST-node-key-0123456789"
@@ -60,12 +61,13 @@ func TestWhatsatThroughGoogle(t *testing.T) {
 			srv, _, seen := fakeGoogle(t, tt.body)
 			n := startNode(t, map[string]string{"HERD_PLACES": "google", "HERD_GOOGLE_API_KEY": testKey,
 				"HERD_GOOGLE_BASE_URL": srv.URL})
-			out := send(t, n, "IAMAT kiwi +34.068930-118.445127 1621464827.5", "WHATSAT kiwi 10 2")
-			_, whatsat, _ := strings.Cut(out, "\n")
-			at, js, _ := strings.Cut(whatsat, "\n")
-			if !strings.HasPrefix(at, "AT Hill ") || !strings.HasSuffix(js, "}\n\n") {
-				t.Fatalf("reply %q", out)
+			lines := []string{"IAMAT kiwi +34.068930-118.445127 1621464827.5", "WHATSAT kiwi 10 2"}
+			out := send(t, n, lines...)
+			rs, err := protocol.ReadReplies(strings.NewReader(out), lines...)
+			if err != nil || rs[1].Kind != protocol.ReplyAT || !strings.HasPrefix(string(rs[1].Line), "AT Hill ") {
+				t.Fatalf("reply %q: %v", out, err)
 			}
+			js := string(rs[1].JSON)
 			if !strings.Contains(js, `"status" : "`+tt.status+`"`) || strings.Count(js, `"place_id"`) != tt.results {
 				t.Errorf("JSON %s", js)
 			}
@@ -110,8 +112,8 @@ func TestSlowGoogleDelaysNobodyElse(t *testing.T) {
 	}
 	release()
 	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := bufio.NewReader(slow).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "AT Hill ") {
-		t.Errorf("slow client got %q, %v", line, err)
+	r, err := protocol.NewReplyReader(slow).ReadReply(protocol.PlacesReply)
+	if err != nil || r.Kind != protocol.ReplyAT || !strings.HasPrefix(string(r.Line), "AT Hill ") {
+		t.Errorf("slow client got %q, %v", r.Raw, err)
 	}
 }

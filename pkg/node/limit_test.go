@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -44,8 +45,9 @@ func TestRecordLimitAcrossTheHerd(t *testing.T) {
 	var wg sync.WaitGroup
 	for k, n := range nodes {
 		wg.Go(func() {
-			if got := strings.Count(send(t, n, lines[k]...), "\nAT ") + 1; got != len(lines[k]) {
-				t.Errorf("%s answered %d of %d IAMATs", n.cfg.Name, got, len(lines[k]))
+			rs, err := protocol.ReadReplies(strings.NewReader(send(t, n, lines[k]...)), lines[k]...)
+			if err != nil || slices.ContainsFunc(rs, func(r protocol.Reply) bool { return r.Kind != protocol.ReplyAT }) {
+				t.Errorf("%s answered %d of %d IAMATs: %v", n.cfg.Name, len(rs), len(lines[k]), err)
 			}
 		})
 	}

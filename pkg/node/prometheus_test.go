@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // promTestSecret is the peer secret of the test herd.
@@ -269,7 +269,7 @@ func freeLoopbackAddrs(k int) ([]string, error) {
 type promClient struct {
 	t    *testing.T
 	conn net.Conn
-	r    *bufio.Reader
+	rr   *protocol.ReplyReader
 }
 
 func newPromClient(t *testing.T, addr string) *promClient {
@@ -279,7 +279,7 @@ func newPromClient(t *testing.T, addr string) *promClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &promClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &promClient{t: t, conn: conn, rr: protocol.NewReplyReader(conn)}
 }
 
 // iamat reports id at a fixed position with the current time and checks
@@ -292,12 +292,12 @@ func (c *promClient) iamat(id string) {
 	if _, err := c.conn.Write([]byte(line)); err != nil {
 		c.t.Fatalf("send %q: %v", line, err)
 	}
-	reply, err := c.r.ReadString('\n')
+	reply, err := c.rr.ReadReply(protocol.LineReply)
 	if err != nil {
 		c.t.Fatalf("reply to %q: %v", line, err)
 	}
-	if f := strings.Fields(reply); len(f) != 6 || f[0] != "AT" || f[3] != id {
-		c.t.Fatalf("reply to %q: %q; want an AT line for %s", line, reply, id)
+	if at, ok := protocol.ParseAT(reply.Line); !ok || string(at.Client) != id {
+		c.t.Fatalf("reply to %q: %q; want an AT line for %s", line, reply.Raw, id)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/tools/bench"
 	"github.com/herdkit/herd/pkg/tools/client"
 )
@@ -26,9 +27,10 @@ func TestClientAgainstNode(t *testing.T) {
 	}
 	at := strings.TrimSuffix(out, "\n")
 	out, _, code = run(addr, "WHATSAT", "kiwi", "10", "3")
-	if code != client.ExitOK || !strings.HasPrefix(out, at+"\n{") || !strings.HasSuffix(out, "}\n\n") ||
-		strings.Count(out, `"place_id"`) != 3 {
-		t.Errorf("WHATSAT: exit %d, %q", code, out)
+	rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT kiwi 10 3")
+	if code != client.ExitOK || err != nil || string(rs[0].Line) != at || string(rs[0].Raw) != out ||
+		strings.Count(string(rs[0].JSON), `"place_id"`) != 3 {
+		t.Errorf("WHATSAT: exit %d, %q, %v", code, out, err)
 	}
 	out, _, code = run(addr, "IAMAT", "Clark", "+12-118")
 	if code != client.ExitInvalid || out != "? IAMAT Clark +12-118\n" {

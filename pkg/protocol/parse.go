@@ -5,33 +5,6 @@ import (
 	"strings"
 )
 
-// Kind is what a client line asks for.
-type Kind uint8
-
-const (
-	// Invalid is any line that is not a valid command; it is answered with
-	// "? " and the line.
-	Invalid Kind = iota
-	// Blank is a line of only whitespace; it gets no reply.
-	Blank
-	// IAMAT reports a client's position.
-	IAMAT
-	// WHATSAT asks what is near a client.
-	WHATSAT
-)
-
-func (k Kind) String() string {
-	switch k {
-	case Blank:
-		return "blank"
-	case IAMAT:
-		return "IAMAT"
-	case WHATSAT:
-		return "WHATSAT"
-	}
-	return "invalid"
-}
-
 // Bounds of a WHATSAT from PROTOCOL.md.
 const (
 	// MaxRadiusKm is the largest radius a WHATSAT may ask for, in km.
@@ -81,6 +54,15 @@ func (c Command) Text() string {
 	return b.String()
 }
 
+// AppendText appends what Text returns, without allocating.
+func (c Command) AppendText(dst []byte) []byte {
+	dst = append(dst, c.Client...)
+	dst = append(dst, ' ')
+	dst = append(dst, c.Pos...)
+	dst = append(dst, ' ')
+	return append(dst, c.Time...)
+}
+
 // maxFields is one more than any command has, so that extra fields are
 // detected without splitting the whole line.
 const maxFields = 5
@@ -88,29 +70,33 @@ const maxFields = 5
 // Parse parses one client line, without its line ending (the server drops
 // the LF and a CR before it). It never allocates.
 func Parse(line []byte) Command {
-	var f [maxFields][]byte
-	n := split(line, &f)
-	if n == 0 {
+	var f fields
+	if f.n = split(line, f.f[:]); f.n == 0 {
 		return Command{Kind: Blank}
 	}
-	var c Command
-	switch string(f[0]) {
-	case "IAMAT":
-		c = parseIAMAT(f[:n])
-		c.Verb = IAMAT
-	case "WHATSAT":
-		c = parseWHATSAT(f[:n])
-		c.Verb = WHATSAT
-	default:
-		c = invalid("unknown command")
+	for i := range commands {
+		if string(f.f[0]) == commands[i].Word {
+			c := commands[i].parse(f)
+			c.Verb = commands[i].Kind
+			return c
+		}
 	}
-	return c
+	return invalid("unknown command")
+}
+
+// fields are a line's first fields, as split stores them. A parse function
+// takes them by value: through the command table's function values, a
+// slice or pointer would escape and cost an allocation per line.
+type fields struct {
+	f [maxFields][]byte
+	n int
 }
 
 func invalid(reason string) Command { return Command{Kind: Invalid, Reason: reason} }
 
-func parseIAMAT(f [][]byte) Command {
-	if len(f) != 4 {
+func parseIAMAT(l fields) Command {
+	f := l.f
+	if l.n != 4 {
 		return invalid("IAMAT takes a client id, a position and a time")
 	}
 	if !ValidPos(f[2]) {
@@ -123,8 +109,9 @@ func parseIAMAT(f [][]byte) Command {
 	return Command{Kind: IAMAT, Client: f[1], Pos: f[2], Time: f[3], Sec: sec, Nsec: nsec}
 }
 
-func parseWHATSAT(f [][]byte) Command {
-	if len(f) != 4 {
+func parseWHATSAT(l fields) Command {
+	f := l.f
+	if l.n != 4 {
 		return invalid("WHATSAT takes a client id, a radius and a bound")
 	}
 	if !validRadius(f[2]) {
@@ -151,7 +138,7 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // split stores up to len(f) whitespace-separated fields of line in f and
 // returns how many it stored.
-func split(line []byte, f *[maxFields][]byte) int {
+func split(line []byte, f [][]byte) int {
 	n := 0
 	i := 0
 	for n < len(f) {

@@ -1,7 +1,5 @@
 package protocol
 
-import "strings"
-
 // maxTimeDigits bounds the significant integer digits of a client time so
 // that its seconds fit an int64 with room for the subtraction of a receive
 // time: 10^18 seconds is some thirty billion years.
@@ -135,6 +133,23 @@ func AppendDiff(dst []byte, recvUnixNano, sec, nsec int64) []byte {
 	return append(dst, frac[:]...)
 }
 
+// ParseDiff parses a time difference as AppendDiff writes it: a sign, then
+// seconds written digits[.digits] as ParseTime reads them. A negative
+// difference has sec and nsec both at most zero.
+func ParseDiff[T text](s T) (sec, nsec int64, ok bool) {
+	if len(s) < 2 || (s[0] != '+' && s[0] != '-') {
+		return 0, 0, false
+	}
+	sec, nsec, ok = ParseTime(s[1:])
+	if !ok {
+		return 0, 0, false
+	}
+	if s[0] == '-' {
+		sec, nsec = -sec, -nsec
+	}
+	return sec, nsec, true
+}
+
 func appendUint(dst []byte, v uint64) []byte {
 	var buf [20]byte
 	i := len(buf)
@@ -147,31 +162,4 @@ func appendUint(dst []byte, v uint64) []byte {
 		}
 	}
 	return append(dst, buf[i:]...)
-}
-
-// AppendAT appends the AT line, without its line end, for a record
-// received by origin at recvUnixNano: "AT origin diff fields", where fields
-// is the client id, position and time joined by single spaces (Command.Text).
-func AppendAT(dst []byte, origin string, recvUnixNano int64, fields string) []byte {
-	sec, nsec, _ := ParseTime(fields[strings.LastIndexByte(fields, ' ')+1:])
-	return AppendATParsed(dst, origin, recvUnixNano, sec, nsec, fields)
-}
-
-// AppendATParsed is AppendAT for a caller that holds the client time of
-// fields parsed already, as sec and nsec (Command.Sec and Command.Nsec).
-func AppendATParsed(dst []byte, origin string, recvUnixNano, sec, nsec int64, fields string) []byte {
-	dst = append(dst, "AT "...)
-	dst = append(dst, origin...)
-	dst = append(dst, ' ')
-	dst = AppendDiff(dst, recvUnixNano, sec, nsec)
-	dst = append(dst, ' ')
-	return append(dst, fields...)
-}
-
-// AppendInvalid appends the reply to an invalid line: "? " and the line as
-// received, without its line ending, then a newline.
-func AppendInvalid(dst, line []byte) []byte {
-	dst = append(dst, "? "...)
-	dst = append(dst, line...)
-	return append(dst, '\n')
 }

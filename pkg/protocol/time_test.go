@@ -85,17 +85,3 @@ func TestCompareTime(t *testing.T) {
 		}
 	}
 }
-
-func TestAppendAT(t *testing.T) {
-	got := string(AppendAT(nil, "Hill", 1621464828223371889, "kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"))
-	want := "AT Hill +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
-	if got != want {
-		t.Errorf("AppendAT = %q, want %q", got, want)
-	}
-}
-
-func TestAppendInvalid(t *testing.T) {
-	if got := string(AppendInvalid(nil, []byte("IAMAT Clark +12-118"))); got != "? IAMAT Clark +12-118\n" {
-		t.Errorf("AppendInvalid = %q", got)
-	}
-}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -49,7 +49,7 @@ func BenchmarkPipelinedIAMAT(b *testing.B) {
 						return
 					}
 					defer nc.Close()
-					br := bufio.NewReader(nc)
+					rr := protocol.NewReplyReader(nc)
 					var req []byte
 					for k := range depth {
 						req = fmt.Appendf(req, "IAMAT bench-%d-%d +34.068930-118.445127 1621464827.959498503\n", c, k)
@@ -57,7 +57,7 @@ func BenchmarkPipelinedIAMAT(b *testing.B) {
 					for i := c * depth; i < b.N; i += conns * depth {
 						nc.Write(req)
 						for range depth {
-							if _, err := br.ReadSlice('\n'); err != nil {
+							if _, err := rr.ReadReply(protocol.LineReply); err != nil {
 								b.Error(err)
 								return
 							}

@@ -332,10 +332,9 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int, 
 // appendWHATSAT appends the reply to a WHATSAT about rec: its AT line, the
 // places cut to bound, and the empty line that ends it.
 func appendWHATSAT(dst []byte, rec store.Record, resp *places.Response, bound int) []byte {
-	dst = rec.AppendAT(dst)
-	dst = append(dst, '\n')
-	dst = resp.AppendJSON(dst, bound)
-	return append(dst, "\n\n"...)
+	return protocol.AppendPlacesReply(dst,
+		func(b []byte) []byte { return rec.AppendAT(b) },
+		func(b []byte) []byte { return resp.AppendJSON(b, bound) })
 }
 
 // doneWHATSAT counts and logs the reply to a WHATSAT received at start.

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,6 +19,7 @@ import (
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places"
+	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -149,7 +150,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 type client struct {
 	t  *testing.T
 	nc *net.TCPConn
-	br *bufio.Reader
+	rr *protocol.ReplyReader
 }
 
 func dial(t *testing.T, addr net.Addr) *client {
@@ -159,7 +160,7 @@ func dial(t *testing.T, addr net.Addr) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return &client{t: t, nc: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
+	return &client{t: t, nc: nc.(*net.TCPConn), rr: protocol.NewReplyReader(nc)}
 }
 
 func (c *client) send(s string) {
@@ -169,36 +170,36 @@ func (c *client) send(s string) {
 	}
 }
 
-// expect reads one line (without its LF) and compares it.
-func (c *client) expect(want string) {
+// reply reads the next reply, of the given form.
+func (c *client) reply(form protocol.ReplyForm) protocol.Reply {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, err := c.br.ReadString('\n')
+	r, err := c.rr.ReadReply(form)
 	if err != nil {
-		c.t.Fatalf("reading, want %q: %v (got %q)", want, err, got)
+		c.t.Fatalf("reading a reply: %v (got %q)", err, r.Raw)
 	}
-	if got = strings.TrimSuffix(got, "\n"); got != want {
+	return r
+}
+
+// expect reads a one-line reply (an IAMAT's, or "? " to anything) and
+// compares its line, without the LF.
+func (c *client) expect(want string) {
+	c.t.Helper()
+	if got := string(c.reply(protocol.LineReply).Line); got != want {
 		c.t.Fatalf("got  %q\nwant %q", got, want)
 	}
 }
 
-// expectWhatsat reads a WHATSAT reply: the AT line, JSON, and a blank line.
+// expectWhatsat reads a WHATSAT reply: the AT line, JSON, and a blank
+// line; it checks the AT line and the number of results, and returns the
+// JSON.
 func (c *client) expectWhatsat(at string, results int) string {
 	c.t.Helper()
-	c.expect(at)
-	var js strings.Builder
-	for {
-		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		l, err := c.br.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("reading WHATSAT JSON: %v", err)
-		}
-		if l == "\n" {
-			break
-		}
-		js.WriteString(l)
+	r := c.reply(protocol.PlacesReply)
+	if r.Kind != protocol.ReplyAT || string(r.Line) != at {
+		c.t.Fatalf("got  %q\nwant %q and places", r.Raw, at)
 	}
-	got := js.String()
+	got := string(r.JSON)
 	if n := strings.Count(got, `"name"`); n != results {
 		c.t.Fatalf("%d results in %s, want %d", n, got, results)
 	}
@@ -209,7 +210,7 @@ func (c *client) expectWhatsat(at string, results int) string {
 func (c *client) expectClosed() {
 	c.t.Helper()
 	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	rest, err := io.ReadAll(c.br)
+	rest, err := io.ReadAll(c.rr)
 	if err != nil && !isReset(err) {
 		c.t.Fatalf("waiting for close: %v", err)
 	}
@@ -387,7 +388,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	other := &client{t: t, nc: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
+	other := &client{t: t, nc: nc.(*net.TCPConn), rr: protocol.NewReplyReader(nc)}
 	other.send(kiwi + "\n")
 	other.expect(kiwiAT)
 	if got := testutil.ToFloat64(ts.m.ClientRefused.WithLabelValues(refusePerIP)); got != 1 {
@@ -608,10 +609,8 @@ func TestReplyFollowsTheStore(t *testing.T) {
 	}
 	c.send(b.String())
 	for i := range n {
-		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		line, err := c.br.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "AT ") {
-			t.Fatalf("reply %d: %q %v", i, line, err)
+		if r := c.reply(protocol.LineReply); r.Kind != protocol.ReplyAT {
+			t.Fatalf("reply %d: %q", i, r.Raw)
 		}
 		if _, ok := ts.st.Get(fmt.Sprintf("c%d", i)); !ok {
 			t.Fatalf("c%d answered before it was stored", i)
@@ -664,11 +663,11 @@ func TestLongReadIsAnsweredInParts(t *testing.T) {
 		fmt.Fprintf(&b, "IAMAT c%d +1+1 1\n", i)
 	}
 	go client.Write([]byte(b.String()))
-	br := bufio.NewReader(client)
+	rr := protocol.NewReplyReader(client)
 	for i := range n {
 		client.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "AT Hill ") {
-			t.Fatalf("reply %d: %q %v", i, line, err)
+		if r, err := rr.ReadReply(protocol.LineReply); err != nil || !bytes.HasPrefix(r.Line, []byte("AT Hill ")) {
+			t.Fatalf("reply %d: %q %v", i, r.Raw, err)
 		}
 	}
 	if w := counted.writes.Load(); w < n/maxBatch {

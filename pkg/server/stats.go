@@ -21,24 +21,31 @@ const (
 
 var outcomeLabels = [numOutcomes]string{"ok", "invalid", "places_error"}
 
-// numKinds covers every protocol.Kind.
-const numKinds = int(protocol.WHATSAT) + 1
-
 // stats holds the per-request metric children, resolved once so that the
 // hot path does no label lookups.
 type stats struct {
-	requests  [numKinds][numOutcomes]prometheus.Counter
-	durations [numKinds]prometheus.Observer
+	requests  [protocol.NumKinds][numOutcomes]prometheus.Counter
+	durations [protocol.NumKinds]prometheus.Observer
 	stored    prometheus.Counter
 	dropped   prometheus.Counter
 }
 
-// commandLabel maps a command to its label: IAMAT, WHATSAT or other.
+// commandLabel maps a command to its label: its word (IAMAT, WHATSAT),
+// or other for a line that names no command.
 func commandLabel(k protocol.Kind) string {
-	if k == protocol.IAMAT || k == protocol.WHATSAT {
-		return k.String()
+	if s, ok := protocol.Lookup(k); ok {
+		return s.Word
 	}
 	return "other"
+}
+
+// outcomesOf returns the outcomes a command can have: answered or invalid,
+// and for a command whose reply carries places, a places failure.
+func outcomesOf(s protocol.Spec) []outcome {
+	if s.Reply == protocol.PlacesReply {
+		return []outcome{outcomeOK, outcomeInvalid, outcomePlacesError}
+	}
+	return []outcome{outcomeOK, outcomeInvalid}
 }
 
 func newStats(m *metrics.Metrics) stats {
@@ -48,10 +55,9 @@ func newStats(m *metrics.Metrics) stats {
 	}
 	// Only the combinations that can happen, so that a scrape shows no
 	// series that must stay 0.
-	possible := map[protocol.Kind][]outcome{
-		protocol.IAMAT:   {outcomeOK, outcomeInvalid},
-		protocol.WHATSAT: {outcomeOK, outcomeInvalid, outcomePlacesError},
-		protocol.Invalid: {outcomeInvalid},
+	possible := map[protocol.Kind][]outcome{protocol.Invalid: {outcomeInvalid}}
+	for _, c := range protocol.Commands() {
+		possible[c.Kind] = outcomesOf(c)
 	}
 	for k, outs := range possible {
 		label := commandLabel(k)

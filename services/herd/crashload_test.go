@@ -1,13 +1,15 @@
 package main
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // The crash test's load: connections that keep a fixed number of IAMATs in
@@ -167,8 +169,7 @@ func (l *load) client(c, node int) {
 // a connection that fails (a killed node) just ends the session.
 func (l *load) run(s *session, nc net.Conn) error {
 	out := make([]byte, 0, l.inflight*96)
-	in := make([]byte, 64<<10)
-	have := 0 // bytes of an incomplete line at the start of in
+	rr := protocol.NewReplyReader(nc)
 	var sent, acked int64
 	for !l.stopped.Load() {
 		if n := int64(l.inflight) - (sent - acked); n > 0 {
@@ -183,25 +184,22 @@ func (l *load) run(s *session, nc net.Conn) error {
 				return nil
 			}
 		}
-		m, err := nc.Read(in[have:])
-		if err != nil {
+		if err := rr.Fill(); err != nil {
+			if errors.Is(err, protocol.ErrReplyTooLong) {
+				return err
+			}
 			return nil
 		}
-		data := in[:have+m]
 		got := int64(0)
 		for {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
+			r, ok := rr.Next(protocol.LineReply)
+			if !ok {
 				break
 			}
-			if !bytes.HasPrefix(data, []byte("AT ")) {
-				return fmt.Errorf("reply %q to an IAMAT", data[:i])
+			if r.Kind != protocol.ReplyAT {
+				return fmt.Errorf("reply %q to an IAMAT", r.Raw)
 			}
 			got++
-			data = data[i+1:]
-		}
-		if have = copy(in, data); have == len(in) {
-			return fmt.Errorf("a reply longer than %d bytes", len(in))
 		}
 		if got > 0 {
 			acked += got

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // TestFullDisk runs `herd serve` with its data directory on a 1 MB tmpfs
@@ -95,20 +97,20 @@ func fillUntilRefused(t *testing.T, addr string) []ack {
 			}
 		}
 	}()
-	br := bufio.NewReader(nc)
+	rr := protocol.NewReplyReader(nc)
 	var acked []ack
 	for id := range sent {
-		line, err := br.ReadString('\n')
-		if err == io.EOF && line == "" {
+		r, err := rr.ReadReply(protocol.LineReply)
+		if err == io.EOF {
 			return acked
 		}
 		if err != nil {
-			t.Fatalf("after %d replies: %v (%q)", len(acked), err, line)
+			t.Fatalf("after %d replies: %v (%q)", len(acked), err, r.Raw)
 		}
-		if !strings.HasPrefix(line, "AT ") || !strings.Contains(line, " "+id+" ") {
-			t.Fatalf("reply %q to %s", line, id)
+		if at, ok := protocol.ParseAT(r.Line); !ok || string(at.Client) != id {
+			t.Fatalf("reply %q to %s", r.Raw, id)
 		}
-		acked = append(acked, ack{id: id, at: strings.TrimSuffix(line, "\n")})
+		acked = append(acked, ack{id: id, at: string(r.Line)})
 	}
 	t.Fatal("the writer stopped first")
 	return nil
@@ -119,8 +121,11 @@ func fillUntilRefused(t *testing.T, addr string) []ack {
 func whatsatAT(t *testing.T, addr, id string) string {
 	t.Helper()
 	out := exchange(t, addr, "WHATSAT "+id+" 1 0\n")
-	line, _, _ := strings.Cut(out, "\n")
-	return line
+	rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 1 0")
+	if err != nil {
+		t.Fatalf("reply %q: %v", out, err)
+	}
+	return string(rs[0].Line)
 }
 
 func get(t *testing.T, url string) (int, string) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // herdProcs runs the classic herd as five `herd serve` processes, each
@@ -120,7 +120,7 @@ func TestKillAllLosesNothingAcknowledged(t *testing.T) {
 				return
 			}
 			defer nc.Close()
-			br := bufio.NewReader(nc)
+			rr := protocol.NewReplyReader(nc)
 			for n := 0; ; n++ {
 				select {
 				case <-stop:
@@ -138,16 +138,16 @@ func TestKillAllLosesNothingAcknowledged(t *testing.T) {
 					return // killed
 				}
 				for _, id := range ids {
-					line, err := br.ReadString('\n')
+					r, err := rr.ReadReply(protocol.LineReply)
 					if err != nil {
 						return // killed
 					}
-					if !strings.HasPrefix(line, "AT ") {
-						t.Errorf("got %q", line)
+					if r.Kind != protocol.ReplyAT {
+						t.Errorf("got %q", r.Raw)
 						return
 					}
 					mu.Lock()
-					acks = append(acks, ack{id: id, at: strings.TrimSuffix(line, "\n"), when: time.Now()})
+					acks = append(acks, ack{id: id, at: string(r.Line), when: time.Now()})
 					mu.Unlock()
 				}
 			}
@@ -214,23 +214,15 @@ func (h *herdProcs) missing(i int, acks []ack) []ack {
 			io.WriteString(nc, b.String())
 			nc.(*net.TCPConn).CloseWrite()
 		}()
-		br := bufio.NewReaderSize(nc, 1<<16)
+		rr := protocol.NewReplyReader(nc)
 		var miss []ack
 		for _, a := range acks {
-			line, err := br.ReadString('\n')
+			r, err := rr.ReadReply(protocol.PlacesReply)
 			if err != nil {
 				h.t.Fatal(err)
 			}
-			if strings.TrimSuffix(line, "\n") != a.at {
+			if string(r.Line) != a.at {
 				miss = append(miss, a)
-			}
-			if strings.HasPrefix(line, "AT ") { // skip the JSON and the blank line
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || l == "\n" {
-						break
-					}
-				}
 			}
 		}
 		nc.Close()
@@ -260,16 +252,16 @@ func TestHostileClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer probe.Close()
-	probeReader := bufio.NewReader(probe)
+	probeReader := protocol.NewReplyReader(probe)
 	var slowest time.Duration
 	ask := func() {
 		t.Helper()
 		start := time.Now()
 		probe.SetDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(probe, "%s\n", kiwi)
-		line, err := probeReader.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "AT Hill ") {
-			t.Fatalf("the well-behaved client got %q, %v", line, err)
+		r, err := probeReader.ReadReply(protocol.LineReply)
+		if err != nil || !strings.HasPrefix(string(r.Line), "AT Hill ") {
+			t.Fatalf("the well-behaved client got %q, %v", r.Raw, err)
 		}
 		slowest = max(slowest, time.Since(start))
 	}

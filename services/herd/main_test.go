@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // herdBin is the herd binary, built once for these tests.
@@ -166,9 +168,9 @@ func TestServe(t *testing.T) {
 	})
 	t.Run("pipelined with whitespace variants", func(t *testing.T) {
 		out := exchange(t, addr, "IAMAT a +1+1 1\r\n\t IAMAT\tb  +2-2 2 \n\nBOGUS\nIAMAT c +3+3 3")
-		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-		if len(lines) != 4 || !strings.HasSuffix(lines[0], " a +1+1 1") || !strings.HasSuffix(lines[1], " b +2-2 2") ||
-			lines[2] != "? BOGUS" || !strings.HasSuffix(lines[3], " c +3+3 3") {
+		rs, err := protocol.ReadReplies(strings.NewReader(out), "IAMAT a", "IAMAT b", "", "BOGUS", "IAMAT c", "IAMAT extra")
+		if err != io.EOF || len(rs) != 4 || !strings.HasSuffix(string(rs[0].Line), " a +1+1 1") || !strings.HasSuffix(string(rs[1].Line), " b +2-2 2") ||
+			string(rs[2].Line) != "? BOGUS" || !strings.HasSuffix(string(rs[3].Line), " c +3+3 3") {
 			t.Errorf("got %q", out)
 		}
 	})
@@ -180,17 +182,17 @@ func TestServe(t *testing.T) {
 	})
 	t.Run("whatsat from the offline data", func(t *testing.T) {
 		out := exchange(t, addr, kiwi+"\nWHATSAT kiwi.cs.ucla.edu 10 3\n")
-		at, rest, _ := strings.Cut(out, "\n")
-		if !strings.HasPrefix(at, "AT Hill ") {
-			t.Fatalf("got %q", out)
+		rs, err := protocol.ReadReplies(strings.NewReader(out), kiwi, "WHATSAT kiwi.cs.ucla.edu 10 3")
+		if err != nil || !strings.HasPrefix(string(rs[0].Line), "AT Hill ") {
+			t.Fatalf("got %q, %v", out, err)
 		}
-		if !strings.HasSuffix(rest, "}\n\n") {
-			t.Fatalf("WHATSAT reply does not end with the JSON and a blank line: %q", rest)
+		if rs[1].Kind != protocol.ReplyAT || len(rs[0].Raw)+len(rs[1].Raw) != len(out) {
+			t.Fatalf("WHATSAT reply is not the AT line, the JSON and a blank line: %q", rs[1].Raw)
 		}
-		at2, js, _ := strings.Cut(rest, "\n")
-		if at2 != at {
-			t.Errorf("WHATSAT AT line %q, want %q", at2, at)
+		if string(rs[1].Line) != string(rs[0].Line) {
+			t.Errorf("WHATSAT AT line %q, want %q", rs[1].Line, rs[0].Line)
 		}
+		js := rs[1].JSON
 		var v struct {
 			Results []struct {
 				Name     string `json:"name"`
@@ -198,7 +200,7 @@ func TestServe(t *testing.T) {
 			} `json:"results"`
 			Status string `json:"status"`
 		}
-		if err := json.Unmarshal([]byte(js), &v); err != nil {
+		if err := json.Unmarshal(js, &v); err != nil {
 			t.Fatalf("%v in %q", err, js)
 		}
 		if v.Status != "OK" || len(v.Results) != 3 || v.Results[0].Vicinity != "California, US" {

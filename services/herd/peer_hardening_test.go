@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // peerNode is one `herd serve` of a test herd on ports from a freeBase:
@@ -99,7 +100,7 @@ func TestPeerPortFlood(t *testing.T) {
 		sender.Wait()
 	}()
 	sender.Go(func() {
-		br := bufio.NewReader(client)
+		rr := protocol.NewReplyReader(client)
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
@@ -110,11 +111,11 @@ func TestPeerPortFlood(t *testing.T) {
 			}
 			client.SetDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprintf(client, "IAMAT flood-%d +34.068930-118.445127 1621464827.%09d\n", i, i)
-			if line, err := br.ReadString('\n'); !strings.HasPrefix(line, "AT Jaquez ") {
+			if r, err := rr.ReadReply(protocol.LineReply); !strings.HasPrefix(string(r.Line), "AT Jaquez ") {
 				select {
 				case <-stop: // closed under the read
 				default:
-					t.Errorf("Jaquez answered %q, %v", line, err)
+					t.Errorf("Jaquez answered %q, %v", r.Raw, err)
 				}
 				return
 			}

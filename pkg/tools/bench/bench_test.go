@@ -279,43 +279,6 @@ func TestGenerator(t *testing.T) {
 	}
 }
 
-func TestReplyState(t *testing.T) {
-	tests := []struct {
-		name  string
-		kind  kind
-		lines []string
-		want  result
-	}{
-		{"IAMAT valid", kindIAMAT, []string{"AT Hill +0.1 k +1+2 3"}, resValid},
-		{"IAMAT invalid", kindIAMAT, []string{"? IAMAT k"}, resInvalid},
-		{"IAMAT garbage", kindIAMAT, []string{"hello"}, resMalformed},
-		{"IAMAT empty", kindIAMAT, []string{""}, resMalformed},
-		{"WHATSAT valid", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", `{"results":[]}`, ""}, resValid},
-		{"WHATSAT valid, JSON on lines", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", "{", `   "results" : [ {`, "   } ]", "}", ""}, resValid},
-		{"WHATSAT JSON not closed", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", "{", `   "results" : [ {`, ""}, resMalformed},
-		{"WHATSAT no JSON at all", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", ""}, resMalformed},
-		{"WHATSAT invalid", kindWHATSAT, []string{"? WHATSAT k 1 1"}, resInvalid},
-		{"WHATSAT no JSON", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", "AT x"}, resMalformed},
-		{"WHATSAT no blank line after the JSON", kindWHATSAT, []string{"AT Hill +0.1 k +1+2 3", "{}", "AT x", ""}, resMalformed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var st replyState
-			for i, l := range tt.lines {
-				done, r := st.feed([]byte(l), tt.kind)
-				if last := i == len(tt.lines)-1; done != last {
-					t.Fatalf("line %d: done %v", i, done)
-				} else if last && r != tt.want {
-					t.Fatalf("result %v, want %v", r, tt.want)
-				}
-			}
-			if st != expectFirst {
-				t.Errorf("state %v after a complete reply", st)
-			}
-		})
-	}
-}
-
 func TestLatencyOf(t *testing.T) {
 	h := newHistogram()
 	for i := int64(1); i <= 1000; i++ {

@@ -35,7 +35,8 @@
 // Requests are IAMAT, or with -mix a fraction of WHATSAT -radius -bound
 // about a client id that the same connection has sent, so the server knows
 // it. Client ids are -prefix (random by default, so that runs do not
-// collide) and a number below -clients. Replies are checked: an IAMAT gets
+// collide) and a number below -clients. Replies are read and checked by
+// the protocol's reader (protocol.ReplyReader): an IAMAT gets
 // one line starting "AT ", a WHATSAT an AT line, then a JSON object that
 // starts with '{', may span lines (the herd's does) and ends with '}', then
 // an empty line; "? " replies count as invalid; any other reply is

@@ -24,10 +24,9 @@ const (
 	floorMaxLine = 4 << 10
 	// floorWhatsatTail follows the client id in the floor's AT line for a
 	// WHATSAT: a fixed position and time.
-	floorWhatsatTail = " +34.068930-118.445127 1621464827.959498503\n"
-	// floorPlaces is the floor's fixed places JSON, then the blank line
-	// that ends a WHATSAT reply.
-	floorPlaces = `{"html_attributions":[],"results":[],"status":"OK"}` + "\n\n"
+	floorWhatsatTail = " +34.068930-118.445127 1621464827.959498503"
+	// floorJSON is the floor's fixed places JSON.
+	floorJSON = `{"html_attributions":[],"results":[],"status":"OK"}`
 )
 
 // FloorCounts are the lines a floor server has answered, by kind.
@@ -144,6 +143,7 @@ func (s *FloorServer) Close() error {
 func (s *FloorServer) serveConn(c net.Conn) {
 	in := make([]byte, 64<<10)
 	out := make([]byte, 0, 64<<10)
+	var text []byte
 	r, w := 0, 0
 	for {
 		n, err := c.Read(in[w:])
@@ -161,11 +161,11 @@ func (s *FloorServer) serveConn(c net.Conn) {
 				tooLong = true
 				break
 			}
-			out = s.answer(out, in[r:r+i], now, &counts)
+			out, text = s.answer(out, in[r:r+i], text, now, &counts)
 			r += i + 1
 		}
 		if err != nil && !tooLong && r < w && w-r <= floorMaxLine && errors.Is(err, io.EOF) {
-			out = s.answer(out, in[r:w], now, &counts) // the last line, without LF
+			out, text = s.answer(out, in[r:w], text, now, &counts) // the last line, without LF
 			r = w
 		}
 		for i, n := range counts {
@@ -184,38 +184,31 @@ func (s *FloorServer) serveConn(c net.Conn) {
 	}
 }
 
-// answer appends the reply to one line, without its LF.
-func (s *FloorServer) answer(out, line []byte, now int64, counts *[3]int64) []byte {
+// answer appends the reply to one line, without its LF; text is scratch
+// space for an IAMAT's client fields.
+func (s *FloorServer) answer(out, line, text []byte, now int64, counts *[3]int64) ([]byte, []byte) {
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
 	c := protocol.Parse(line)
 	switch c.Kind {
 	case protocol.Blank:
-		return out
+		return out, text
 	case protocol.IAMAT:
 		counts[0]++
-		sec, nsec, _ := protocol.ParseTime(c.Time)
-		out = append(out, "AT "...)
-		out = append(out, s.Name...)
-		out = append(out, ' ')
-		out = protocol.AppendDiff(out, now, sec, nsec)
-		out = append(out, ' ')
-		out = append(out, c.Client...)
-		out = append(out, ' ')
-		out = append(out, c.Pos...)
-		out = append(out, ' ')
-		out = append(out, c.Time...)
-		return append(out, '\n')
+		text = c.AppendText(text[:0])
+		out = protocol.AppendATParsed(out, s.Name, now, c.Sec, c.Nsec, text)
+		return append(out, '\n'), text
 	case protocol.WHATSAT:
 		counts[1]++
-		out = append(out, "AT "...)
-		out = append(out, s.Name...)
-		out = append(out, " +0.000000000 "...)
-		out = append(out, c.Client...)
-		out = append(out, floorWhatsatTail...)
-		return append(out, floorPlaces...)
+		return protocol.AppendPlacesReply(out,
+			func(b []byte) []byte {
+				// A difference of zero; the fixed position and time follow.
+				b = protocol.AppendATParsed(b, s.Name, 0, 0, 0, c.Client)
+				return append(b, floorWhatsatTail...)
+			},
+			func(b []byte) []byte { return append(b, floorJSON...) }), text
 	}
 	counts[2]++
-	return protocol.AppendInvalid(out, line)
+	return protocol.AppendInvalid(out, line), text
 }

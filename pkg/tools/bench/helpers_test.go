@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -167,7 +166,9 @@ func (h *fakeHerd) answer(server int, line string) string {
 	case protocol.WHATSAT:
 		r, ok := h.recs[string(c.Client)]
 		if ok && (r.origin == server || now.Sub(r.at) >= h.delay[server]) {
-			return r.line + "\n" + fakePlaces + "\n\n"
+			return string(protocol.AppendPlacesReply(nil,
+				func(b []byte) []byte { return append(b, r.line...) },
+				func(b []byte) []byte { return append(b, fakePlaces...) }))
 		}
 	}
 	return string(protocol.AppendInvalid(nil, []byte(line)))
@@ -181,11 +182,11 @@ func (h *fakeHerd) handled(server int) int {
 
 func timeOf(at string) string { return at[strings.LastIndexByte(at, ' ')+1:] }
 
-// transcript talks to a server line by line, with deadlines.
+// transcript talks to a server request by request, with deadlines.
 type transcript struct {
-	t *testing.T
-	c *net.TCPConn
-	r *bufio.Reader
+	t  *testing.T
+	c  *net.TCPConn
+	rr *protocol.ReplyReader
 }
 
 func dialTranscript(t *testing.T, addr string) *transcript {
@@ -196,7 +197,7 @@ func dialTranscript(t *testing.T, addr string) *transcript {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	return &transcript{t: t, c: c.(*net.TCPConn), r: bufio.NewReader(c)}
+	return &transcript{t: t, c: c.(*net.TCPConn), rr: protocol.NewReplyReader(c)}
 }
 
 func (tr *transcript) send(s string) {
@@ -206,10 +207,19 @@ func (tr *transcript) send(s string) {
 	}
 }
 
+// reply reads the next reply, of the given form.
+func (tr *transcript) reply(form protocol.ReplyForm) protocol.Reply {
+	tr.t.Helper()
+	r, err := tr.rr.ReadReply(form)
+	if err != nil {
+		tr.t.Fatalf("reading a reply: %v (got %q)", err, r.Raw)
+	}
+	return r
+}
+
 func (tr *transcript) expectClosed() {
 	tr.t.Helper()
-	got, err := tr.r.ReadString('\n')
-	if !errors.Is(err, io.EOF) || got != "" {
-		tr.t.Fatalf("got %q, %v; want the connection closed", got, err)
+	if r, err := tr.rr.ReadReply(protocol.LineReply); err != io.EOF {
+		tr.t.Fatalf("got %q, %v; want the connection closed", r.Raw, err)
 	}
 }

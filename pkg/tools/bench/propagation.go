@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -141,7 +140,7 @@ type found struct {
 type poller struct {
 	addr    string
 	conn    net.Conn
-	lr      *lineReader
+	lr      *replyReader
 	tail    []byte // " radius 0\n"
 	timeout time.Duration
 	hist    *hdrhistogram.Histogram
@@ -180,7 +179,7 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 			return 0, false
 		}
 		record(p.rtt, int64(now.Sub(sent)))
-		if r == resValid {
+		if r == protocol.ReplyAT {
 			return now.Sub(s.start), true
 		}
 		if now.After(deadline) {
@@ -190,45 +189,33 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 }
 
 // readOneReply reads one complete reply to a request of kind k. It also
-// returns the line that completed it, an IAMAT's only line, valid until
-// the next read.
-func readOneReply(lr *lineReader, k kind) (result, []byte, error) {
-	var st replyState
+// returns its first line, an IAMAT's only line, valid until the next read.
+func readOneReply(rr *replyReader, k kind) (protocol.ReplyKind, []byte, error) {
 	for {
-		for {
-			line, ok := lr.line()
-			if !ok {
-				break
+		if reply, ok := rr.next(k); ok {
+			if reply.Kind == protocol.ReplyMalformed {
+				return reply.Kind, nil, errMalformed
 			}
-			if done, r := st.feed(line, k); done {
-				if r == resMalformed {
-					return r, nil, errMalformed
-				}
-				return r, line, nil
-			}
+			return reply.Kind, reply.Line, nil
 		}
-		if err := lr.fill(time.Now()); err != nil {
-			return resMalformed, nil, readError(err)
+		if err := rr.fill(time.Now()); err != nil {
+			return protocol.ReplyMalformed, nil, readError(err)
 		}
 	}
 }
 
-// atDiff reads the time difference of an AT line, "AT server diff ...":
+// atDiff reads the time difference of an AT line (protocol.ParseAT):
 // the server's receive time minus the client time.
 func atDiff(line []byte) (time.Duration, bool) {
-	f := bytes.Fields(line)
-	if len(f) < 3 || len(f[2]) < 2 || (f[2][0] != '+' && f[2][0] != '-') {
+	at, ok := protocol.ParseAT(line)
+	if !ok {
 		return 0, false
 	}
-	sec, nsec, ok := protocol.ParseTime(f[2][1:])
-	if !ok || sec > math.MaxInt64/int64(time.Second)-1 {
+	sec, nsec, _ := protocol.ParseDiff(at.Diff)
+	if sec > math.MaxInt64/int64(time.Second)-1 || sec < math.MinInt64/int64(time.Second)+1 {
 		return 0, false
 	}
-	d := time.Duration(sec)*time.Second + time.Duration(nsec)
-	if f[2][0] == '-' {
-		d = -d
-	}
-	return d, true
+	return time.Duration(sec)*time.Second + time.Duration(nsec), true
 }
 
 func (c PropagationConfig) withDefaults() PropagationConfig {
@@ -311,7 +298,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 		}
 		defer c.Close()
 		pollers = append(pollers, &poller{
-			addr: a, conn: c, lr: newLineReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
+			addr: a, conn: c, lr: newReplyReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
 			timeout: cfg.Timeout, hist: newHistogram(), rtt: newHistogram(), stats: ServerPropagation{Addr: a},
 		})
 	}
@@ -335,7 +322,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 		}()
 	}
 
-	r := &sampler{cfg: &cfg, origin: origin, lr: newLineReader(origin, cfg.Timeout), pollers: pollers,
+	r := &sampler{cfg: &cfg, origin: origin, lr: newReplyReader(origin, cfg.Timeout), pollers: pollers,
 		iamat: newHistogram(), herd: newHistogram(), results: make(chan found, len(pollers))}
 	for i, p := range pollers {
 		in := make(chan sample)
@@ -389,7 +376,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 type sampler struct {
 	cfg     *PropagationConfig
 	origin  net.Conn
-	lr      *lineReader // the origin's replies
+	lr      *replyReader // the origin's replies
 	pollers []*poller
 	inputs  []chan sample // one per poller
 	results chan found
@@ -430,19 +417,19 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		res, at, err := readOneReply(r.lr, kindIAMAT)
 		now := time.Now()
 		s.start = s.t0
-		if err == nil && res == resValid && r.cfg.Since == SinceReceipt {
+		if err == nil && res == protocol.ReplyAT && r.cfg.Since == SinceReceipt {
 			if s.start, err = receipt(s.t0, now, at); err != nil {
 				return fmt.Errorf("origin %s, sample %d: %w", rep.Origin, i, err)
 			}
 		}
-		if err != nil || res != resValid {
+		if err != nil || res != protocol.ReplyAT {
 			close(s.cancel)
 		}
 		for _, in := range r.inputs {
 			in <- s
 		}
 		var worst time.Duration
-		complete := err == nil && res == resValid
+		complete := err == nil && res == protocol.ReplyAT
 		for range r.pollers {
 			f := <-r.results
 			p := r.pollers[f.server]
@@ -451,7 +438,7 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 				p.stats.Known++
 				record(p.hist, int64(f.delay))
 				worst = max(worst, f.delay)
-			case err == nil && res == resValid:
+			case err == nil && res == protocol.ReplyAT:
 				p.stats.Missed++
 				complete = false
 			}
@@ -459,7 +446,7 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		if err != nil {
 			return fmt.Errorf("origin %s: %w", rep.Origin, err)
 		}
-		if res == resValid {
+		if res == protocol.ReplyAT {
 			record(r.iamat, int64(now.Sub(s.t0)))
 		} else {
 			rep.Errors.Rejected++

@@ -163,7 +163,8 @@ func TestATDiff(t *testing.T) {
 		{"AT Hill +0.000596263 kiwi +34.068930-118.445127 1795661731.808317371", 596263 * time.Nanosecond, true},
 		{"AT Hill -2.500000000 kiwi +1+2 3", -2500 * time.Millisecond, true},
 		{"AT Hill +3 kiwi +1+2 3", 3 * time.Second, true},
-		{"AT Hill +0.1", 100 * time.Millisecond, true},
+		{"AT Hill +0.1", 0, false}, // not a whole AT line
+		{"AT Hill +999999999999999999.0 kiwi +1+2 3", 0, false},
 		{"AT Hill 0.1 kiwi +1+2 3", 0, false},
 		{"AT Hill + kiwi", 0, false},
 		{"AT Hill +0.x kiwi", 0, false},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // maxBatch bounds the requests of one write in the open loop, when a late
@@ -103,17 +105,17 @@ func (w *worker) write(buf []byte, now time.Time) error {
 
 // reply accounts for a complete reply to a request of kind k sent (or
 // scheduled) at sentNs and received at recvNs.
-func (w *worker) reply(k kind, sentNs, recvNs int64, r result) {
+func (w *worker) reply(k kind, sentNs, recvNs int64, r protocol.ReplyKind) {
 	ph := w.p.phaseOf(sentNs)
 	w.recv[ph][k]++
 	switch r {
-	case resValid:
+	case protocol.ReplyAT:
 		if ph == measured {
 			record(w.hist, recvNs-sentNs)
 		}
-	case resInvalid:
+	case protocol.ReplyInvalid:
 		w.invalid[ph][k]++
-	case resMalformed:
+	case protocol.ReplyMalformed:
 		w.malformed++
 	}
 	if ph == measured {
@@ -131,8 +133,7 @@ func (w *worker) closedLoop() {
 	head, outstanding := 0, 0
 	var k, rk, measuredSent int64 // requests written, replies read, measured requests written
 	buf := make([]byte, 0, depth*128)
-	lr := newLineReader(w.conn, p.cfg.Timeout)
-	var st replyState
+	lr := newReplyReader(w.conn, p.cfg.Timeout)
 	// finished reports whether there is nothing more to send.
 	finished := func(ns int64) bool {
 		return p.stop.Load() || (p.endNs > 0 && ns >= p.endNs) ||
@@ -176,23 +177,20 @@ func (w *worker) closedLoop() {
 		recvNs := int64(time.Since(p.base))
 		var got, bad int64
 		for {
-			line, ok := lr.line()
+			reply, ok := lr.next(g.kindOf(rk))
 			if !ok {
 				break
 			}
-			done, r := st.feed(line, g.kindOf(rk))
-			if !done {
-				continue
-			}
+			r := reply.Kind
 			w.reply(g.kindOf(rk), sentAt[head], recvNs, r)
 			head = (head + 1) % depth
 			outstanding--
 			rk++
 			got++
-			if r != resValid {
+			if r != protocol.ReplyAT {
 				bad++
 			}
-			if r == resMalformed {
+			if r == protocol.ReplyMalformed {
 				err = errMalformed
 				break
 			}
@@ -309,8 +307,7 @@ func (w *worker) sendOpen(written *atomic.Int64) {
 
 func (w *worker) receiveOpen(written, replied, final *atomic.Int64) {
 	p, g := w.p, w.gen
-	lr := newLineReader(w.conn, p.cfg.Timeout)
-	var st replyState
+	lr := newReplyReader(w.conn, p.cfg.Timeout)
 	var rk int64
 	for {
 		replied.Store(rk)
@@ -321,21 +318,18 @@ func (w *worker) receiveOpen(written, replied, final *atomic.Int64) {
 		recvNs := int64(time.Since(p.base))
 		var got, bad int64
 		for {
-			line, ok := lr.line()
+			reply, ok := lr.next(g.kindOf(rk))
 			if !ok {
 				break
 			}
-			done, r := st.feed(line, g.kindOf(rk))
-			if !done {
-				continue
-			}
+			r := reply.Kind
 			w.reply(g.kindOf(rk), w.due(rk), recvNs, r)
 			rk++
 			got++
-			if r != resValid {
+			if r != protocol.ReplyAT {
 				bad++
 			}
-			if r == resMalformed {
+			if r == protocol.ReplyMalformed {
 				err = errMalformed
 				break
 			}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // Defaults of the command line.
@@ -122,20 +124,7 @@ func FormatTime(t time.Time) string {
 }
 
 // isSpace is the protocol's field separator (space, tab, CR, VT, FF, LF).
-func isSpace(r rune) bool {
-	switch r {
-	case ' ', '\t', '\r', '\v', '\f', '\n':
-		return true
-	}
-	return false
-}
-
-// isWhatsat reports whether line is a WHATSAT command, whose valid reply
-// has three lines.
-func isWhatsat(line string) bool {
-	f := strings.FieldsFunc(line, isSpace)
-	return len(f) > 0 && f[0] == "WHATSAT"
-}
+func isSpace(r rune) bool { return r < 0x80 && protocol.IsSpace(byte(r)) }
 
 // isBlank reports whether line gets no reply.
 func isBlank(line string) bool {

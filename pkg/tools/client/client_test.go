@@ -118,7 +118,9 @@ func (f *fake) answer(line string) string {
 		at, ok := f.known[string(c.Client)]
 		f.mu.Unlock()
 		if ok {
-			return at + "\n" + placesJSON + "\n\n"
+			return string(protocol.AppendPlacesReply(nil,
+				func(b []byte) []byte { return append(b, at...) },
+				func(b []byte) []byte { return append(b, placesJSON...) }))
 		}
 	}
 	return string(protocol.AppendInvalid(nil, []byte(line)))
@@ -336,13 +338,13 @@ func TestInteractivePartialLine(t *testing.T) {
 	lines := make(chan string, 2)
 	go func() {
 		defer close(lines)
-		br := bufio.NewReader(out)
+		rr := protocol.NewReplyReader(out)
 		for {
-			l, err := br.ReadString('\n')
+			r, err := rr.ReadReply(protocol.LineReply)
 			if err != nil {
 				return
 			}
-			lines <- l
+			lines <- string(r.Raw)
 		}
 	}()
 	done := make(chan int, 1)
@@ -374,5 +376,47 @@ func TestInteractivePartialLine(t *testing.T) {
 	}
 	if l, more := <-lines; more {
 		t.Errorf("more output %q", l)
+	}
+}
+
+// TestOneShotBadReplies: what is not a whole reply of the protocol is
+// shown as it came and fails the command.
+func TestOneShotBadReplies(t *testing.T) {
+	const at = "AT Hill +0.1 k +1+1 1\n"
+	tests := []struct {
+		name    string
+		command string
+		reply   string // written, then the connection closes
+		stderr  string
+	}{
+		{"not a reply", "IAMAT k +1+1 1", "hello\n", "unexpected reply"},
+		{"WHATSAT without JSON", "WHATSAT k 1 1", at + "not JSON\n", "unexpected reply"},
+		{"cut in the JSON", "WHATSAT k 1 1", at + "{\"results\" :", "middle of a reply"},
+		{"cut before the empty line", "WHATSAT k 1 1", at + "{}\n", "middle of a reply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				io.ReadAll(c)
+				c.Write([]byte(tt.reply))
+			}()
+			out, errs, code := run(t, "", ln.Addr().String(), tt.command)
+			<-served
+			if code != ExitError || out != tt.reply || !strings.Contains(errs, tt.stderr) {
+				t.Errorf("got stdout %q, stderr %q, status %d", out, errs, code)
+			}
+		})
 	}
 }

@@ -25,8 +25,8 @@ type session struct {
 	prompt bool // standard input is a terminal
 
 	mu       sync.Mutex
-	whatsat  []bool // for every command awaiting its reply, oldest first: is it a WHATSAT?
-	sent     int    // commands sent (lines that get a reply)
+	forms    []protocol.ReplyForm // for every command awaiting its reply, oldest first: the form of its reply
+	sent     int                  // commands sent (lines that get a reply)
 	answered int
 	invalid  bool // some reply was "? ..."
 	strange  bool // some reply was not of the protocol
@@ -117,7 +117,7 @@ func (s *session) send(in io.Reader) error {
 				s.showPrompt()
 			} else {
 				s.mu.Lock()
-				s.whatsat = append(s.whatsat, isWhatsat(line))
+				s.forms = append(s.forms, protocol.FormOf(line))
 				s.sent++
 				s.mu.Unlock()
 			}
@@ -144,45 +144,57 @@ func (s *session) send(in io.Reader) error {
 // receive prints replies until the connection ends, and returns nil at a
 // clean end of the connection.
 func (s *session) receive() error {
-	r := bufio.NewReaderSize(s.conn, 64<<10)
+	rr := protocol.NewReplyReader(s.conn)
 	out := bufio.NewWriter(s.stdout)
 	defer out.Flush()
 	for {
-		if !protocol.LineBuffered(r) {
+		// Wait for the reply to start before looking up its command, which
+		// the sender records before it writes it.
+		if rr.Buffered() == 0 {
 			// About to block: show what has arrived so far.
 			if err := out.Flush(); err != nil {
 				return err
 			}
-		}
-		// Wait for the reply to start before looking up its command, which
-		// the sender records before it writes it.
-		if _, err := r.Peek(1); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
+			if err := rr.Fill(); err != nil && rr.Buffered() == 0 {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
 			}
-			return err
+			continue
 		}
 		s.mu.Lock()
-		whatsat := len(s.whatsat) > 0 && s.whatsat[0]
-		s.mu.Unlock()
-		reply, o, err := readReply(r, whatsat)
-		out.Write(reply)
-		if err != nil {
-			return err
+		form := protocol.LineReply
+		if len(s.forms) > 0 {
+			form = s.forms[0]
 		}
-		s.answer(o)
+		s.mu.Unlock()
+		reply, ok := rr.Next(form)
+		if !ok {
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			r, err := rr.ReadReply(form)
+			if err != nil {
+				out.Write(r.Raw)
+				return err
+			}
+			reply = &r
+		}
+		out.Write(reply.Raw)
+		s.answer(reply.Kind)
 	}
 }
 
 // answer records a complete reply.
-func (s *session) answer(o outcome) {
+func (s *session) answer(k protocol.ReplyKind) {
 	s.mu.Lock()
-	if len(s.whatsat) > 0 {
-		s.whatsat = s.whatsat[1:]
+	if len(s.forms) > 0 {
+		s.forms = s.forms[1:]
 	}
 	s.answered++
-	s.invalid = s.invalid || o == invalid
-	s.strange = s.strange || o == strange
+	s.invalid = s.invalid || k == protocol.ReplyInvalid
+	s.strange = s.strange || k == protocol.ReplyMalformed
 	s.mu.Unlock()
 	select {
 	case s.progress <- struct{}{}:

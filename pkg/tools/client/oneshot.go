@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // oneShot sends words as one line, half-closes, and prints the reply.
@@ -41,8 +42,8 @@ func oneShot(ctx context.Context, addr string, timeout time.Duration, words []st
 		fmt.Fprintf(stderr, "herd client: %v\n", err)
 		return ExitError
 	}
-	reply, o, err := readReply(bufio.NewReader(conn), isWhatsat(line))
-	if _, werr := stdout.Write(reply); werr != nil {
+	reply, err := protocol.NewReplyReader(conn).ReadReply(protocol.FormOf(line))
+	if _, werr := stdout.Write(reply.Raw); werr != nil {
 		fmt.Fprintf(stderr, "herd client: %v\n", werr)
 		return ExitError
 	}
@@ -65,10 +66,10 @@ func oneShot(ctx context.Context, addr string, timeout time.Duration, words []st
 		fmt.Fprintf(stderr, "herd client: %v\n", err)
 		return ExitError
 	}
-	switch o {
-	case valid:
+	switch reply.Kind {
+	case protocol.ReplyAT:
 		return ExitOK
-	case invalid:
+	case protocol.ReplyInvalid:
 		return ExitInvalid
 	}
 	fmt.Fprintf(stderr, "herd client: unexpected reply from %s\n", addr)
