@@ -126,7 +126,7 @@ func (c *conn) serve() {
 	c.storeBatch() // what was read is stored, even if its replies cannot go out
 	c.lookups.Wait()
 	c.cancel()
-	if reason == closeLineTooLong || reason == closeShutdown {
+	if reason == closeLineTooLong || reason == closeShutdown || reason == closeNotDurable {
 		// Every reply is written: end the stream cleanly rather than reset
 		// it with the client's unread lines.
 		c.linger()
