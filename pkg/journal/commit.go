@@ -22,11 +22,12 @@ var ErrNotDurable = errors.New("journal: change not durable")
 // it has one, when that did not happen within timeout or the journal
 // closed first. A client's record is acknowledged only after Wait.
 //
-// Wait is a group commit: the first caller that finds nobody writing
-// writes every change stored so far, for all the others, in one write;
-// with Always, the first that finds nobody syncing then syncs everything
-// written so far, while the next batch is written. The others wait for
-// them rather than for the journal's goroutine to be scheduled.
+// Wait is a group commit: a caller that takes the writer's lock writes
+// every change stored so far, for all the others, in one write; with
+// Always, a caller that takes the syncer's lock then syncs everything
+// written so far, while the next batch is being written. The others
+// queue for the lock and mostly find, when their turn comes, that their
+// change is already durable.
 func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 	if j.durableSeq.Load() >= seq {
 		return nil
@@ -34,47 +35,74 @@ func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 	j.waiters.Add(1)
 	defer j.waiters.Add(-1)
 	var timer *time.Timer
-	for {
+	expired := func() <-chan time.Time {
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+		}
+		return timer.C
+	}
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for j.durableSeq.Load() < seq {
 		j.mu.Lock()
 		ch, fault, closed := j.advanced, j.fault, j.closed
 		j.mu.Unlock()
-		if j.durableSeq.Load() >= seq {
-			break
-		}
-		if closed {
+		switch {
+		case closed:
 			return ErrNotDurable
-		}
-		if fault == nil {
-			if j.writtenSeq.Load() < seq {
-				if j.wmu.TryLock() {
-					if !j.stopping() {
-						j.writeBatch(1 << 20)
-					}
-					j.unlockWriter()
-					continue
-				}
-			} else if j.cfg.Always && j.smu.TryLock() {
-				if !j.stopping() {
-					j.syncWritten()
-				}
-				j.unlockSyncer()
-				continue
-			}
-		}
-		if timer == nil {
-			timer = time.NewTimer(timeout)
-			defer timer.Stop()
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			if fault != nil {
+		case fault != nil:
+			// Nothing becomes durable until the loop's retry succeeds,
+			// which wakes every Wait.
+			select {
+			case <-ch:
+			case <-expired():
 				return fmt.Errorf("%w: %w", ErrNotDurable, fault)
 			}
-			return ErrNotDurable
+		case j.writtenSeq.Load() < seq:
+			if !j.acquire(j.wlock, expired) {
+				return ErrNotDurable
+			}
+			if j.writtenSeq.Load() < seq && !j.stopping() {
+				j.writeBatch(1 << 20)
+			}
+			j.unlockWriter()
+		default: // written, not yet synced (Always)
+			if !j.acquire(j.slock, expired) {
+				return ErrNotDurable
+			}
+			if j.durableSeq.Load() < seq && !j.stopping() {
+				j.syncWritten()
+			}
+			j.unlockSyncer()
 		}
 	}
 	return nil
+}
+
+// acquire takes l, or gives up when expired's channel fires.
+func (j *Journal) acquire(l chan struct{}, expired func() <-chan time.Time) bool {
+	if j.tryLock(l) {
+		return true
+	}
+	select {
+	case l <- struct{}{}:
+		return true
+	case <-expired():
+		return false
+	}
+}
+
+// tryLock takes l if it is free.
+func (j *Journal) tryLock(l chan struct{}) bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // Fault returns why the journal cannot write, or nil when its last write,
@@ -86,31 +114,19 @@ func (j *Journal) Fault() error {
 	return j.fault
 }
 
-// unlockWriter releases wmu and wakes the waiters, which may have found
-// it held after the last change this writer made durable, so that one of
-// them takes it.
-func (j *Journal) unlockWriter() {
-	j.wmu.Unlock()
-	if j.waiters.Load() > 0 {
-		j.wake(func() {})
-	}
-}
+// unlockWriter releases the writer's lock, to the next in line if any.
+func (j *Journal) unlockWriter() { <-j.wlock }
 
-// unlockSyncer releases smu and wakes the waiters, as unlockWriter does.
-func (j *Journal) unlockSyncer() {
-	j.smu.Unlock()
-	if j.waiters.Load() > 0 {
-		j.wake(func() {})
-	}
-}
+// unlockSyncer releases the syncer's lock, to the next in line if any.
+func (j *Journal) unlockSyncer() { <-j.slock }
 
-// advance makes the changes up to seq durable and wakes the waiters.
+// advance makes the changes up to seq durable. The waiters see it when
+// they get the lock they queue for; none sleeps on anything else while
+// the journal has no fault.
 func (j *Journal) advance(seq uint64) {
-	if j.durableSeq.Load() >= seq {
-		return
+	if j.durableSeq.Load() < seq {
+		j.durableSeq.Store(seq)
 	}
-	j.durableSeq.Store(seq)
-	j.wake(func() {})
 }
 
 // setFault makes err, of an operation op, the journal's fault.
@@ -133,7 +149,7 @@ func (j *Journal) clearFault(op string) {
 	}
 }
 
-// wake runs f under mu and wakes every Wait.
+// wake runs f under mu and wakes every Wait that sleeps on the fault.
 func (j *Journal) wake(f func()) {
 	j.mu.Lock()
 	f()

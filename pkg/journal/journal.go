@@ -45,12 +45,15 @@ type Journal struct {
 	m   *metrics.Metrics
 	inc uint64
 
-	// wmu is held by whoever writes: the loop, or a Wait that writes for
-	// every waiter (group commit). It guards the fields down to snapDone.
-	// smu is held by whoever syncs, so that a sync never holds back the
-	// next write: it is taken before wmu, never after.
-	wmu           sync.Mutex
-	smu           sync.Mutex
+	// The writer's lock is held by whoever writes: the loop, or a Wait
+	// that writes for every waiter (group commit). It guards the fields
+	// down to snapDone. The syncer's lock is held by whoever syncs, so
+	// that a sync never holds back the next write: it is taken before the
+	// writer's, never after. Each is a channel of one slot, so that a
+	// Wait can give up waiting for it, and its release hands it to one
+	// waiter rather than waking them all.
+	wlock         chan struct{}
+	slock         chan struct{}
 	st            *store.Store
 	watermarks    func() map[string]store.Watermark
 	cursor        uint64                     // the last change number written, or skipped
@@ -123,6 +126,7 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: r.last, lock: lock,
 		marks: map[string]store.Watermark{}, stop: make(chan struct{}), done: make(chan struct{}),
 		advanced: make(chan struct{}), snapDone: make(chan snapshotEnd, 1),
+		wlock: make(chan struct{}, 1), slock: make(chan struct{}, 1),
 	}
 	if len(r.damage) > 0 {
 		j.pending = r
@@ -246,26 +250,26 @@ func (j *Journal) loop(notify <-chan struct{}) {
 		case <-changed:
 			// Under client load the waiters write (Wait); a change that
 			// none of them wrote is written here next time, or at the tick.
-			if j.waiters.Load() == 0 && j.wmu.TryLock() {
+			if j.waiters.Load() == 0 && j.tryLock(j.wlock) {
 				for j.writeBatch(1 << 20) {
 				}
 				j.unlockWriter()
 			}
 		case end := <-j.snapDone:
-			j.wmu.Lock()
+			j.wlock <- struct{}{}
 			j.snapped(end)
 			j.unlockWriter()
 		case <-tick.C:
-			j.wmu.Lock()
+			j.wlock <- struct{}{}
 			for j.writeBatch(1 << 20) {
 			}
 			j.unlockWriter()
-			j.smu.Lock()
+			j.slock <- struct{}{}
 			j.syncWritten()
 			j.unlockSyncer()
 		case <-j.stop:
-			j.smu.Lock()
-			j.wmu.Lock()
+			j.slock <- struct{}{}
+			j.wlock <- struct{}{}
 			j.close()
 			j.unlockWriter()
 			j.unlockSyncer()
@@ -275,7 +279,7 @@ func (j *Journal) loop(notify <-chan struct{}) {
 }
 
 // close writes what remains and the clean end, and syncs; a snapshot under
-// way is abandoned. j.smu and j.wmu are held.
+// way is abandoned. Both locks are held.
 func (j *Journal) close() {
 	var next uint64
 	j.buf, next, _, _ = j.collect(j.buf[:0], j.cursor, math.MaxInt)
@@ -300,7 +304,7 @@ func (j *Journal) close() {
 // writeBatch writes the changes after the cursor, about limit bytes of
 // them, in one write, and rotates the segment when it is full. Without
 // Always they are durable once written. It reports whether more changes
-// wait. j.wmu is held.
+// wait. The writer's lock is held.
 func (j *Journal) writeBatch(limit int) (more bool) {
 	var next uint64
 	var marks map[string]store.Watermark
@@ -332,9 +336,9 @@ func (j *Journal) writeBatch(limit int) (more bool) {
 
 // syncWritten syncs what is written, once for everything written since the
 // last sync; with Always that makes it durable. Writes go on meanwhile.
-// j.smu is held.
+// The syncer's lock is held.
 func (j *Journal) syncWritten() {
-	j.wmu.Lock()
+	j.wlock <- struct{}{}
 	f, written := j.f, j.writtenSeq.Load()
 	j.unlockWriter()
 	if written <= j.syncedSeq.Load() {
