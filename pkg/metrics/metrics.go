@@ -159,6 +159,7 @@ func New() *Metrics {
 		PlacesLimitWaits: f.counter("herd_places_limit_waits_total",
 			"Places lookups that had to wait for a free slot under HERD_PLACES_MAX_CONCURRENT."),
 	}
+	m.precreate()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	version, revision := build()
 	f.gaugeVec("herd_build_info", "Always 1; the labels tell the build.", "version", "revision", "goversion").
