@@ -81,3 +81,36 @@ func value(m *dto.Metric) float64 {
 	}
 	return 0
 }
+
+// TestBuildStamped: the version and revision set at link time (-ldflags
+// -X, as docker/build-image does) win over Go's stamping, and
+// herd_build_info carries them.
+func TestBuildStamped(t *testing.T) {
+	for _, tc := range []struct{ version, revision, wantVersion, wantRevision string }{
+		{"", "", "(devel)", "unknown"}, // go test stamps no VCS information
+		{"v1.2.3", "0123abcd", "v1.2.3", "0123abcd"},
+	} {
+		Version, Revision = tc.version, tc.revision
+		v, r := Build()
+		if v != tc.wantVersion || r != tc.wantRevision {
+			t.Errorf("with -X %q %q: Build() = %q, %q; want %q, %q", tc.version, tc.revision, v, r, tc.wantVersion, tc.wantRevision)
+		}
+		mfs, err := New().Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "herd_build_info" {
+				continue
+			}
+			got := map[string]string{}
+			for _, l := range mf.GetMetric()[0].GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["version"] != tc.wantVersion || got["revision"] != tc.wantRevision {
+				t.Errorf("herd_build_info %v; want version %q, revision %q", got, tc.wantVersion, tc.wantRevision)
+			}
+		}
+	}
+	Version, Revision = "", ""
+}
