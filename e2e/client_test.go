@@ -369,9 +369,16 @@ func (h *herd) scrape(t testing.TB, server string) scrape {
 	return scrapeURL(t, "http://"+h.node(t, server).metricsAddr(t)+"/metrics")
 }
 
+// noReuse opens a connection per request. Host ports are ephemeral and
+// come back: a connection kept idle from a container of an earlier test
+// (or of this one before a restart) may point at a port that another
+// container now publishes, and reusing it ends in "connection reset by
+// peer" from docker-proxy rather than in a fresh dial.
+var noReuse = &http.Transport{DisableKeepAlives: true}
+
 func scrapeURL(t testing.TB, url string) scrape {
 	t.Helper()
-	c := http.Client{Timeout: 10 * time.Second}
+	c := http.Client{Timeout: 10 * time.Second, Transport: noReuse}
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("scraping %s: %v", url, err)

@@ -181,7 +181,10 @@ func TestComposeMatchesTopology(t *testing.T) {
 	}
 	root, _ := filepath.Abs(repoRoot)
 	mounts := map[string]map[string]string{ // service: target: source under the repository
-		"prometheus": {"/etc/prometheus/prometheus.yml": "docker/prometheus/prometheus.yml"},
+		"prometheus": {
+			"/etc/prometheus/prometheus.yml": "docker/prometheus/prometheus.yml",
+			"/etc/prometheus/alerts.yml":     "docker/prometheus/alerts.yml",
+		},
 		"grafana": {
 			"/etc/grafana/provisioning":   "docker/grafana/provisioning",
 			"/var/lib/grafana/dashboards": "docker/grafana/dashboards",

@@ -131,6 +131,11 @@ func TestComposeUp(t *testing.T) {
 		if m.get("herd_build_info", nil) != 1 {
 			t.Errorf("%s: herd_build_info is missing", url)
 		}
+		// docker/build-image stamps the commit, though go build's own VCS
+		// stamping is off or finds no .git.
+		if rev := gitRevision(); rev != "unknown" && m.get("herd_build_info", labels{"revision": rev}) != 1 {
+			t.Errorf("%s: herd_build_info has no revision=%q", url, rev)
+		}
 		for _, nb := range s.Neighbours {
 			if up := m.get("herd_peer_up", labels{"peer": nb}); up != 1 {
 				t.Errorf("%s: herd_peer_up{peer=%q} = %v, want 1", url, nb, up)

@@ -572,7 +572,7 @@ func poll(d time.Duration, cond func() (bool, string)) bool {
 }
 
 func httpGet(url string) (int, error) {
-	c := http.Client{Timeout: 5 * time.Second}
+	c := http.Client{Timeout: 5 * time.Second, Transport: noReuse}
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ var dockerErr = sync.OnceValue(func() (err error) {
 // to pass.
 func requireDocker(t testing.TB) {
 	t.Helper()
+	trackSources(t)
 	err := dockerErr()
 	if err == nil {
 		return
@@ -95,9 +97,11 @@ func herdImage(t testing.TB) string {
 }
 
 // buildHerdImage compiles the herd binary on the host and builds the
-// Dockerfile's "prebuilt" stage around it, pulling nothing: the stage is
-// FROM scratch and comes first in the Dockerfile, so the classic builder
-// (the only one here: no buildx) builds no other stage.
+// Dockerfile's "prebuilt" stage around it, pulling nothing, as
+// docker/build-image does: the stage is FROM scratch, and only the lines
+// from it on are given to Docker, since the classic builder (the only one
+// here: no buildx) would build every stage above it, golang included. The
+// revision is stamped through -ldflags, as docker/build-image does.
 //
 // It builds through testcontainers' provider rather than the docker CLI:
 // it talks to the same engine as the containers (DOCKER_HOST,
@@ -116,7 +120,10 @@ func buildHerdImage(t testing.TB) (string, error) {
 	// The context holds only what the stage copies: the Dockerfile, the
 	// binary, and the empty data directory that becomes the journal's
 	// home (/data, owned by the server's user).
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-o", filepath.Join(dir, "herd"), "./services/herd")
+	revision := gitRevision()
+	build := exec.Command("go", "build", "-trimpath",
+		"-ldflags=-s -X github.com/herdkit/herd/pkg/metrics.Revision="+revision,
+		"-o", filepath.Join(dir, "herd"), "./services/herd")
 	build.Dir = repoRoot
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -126,7 +133,11 @@ func buildHerdImage(t testing.TB) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), dockerfile, 0o644); err != nil {
+	stage, err := prebuiltStage(dockerfile)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), stage, 0o644); err != nil {
 		return "", err
 	}
 	if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -148,15 +159,39 @@ func buildHerdImage(t testing.TB) (string, error) {
 		Tag:            fmt.Sprintf("run-%d-%d", os.Getpid(), time.Now().UnixNano()),
 		KeepImage:      true,
 		BuildLogWriter: &buildLog,
-		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
-			o.Target = "prebuilt"
-		},
+		BuildArgs:      map[string]*string{"REVISION": &revision},
 	}})
 	if err != nil {
 		return "", fmt.Errorf("%w\n%s", err, buildLog.String())
 	}
 	t.Logf("built %s", tag)
 	return tag, nil
+}
+
+// prebuiltStage returns the Dockerfile's lines from its last stage,
+// "FROM scratch AS prebuilt", on, as docker/build-image cuts them.
+func prebuiltStage(dockerfile []byte) ([]byte, error) {
+	const from = "\nFROM scratch AS prebuilt\n"
+	i := strings.LastIndex(string(dockerfile), from)
+	if i < 0 {
+		return nil, fmt.Errorf("the Dockerfile has no line %q", strings.TrimSpace(from))
+	}
+	stage := dockerfile[i+1:]
+	if strings.Contains(string(stage), "--from=") || strings.Count(string(stage), "\nFROM ") > 0 {
+		return nil, fmt.Errorf("the Dockerfile's prebuilt stage is not the last, or copies from another stage")
+	}
+	return stage, nil
+}
+
+// gitRevision returns the commit checked out, or "unknown" without git.
+func gitRevision() string {
+	cmd := exec.Command("git", "rev-parse", "HEAD")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // removeHerdImage removes the image built by this binary, if any.

@@ -159,29 +159,42 @@ func New() *Metrics {
 		PlacesLimitWaits: f.counter("herd_places_limit_waits_total",
 			"Places lookups that had to wait for a free slot under HERD_PLACES_MAX_CONCURRENT."),
 	}
+	m.precreate()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	version, revision := build()
+	version, revision := Build()
 	f.gaugeVec("herd_build_info", "Always 1; the labels tell the build.", "version", "revision", "goversion").
 		WithLabelValues(version, revision, runtime.Version()).Set(1)
 	return m
 }
 
-// build returns the module version and VCS revision of the binary.
-func build() (version, revision string) {
+// Version and Revision, when set at link time, name the build where Go's
+// own stamping cannot: docker/build-image and the Dockerfile set them with
+// -ldflags "-X github.com/herdkit/herd/pkg/metrics.Revision=..." from git,
+// since a build from a copy of the sources (a Docker context has no .git)
+// or with -buildvcs=false has no vcs.revision.
+var Version, Revision string
+
+// Build returns the version and VCS revision of the binary: the values
+// set at link time, else those Go stamped, else "(devel)" and "unknown".
+func Build() (version, revision string) {
 	version, revision = "(devel)", "unknown"
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return
-	}
-	if info.Main.Version != "" {
-		version = info.Main.Version
-	}
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" {
-			revision = s.Value
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if info.Main.Version != "" {
+			version = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
 		}
 	}
-	return
+	if Version != "" {
+		version = Version
+	}
+	if Revision != "" {
+		revision = Revision
+	}
+	return version, revision
 }
 
 // GaugeFunc registers a gauge whose value is read at every scrape.

@@ -25,7 +25,7 @@ func BenchmarkHerdPropagation(b *testing.B) { benchmarkPropagation(b, 0) }
 func BenchmarkHerdPropagationUnderLoad(b *testing.B) { benchmarkPropagation(b, 10_000) }
 
 func benchmarkPropagation(b *testing.B, loadRate float64) {
-	nodes := startPromHerd(b)
+	nodes := startHerd(b)
 	waitHerdReady(b, nodes)
 	if loadRate > 0 {
 		var addrs []string
@@ -85,7 +85,7 @@ func benchmarkPropagation(b *testing.B, loadRate float64) {
 // on one connection to each of the five servers, and measures the time
 // until every server has stored every one of them.
 func BenchmarkHerdThroughput(b *testing.B) {
-	nodes := startPromHerd(b)
+	nodes := startHerd(b)
 	waitHerdReady(b, nodes)
 	before := nodes[0].Store().Len()
 	b.ResetTimer()

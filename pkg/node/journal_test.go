@@ -35,7 +35,7 @@ func newNode(t *testing.T, vars map[string]string, opts ...Option) (*Node, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(cfg, logging.FromSlog(promTestLogger(t)), opts...)
+	return New(cfg, logging.FromSlog(testLogger(t)), opts...)
 }
 
 func startNodeWith(t *testing.T, vars map[string]string, opts ...Option) *Node {
@@ -171,7 +171,7 @@ func journalRecords(t *testing.T, dir string) (int, int) {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
 		os.WriteFile(filepath.Join(cp, e.Name()), b, 0o644)
 	}
-	j, st, err := journal.Open(journal.Config{Dir: cp, FsyncInterval: time.Hour}, promTestLogger(t), metrics.New())
+	j, st, err := journal.Open(journal.Config{Dir: cp, FsyncInterval: time.Hour}, testLogger(t), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestRecordLimitAcrossTheHerd(t *testing.T) {
 		t.Skip("floods 30,000 records through a herd")
 	}
 	const limit, ids = 10_000, 30_000
-	nodes := startPromHerd(t, "HERD_MAX_RECORDS", fmt.Sprint(limit))
+	nodes := startHerd(t, "HERD_MAX_RECORDS", fmt.Sprint(limit))
 	waitUntil(t, func() bool {
 		for _, n := range nodes {
 			if !n.Peers().Reconciled() {

@@ -108,6 +108,18 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 		}
 	}
 	n.places = places.Wrap(base, placesConfig(cfg), n.metrics, log)
+	// Series that exist at zero from the start, for the dashboard and the
+	// alerting rules; herd_ready is /readyz as a metric.
+	n.metrics.Provider(n.places.Name())
+	for _, p := range cfg.Peers {
+		n.metrics.Neighbour(p.Name)
+	}
+	n.metrics.GaugeFunc("herd_ready", "1 when /readyz answers ready, else 0.", func() float64 {
+		if n.Ready() {
+			return 1
+		}
+		return 0
+	})
 	n.metrics.GaugeFunc("herd_store_records", "Clients whose record this server holds.",
 		func() float64 { return float64(n.store.Len()) })
 	n.metrics.GaugeFunc("herd_store_records_limit", "The most clients whose record this server holds (HERD_MAX_RECORDS).",

@@ -36,7 +36,7 @@ func startNode(t *testing.T, vars map[string]string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(cfg, logging.FromSlog(promTestLogger(t)))
+	n, err := New(cfg, logging.FromSlog(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

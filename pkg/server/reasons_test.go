@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,18 +36,23 @@ func helpListing(t *testing.T, m *metrics.Metrics, vec *prometheus.CounterVec, n
 func TestReasonsInHelp(t *testing.T) {
 	m := metrics.New()
 	for _, tt := range []struct {
-		name    string
-		vec     *prometheus.CounterVec
-		reasons []string
+		name       string
+		vec        *prometheus.CounterVec
+		reasons    []string
+		precreated []string // the series that exist from the start
 	}{
 		{"herd_client_disconnects_total", m.ClientDisconnects, []string{closeEOF, closeIdle, closeLineTooLong,
-			closeWriteError, closeWriteTimeout, closeReadError, closeShutdown, closeNotDurable}},
-		{"herd_client_connections_refused_total", m.ClientRefused, []string{refuseMaxConns, refusePerIP, refuseShutdown}},
+			closeWriteError, closeWriteTimeout, closeReadError, closeShutdown, closeNotDurable}, metrics.ClientDisconnectReasons},
+		{"herd_client_connections_refused_total", m.ClientRefused, []string{refuseMaxConns, refusePerIP, refuseShutdown},
+			metrics.ClientRefusedReasons},
 	} {
 		help := helpListing(t, m, tt.vec, tt.name, tt.reasons)
 		for _, r := range tt.reasons {
 			if !strings.Contains(help, r) {
 				t.Errorf("%s's help %q lacks the reason %s", tt.name, help, r)
+			}
+			if !slices.Contains(tt.precreated, r) {
+				t.Errorf("%s: the reason %s has no series from the start (pkg/metrics/series.go)", tt.name, r)
 			}
 		}
 	}

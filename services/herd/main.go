@@ -6,7 +6,9 @@
 //	herd bench MODE      measure a herd: load, propagation, floor
 //	herd health [URL]    probe a node's /readyz (the container healthcheck)
 //	herd journal check|repair DIR   inspect or repair a data directory
-//	herd version         print the version
+//	herd version         print the version and revision
+//
+// Every command answers -h and --help with its usage.
 package main
 
 import (
@@ -16,9 +18,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -28,6 +31,7 @@ import (
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/node"
 	"github.com/herdkit/herd/pkg/tools/bench"
 	"github.com/herdkit/herd/pkg/tools/client"
@@ -43,8 +47,54 @@ commands:
   health [URL]    probe a node's /readyz, exit 0 when ready
   journal check DIR    print what a data directory holds, exit 0 when whole, 1 when damaged
   journal repair DIR   keep what is valid in a damaged data directory, so that a node can start
-  version         print the version
+  version         print the version and revision
+
+Every command answers -h and --help with its usage.
 `
+
+const serveUsage = `usage: herd serve
+
+Runs one node of a herd, configured only by HERD_ environment variables
+(HERD_NAME is required; README.md lists every variable, its default and
+its range). It serves the client protocol, the peer links and
+/metrics, /healthz and /readyz, until SIGINT or SIGTERM.
+`
+
+const localUsage = `usage: herd local [-client-port 12200] [-peer-port 12300] [-metrics-port 9200]
+
+Runs the classic five-server herd (Hill, Jaquez, Smith, Campbell,
+Singleton) in this process, on 127.0.0.1, with the offline places data and
+a random peer secret; server i listens on each port plus i. Other HERD_
+variables apply to every server.
+
+flags:
+`
+
+const healthUsage = `usage: herd health [URL]
+
+Probes a node's readiness, as the image's healthcheck does, and prints its
+answer: exit 0 when ready, 1 when not or unreachable. URL is a node's
+metrics address: a base URL (http://127.0.0.1:9200, whose /readyz is
+asked), host:port, or a full URL with its path. Without URL, it asks
+/readyz on HERD_METRICS_ADDR (default :9100) of this host.
+`
+
+const journalUsage = `usage: herd journal check DIR | herd journal repair DIR
+
+check prints what a data directory holds: exit 0 whole, 1 damaged, 2 error.
+repair keeps what is valid, so that a node without neighbours can start
+again. Both refuse while a node uses DIR.
+`
+
+const versionUsage = `usage: herd version
+
+Prints the version, the VCS revision and the Go version of this binary.
+`
+
+// isHelp reports whether args asks for a command's usage.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help")
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,6 +110,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd, args := args[0], args[1:]
 	switch cmd {
 	case "serve":
+		if isHelp(args) {
+			fmt.Fprint(stdout, serveUsage)
+			return 0
+		}
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "herd serve takes no arguments, only HERD_ environment variables\n\n%s", serveUsage)
+			return 2
+		}
 		cfg, err := config.Load()
 		if err != nil {
 			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
@@ -69,11 +127,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "local":
 		fs := flag.NewFlagSet("herd local", flag.ContinueOnError)
 		fs.SetOutput(stderr)
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), localUsage)
+			fs.PrintDefaults()
+		}
+		if isHelp(args) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
 		ports := node.ClassicPorts
 		fs.IntVar(&ports.Client, "client-port", ports.Client, "client port of Hill; the others follow")
 		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of Hill; the others follow")
 		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of Hill; the others follow")
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0 // -h after other flags: the usage went to stderr
+			}
 			return 2
 		}
 		if err := checkLocalPorts(ports); err != nil {
@@ -91,9 +161,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "bench":
 		return bench.Run(ctx, args, stdin, stdout, stderr)
 	case "health":
+		if isHelp(args) {
+			fmt.Fprint(stdout, healthUsage)
+			return 0
+		}
+		if len(args) > 1 {
+			fmt.Fprint(stderr, healthUsage)
+			return 2
+		}
 		url := ""
 		if len(args) > 0 {
-			url = args[0]
+			var err error
+			if url, err = readyzURL(args[0]); err != nil {
+				fmt.Fprintf(stderr, "herd health: %v\n\n%s", err, healthUsage)
+				return 2
+			}
 		}
 		addr := os.Getenv("HERD_METRICS_ADDR")
 		if addr == "" {
@@ -105,10 +187,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	case "journal":
+		if isHelp(args) {
+			fmt.Fprint(stdout, journalUsage)
+			return 0
+		}
 		return journalCmd(args, stdout, stderr)
 	case "version":
-		info, _ := debug.ReadBuildInfo()
-		fmt.Fprintln(stdout, "herd", info.Main.Version, info.GoVersion)
+		if isHelp(args) {
+			fmt.Fprint(stdout, versionUsage)
+			return 0
+		}
+		version, revision := metrics.Build()
+		fmt.Fprintln(stdout, "herd", version, revision, runtime.Version())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -122,7 +212,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // directory's lock, so they refuse while a node runs.
 func journalCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 2 || (args[0] != "check" && args[0] != "repair") {
-		fmt.Fprint(stderr, "usage: herd journal check DIR | herd journal repair DIR\n")
+		fmt.Fprint(stderr, journalUsage)
 		return 2
 	}
 	var rep journal.Report
@@ -188,6 +278,26 @@ func checkLocalPorts(ports node.Ports) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// readyzURL turns the argument of `herd health` into the URL to probe:
+// a base URL or host:port gets the path /readyz, a URL with a path keeps
+// it.
+func readyzURL(arg string) (string, error) {
+	if !strings.Contains(arg, "://") {
+		arg = "http://" + arg
+	}
+	u, err := url.Parse(arg)
+	if err != nil {
+		return "", err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%q is not an http URL or host:port of a node's metrics address", arg)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/readyz"
+	}
+	return u.String(), nil
 }
 
 // herdEnv returns the process's HERD_ variables.

@@ -1,11 +1,9 @@
-package node
+package test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"net"
@@ -17,17 +15,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/herdkit/herd/pkg/config"
-	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/node"
 	"github.com/herdkit/herd/pkg/protocol"
 )
-
-// promTestSecret is the peer secret of the test herd.
-const promTestSecret = "prometheus-test-peer-secret"
 
 // TestPrometheusScrapesHerd runs the classic herd in this process and the
 // real prometheus binary scraping it, and checks through Prometheus's
@@ -39,14 +33,9 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	nodes := startPromHerd(t)
-	hill := newPromClient(t, nodes[0].ClientAddr().String())
-
-	targets := map[string]string{}
-	for _, n := range nodes {
-		targets[n.cfg.Name] = n.MetricsAddr().String()
-	}
-	prom := startPrometheus(ctx, t, prometheus, targets)
+	herd, ports := startLocalHerd(t)
+	hill := newPromClient(t, herd[0].ClientAddr().String())
+	prom := startPrometheus(ctx, t, prometheus, ports)
 
 	// Some records to flood before Prometheus's first scrapes, then a few
 	// more on every poll so that rates over the last 30s are not zero.
@@ -76,7 +65,7 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 
 	var delayOK, linksOK bool
 	var delayWhy, linksWhy, last string
-	promPoll(ctx, t, func() bool {
+	poll(ctx, t, func() bool {
 		send()
 		if !delayOK {
 			res, err := prom.query(ctx, `histogram_quantile(0.5, sum by (le) (rate(herd_propagation_delay_seconds_bucket[30s])))`)
@@ -115,7 +104,7 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 
 	// With no new IAMATs, every node ends up holding every client, and the
 	// dashboard's store disagreement (max - min) drops to 0.
-	promPoll(ctx, t, func() bool {
+	poll(ctx, t, func() bool {
 		res, err := prom.query(ctx, `herd_store_records{job="herd"}`)
 		if err != nil {
 			last = err.Error()
@@ -156,113 +145,83 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 			empty++
 		}
 	}
-	t.Logf("%d dashboard queries evaluated, %d of them empty (nothing refused, no places lookups, ...)", len(exprs), empty)
-}
-
-// startPromHerd starts the classic herd on loopback. Peers must be
-// configured with each other's addresses, so the peer ports are chosen
-// up front: five listeners on port 0 held open together, then closed.
-// Another process may take one of them before its node binds it; the
-// whole herd is then started again on new ports. vars are more
-// variables, in pairs: name, value.
-func startPromHerd(t testing.TB, vars ...string) []*Node {
-	t.Helper()
-	log := promTestLogger(t)
-	var lastErr error
-	for range 5 {
-		nodes, err := tryPromHerd(log, vars)
-		if err == nil {
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				for _, n := range nodes {
-					if err := n.Shutdown(ctx); err != nil {
-						t.Errorf("%s: shutdown: %v", n.cfg.Name, err)
-					}
-				}
-			})
-			return nodes
-		}
-		lastErr = err
-		t.Logf("starting the herd: %v; again on new ports", err)
+	if empty > 0 {
+		t.Errorf("%d of %d dashboard queries return no series: a panel is empty until its first event", empty, len(exprs))
 	}
-	t.Fatalf("starting the herd: %v", lastErr)
-	return nil
+
+	// Every alerting rule is loaded from alerts.yml beside the host
+	// configuration, evaluates without error, and none fires or is
+	// pending for a healthy herd.
+	want := alertNames(t)
+	var rulesWhy string
+	poll(ctx, t, func() bool {
+		rules, err := prom.rules(ctx)
+		if err != nil {
+			rulesWhy = err.Error()
+			return false
+		}
+		var bad []string
+		for _, name := range want {
+			r, ok := rules[name]
+			switch {
+			case !ok:
+				bad = append(bad, name+": not loaded")
+			case r.Health != "ok":
+				bad = append(bad, fmt.Sprintf("%s: health %q %s", name, r.Health, r.LastError))
+			case r.State != "inactive":
+				bad = append(bad, fmt.Sprintf("%s: %s for a healthy herd", name, r.State))
+			}
+		}
+		if len(rules) != len(want) {
+			bad = append(bad, fmt.Sprintf("%d rules loaded, alerts.yml has %d", len(rules), len(want)))
+		}
+		rulesWhy = strings.Join(bad, "; ")
+		return len(bad) == 0
+	}, func() string { return rulesWhy })
+	t.Logf("%d dashboard queries evaluated with data; %d alerting rules loaded, evaluated and inactive", len(exprs), len(want))
 }
 
-func tryPromHerd(log *slog.Logger, vars []string) ([]*Node, error) {
-	peerAddrs, err := freeLoopbackAddrs(len(config.Classic))
+// promRule is one alerting rule as /api/v1/rules reports it.
+type promRule struct {
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	State     string `json:"state"`
+	LastError string `json:"lastError"`
+}
+
+// rules returns the alerting rules Prometheus has loaded, by name, once
+// each has been evaluated (health "unknown" until then).
+func (p *promServer) rules(ctx context.Context) (map[string]promRule, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/api/v1/rules?type=alert", nil)
 	if err != nil {
 		return nil, err
 	}
-	index := map[string]int{}
-	for i, s := range config.Classic {
-		index[s.Name] = i
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
 	}
-	var nodes []*Node
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, n := range nodes {
-			n.Shutdown(ctx)
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Data   struct {
+			Groups []struct {
+				Rules []promRule `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("rules: %s: %w", resp.Status, err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("rules: %s", resp.Status)
+	}
+	rules := map[string]promRule{}
+	for _, g := range body.Data.Groups {
+		for _, r := range g.Rules {
+			rules[r.Name] = r
 		}
 	}
-	for i, s := range config.Classic {
-		var peers []string
-		for _, nb := range s.Neighbours {
-			peers = append(peers, nb+"="+peerAddrs[index[nb]])
-		}
-		all := map[string]string{
-			"HERD_NAME":         s.Name,
-			"HERD_CLIENT_ADDR":  "127.0.0.1:0",
-			"HERD_METRICS_ADDR": "127.0.0.1:0",
-			"HERD_PEER_ADDR":    peerAddrs[i],
-			"HERD_PEERS":        strings.Join(peers, ","),
-			"HERD_PEER_SECRET":  promTestSecret,
-			"HERD_PLACES":       config.PlacesOffline,
-			// Re-dial quickly if a neighbour was not listening yet.
-			"HERD_PEER_BACKOFF_MAX": "250ms",
-		}
-		for k := 0; k+1 < len(vars); k += 2 {
-			all[vars[k]] = vars[k+1]
-		}
-		cfg, err := config.FromMap(all)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		n, err := New(cfg, logging.FromSlog(log.With("node", s.Name)))
-		if err == nil {
-			err = n.Start()
-		}
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		nodes = append(nodes, n)
-	}
-	return nodes, nil
-}
-
-// freeLoopbackAddrs returns k distinct 127.0.0.1 addresses that were free
-// a moment ago.
-func freeLoopbackAddrs(k int) ([]string, error) {
-	var addrs []string
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range k {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
+	return rules, nil
 }
 
 // promClient speaks the client protocol to one node on one connection.
@@ -307,35 +266,51 @@ type promServer struct {
 	client *http.Client
 }
 
-// startPrometheus runs prometheus scraping targets (metrics address by
-// node name) every second, and waits until it is ready.
-func startPrometheus(ctx context.Context, t *testing.T, bin string, targets map[string]string) *promServer {
+// startPrometheus runs prometheus with docker/prometheus/host.yml, the
+// configuration for a Prometheus on the host, and its alerting rules,
+// changed only where a test must: the metrics ports (9200 to 9204 become
+// ports.Metrics to ports.Metrics+4) and the intervals (1s instead of 5s).
+// It waits until Prometheus is ready.
+func startPrometheus(ctx context.Context, t *testing.T, bin string, ports node.Ports) *promServer {
 	t.Helper()
 	dir := t.TempDir()
-	var cfg strings.Builder
-	cfg.WriteString("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n")
-	cfg.WriteString("scrape_configs:\n  - job_name: herd\n    static_configs:\n")
-	for _, name := range slices.Sorted(maps.Keys(targets)) {
-		fmt.Fprintf(&cfg, "      - targets: [%q]\n        labels: {node: %q}\n", targets[name], name)
+	host, err := os.ReadFile(hostConfigFile)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfgFile := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o644); err != nil {
+	pairs := []string{"_interval: 5s", "_interval: 1s", "scrape_timeout: 4s", "scrape_timeout: 1s"}
+	for i := range config.Classic {
+		pairs = append(pairs, fmt.Sprintf(`"127.0.0.1:%d"`, config.ClassicMetricsPort+i), fmt.Sprintf(`"127.0.0.1:%d"`, ports.Metrics+i))
+	}
+	cfg := strings.NewReplacer(pairs...).Replace(string(host))
+	if cfg == string(host) {
+		t.Fatalf("%s: no classic metrics port or interval to replace", hostConfigFile)
+	}
+	cfgFile := filepath.Join(dir, "host.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := os.ReadFile(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(alertsFile)), rules, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
 	// The listen port is chosen the same way as the herd's peer ports,
 	// and for the same reason a lost race means another try.
 	for attempt := 1; ; attempt++ {
-		addrs, err := freeLoopbackAddrs(1)
+		addr, err := freeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &promServer{base: "http://" + addrs[0], client: &http.Client{Timeout: 5 * time.Second}}
-		out := &promOutput{}
+		p := &promServer{base: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second}}
+		out := &output{}
 		cmd := exec.Command(bin,
 			"--config.file="+cfgFile,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),
-			"--web.listen-address="+addrs[0],
+			"--web.listen-address="+addr,
 			"--log.level=warn",
 		)
 		cmd.Stdout, cmd.Stderr = out, out
@@ -353,7 +328,7 @@ func startPrometheus(ctx context.Context, t *testing.T, bin string, targets map[
 		}
 
 		ready := false
-		promPoll(ctx, t, func() bool {
+		poll(ctx, t, func() bool {
 			select {
 			case <-exited:
 				return true
@@ -441,64 +416,4 @@ func (p *promServer) query(ctx context.Context, q string) (promVector, error) {
 		return nil, fmt.Errorf("query %s: %w", q, err)
 	}
 	return v, nil
-}
-
-// promPoll calls cond every 200ms until it returns true, and fails the
-// test with why() when ctx is done first.
-func promPoll(ctx context.Context, t *testing.T, cond func() bool, why func() string) {
-	t.Helper()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%v: %s", context.Cause(ctx), why())
-		case <-tick.C:
-		}
-	}
-}
-
-// promTestLogger sends the nodes' warnings and errors to the test log, and
-// drops what they log after the test has finished.
-func promTestLogger(t testing.TB) *slog.Logger {
-	w := &promLogWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.done = true
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type promLogWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *promLogWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// promOutput collects a subprocess's output.
-type promOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *promOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *promOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,4 +1,4 @@
-package node
+package test
 
 import (
 	"os"
@@ -13,7 +13,7 @@ import (
 // TestReadmeListsEverything keeps the README true: every environment
 // variable with its default, and every metric a node exports.
 func TestReadmeListsEverything(t *testing.T) {
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile(root + "/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,16 @@
-package node
+package test
 
 import (
-	"bufio"
 	"encoding/json"
-	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/herdkit/herd/pkg/config"
 )
 
 // Paths of the monitoring files, relative to this package's directory.
 const (
-	dashboardFile        = "../../docker/grafana/dashboards/herd.json"
-	prometheusConfigFile = "../../docker/prometheus/prometheus.yml"
+	dashboardFile = root + "/docker/grafana/dashboards/herd.json"
 	// grafanaDatasourceUID is the uid of the datasource provisioned by
 	// docker/grafana/provisioning/datasources/prometheus.yaml.
 	grafanaDatasourceUID = "prometheus"
@@ -181,13 +174,13 @@ func TestDashboardShape(t *testing.T) {
 // families of a scrape of its /metrics. It also checks the converse for
 // herd_ metrics, so that the dashboard keeps up with pkg/metrics.
 func TestDashboardMetricsExist(t *testing.T) {
-	n := startDashboardNode(t)
+	n := startNode(t, nil)
 
 	herd := map[string]bool{}
 	for _, name := range n.Metrics().Names() {
 		herd[name] = true
 	}
-	scraped := promScrapeFamilies(t, "http://"+n.MetricsAddr().String()+"/metrics")
+	scraped := scrapeFamilies(t, n.MetricsAddr())
 
 	d, panels := readDashboard(t)
 	type use struct{ name, where string }
@@ -227,80 +220,4 @@ func TestDashboardMetricsExist(t *testing.T) {
 			t.Errorf("the dashboard shows no panel for %s", name)
 		}
 	}
-}
-
-// startDashboardNode starts a node without neighbours on loopback ports.
-func startDashboardNode(t *testing.T) *Node { return startNode(t, nil) }
-
-// promScrapeFamilies returns the metric family names of a Prometheus text
-// exposition, from its "# TYPE" lines.
-func promScrapeFamilies(t *testing.T, url string) map[string]bool {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	families := map[string]bool{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
-			families[f[2]] = true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(families) == 0 {
-		t.Fatalf("GET %s: no metric families", url)
-	}
-	return families
-}
-
-// TestPromtoolCheckConfig validates the compose herd's Prometheus
-// configuration with promtool, and checks that it scrapes every server of
-// the classic herd with its name in the node label.
-func TestPromtoolCheckConfig(t *testing.T) {
-	b, err := os.ReadFile(prometheusConfigFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	for _, s := range config.Classic {
-		target := `"` + strings.ToLower(s.Name) + `:9100"`
-		if !strings.Contains(text, target) {
-			t.Errorf("%s: no target %s", prometheusConfigFile, target)
-		}
-		if !regexp.MustCompile(`\bnode:\s*"?` + s.Name + `\b`).MatchString(text) {
-			t.Errorf("%s: no node label %s", prometheusConfigFile, s.Name)
-		}
-	}
-
-	promtool := prometheusTool(t, "promtool")
-	out, err := exec.Command(promtool, "check", "config", prometheusConfigFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool check config %s: %v\n%s", prometheusConfigFile, err, out)
-	}
-	t.Logf("%s", out)
-}
-
-// prometheusTool returns the path of a binary of Debian's prometheus
-// package. Without it the test is skipped, unless CI is set: CI installs
-// the package, so a missing binary there is a broken pipeline.
-func prometheusTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not on PATH and CI is set: install Debian's prometheus package (apt-get install prometheus)", name)
-	}
-	t.Skipf("%s is not on PATH; install Debian's prometheus package (apt-get install prometheus) to run this test", name)
-	return ""
 }

@@ -1,0 +1,80 @@
+package test
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestSeriesFromTheStart scrapes a node of the classic herd as soon as it
+// has started, before any client, and checks that every herd_ metric the
+// dashboard or an alerting rule reads already has a series: a panel is
+// never empty and a rule never lacks data for want of a first event. The
+// reasons listed in the README's metrics table are exactly the reason
+// labels of those series.
+func TestSeriesFromTheStart(t *testing.T) {
+	herd, _ := startLocalHerd(t)
+	scrape := scrapeText(t, herd[0].MetricsAddr())
+	series := map[string][]string{} // name: the label sets of its samples
+	for _, line := range strings.Split(scrape, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, labels, _ := strings.Cut(strings.Fields(line)[0], "{")
+		series[name] = append(series[name], labels)
+	}
+
+	used := map[string]string{} // metric name: where
+	for _, expr := range dashboardExprs(t) {
+		for _, name := range dashboardMetricNames(expr) {
+			used[name] = "the dashboard"
+		}
+	}
+	rules, err := os.ReadFile(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range dashboardMetricNames(string(rules)) {
+		used[name] = "alerts.yml"
+	}
+	for name, where := range used {
+		if !strings.HasPrefix(name, "herd_") {
+			continue
+		}
+		if len(series[name]) == 0 && len(series[name+"_bucket"]) == 0 && len(series[name+"_count"]) == 0 {
+			t.Errorf("%s reads %s, which has no series at start", where, name)
+		}
+	}
+
+	readme, err := os.ReadFile(root + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// | `name` | counter | reason | what: a, b, c |
+	row := regexp.MustCompile("(?m)^\\| `(herd_[a-z_]+)` \\| counter \\| [^|]*\\breason\\b[^|]* \\| [^|:]*: ([a-z_, ]+) \\|$")
+	rows := row.FindAllStringSubmatch(string(readme), -1)
+	if len(rows) < 3 {
+		t.Fatalf("the README lists the reasons of %d counters; want those of the client refusals, client disconnects, peer disconnects and handshake failures", len(rows))
+	}
+	for _, m := range rows {
+		name := m[1]
+		var want []string
+		for _, r := range strings.Split(m[2], ",") {
+			want = append(want, strings.TrimSpace(r))
+		}
+		var got []string
+		reason := regexp.MustCompile(`\breason="([^"]+)"`)
+		for _, labels := range series[name] {
+			if r := reason.FindStringSubmatch(labels); r != nil && !slices.Contains(got, r[1]) {
+				got = append(got, r[1])
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: reasons at start %q; the README lists %q", name, got, want)
+		}
+	}
+}
