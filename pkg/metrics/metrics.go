@@ -124,7 +124,7 @@ func New() *Metrics {
 			"Records received from a neighbour, by kind (flood, reconcile), newer or not.", "peer", "kind"),
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
 			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, "+
-				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused); a refusal the other end explained counts under its reason.",
+				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused, tls); a refusal the other end explained counts under its reason.",
 			"reason"),
 		PeerDuplicateNames: f.counterVec("herd_peer_duplicate_names_total",
 			"Episodes of two live servers claiming a neighbour's name, by that name; the newer claimant is refused (duplicate_name).",

@@ -92,6 +92,9 @@ func reasonOf(err error) string {
 	if errors.As(err, &he) {
 		return he.reason
 	}
+	if isTLSFailure(err) {
+		return reasonTLS
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return reasonTimeout
 	}

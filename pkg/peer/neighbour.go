@@ -242,16 +242,20 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, handshakeBuffer)
-	inc, err := dialHandshake(nc, br, n.mgr.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
-	if err != nil {
-		nc.Close()
-		if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
-			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	nc, err = n.mgr.secureDial(dctx, nc)
+	if err == nil {
+		br := bufio.NewReaderSize(nc, handshakeBuffer)
+		var inc uint64
+		inc, err = dialHandshake(nc, br, n.mgr.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
+		if err == nil {
+			return newLink(n, nc, grow(br, nc), inc, true), nil
 		}
-		return nil, err
 	}
-	return newLink(n, nc, grow(br, nc), inc, true), nil
+	nc.Close()
+	if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
+		n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	}
+	return nil, err
 }
 
 // refusal returns why a link to incarnation inc of the neighbour is
