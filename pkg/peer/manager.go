@@ -46,6 +46,9 @@ type Config struct {
 	TLS *TLS
 	// Known are the watermarks held from an earlier run, by neighbour name.
 	Known map[string]store.Watermark
+	// Now is the clock of the timed pings' stamps; nil means time.Now.
+	// Tests skew it to play a server on another machine.
+	Now func() time.Time
 	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
 	// it to inject faults.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -94,6 +97,9 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 	}
 	if cfg.MaxHandshakesPerIP <= 0 {
 		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
@@ -234,7 +240,7 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 		return
 	}
 	n := mg.byName[other.name]
-	l := newLink(n, nc, grow(br, nc), other.inc, false)
+	l := newLink(n, nc, grow(br, nc), other, false)
 	if refusal := n.offer(mg.ctx, l); refusal != "" {
 		finishAccept(nc, refusal)
 		nc.Close()
