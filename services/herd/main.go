@@ -29,9 +29,9 @@ import (
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
-	"github.com/herdkit/herd/pkg/topology"
 	"github.com/herdkit/herd/pkg/tools/bench"
 	"github.com/herdkit/herd/pkg/tools/client"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 const usage = `usage: herd <command> [arguments]
