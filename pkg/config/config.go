@@ -43,8 +43,6 @@ type Config struct {
 	// PeerTemplate is the host:port of a derived herd's servers, {i}
 	// standing for the index: herd-{i}.herd-peer:12300.
 	PeerTemplate string `env:"HERD_PEER_TEMPLATE"`
-	// peersDerived is true when Peers came from Servers, not HERD_PEERS.
-	peersDerived bool
 	// PeerTLSCert, PeerTLSKey and PeerTLSCA are PEM files, all set or
 	// none: with them every peer link is mutual TLS 1.3, each end's
 	// certificate verified against the CA. The HMAC handshake still runs

@@ -48,14 +48,14 @@ func (c *Config) derivePeers() {
 	for _, j := range topology.Neighbours(i, c.Servers) {
 		c.Peers = append(c.Peers, Peer{Name: base + "-" + strconv.Itoa(j), Addr: PeerAddr(c.PeerTemplate, j)})
 	}
-	c.peersDerived = true
 }
 
 // validHerd checks HERD_SERVERS, HERD_NAME's form and HERD_PEER_TEMPLATE
-// when HERD_SERVERS is set and HERD_PEERS is not, and returns the number
-// of problems it reported.
+// when HERD_SERVERS is set, and returns the number of problems it
+// reported. They are checked even when HERD_PEERS wins, so that a herd
+// whose list is removed later starts as it was configured.
 func (c Config) validHerd(bad func(variable, format string, args ...any)) int {
-	if c.Servers == 0 || len(c.Peers) > 0 && !c.peersDerived {
+	if c.Servers == 0 {
 		return 0
 	}
 	problems := 0
