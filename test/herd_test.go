@@ -104,7 +104,7 @@ func startLocalHerd(t *testing.T) ([]member, node.Ports) {
 }
 
 func tryLocalHerd(log *slog.Logger, ports node.Ports) ([]member, error) {
-	cfgs, err := node.LocalConfigs(map[string]string{"HERD_PEER_BACKOFF_MAX": "250ms"}, ports)
+	cfgs, err := node.LocalConfigs(map[string]string{"HERD_PEER_BACKOFF_MAX": "250ms"}, ports, 0)
 	if err != nil {
 		return nil, err
 	}

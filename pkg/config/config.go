@@ -35,6 +35,21 @@ type Config struct {
 	PeerAddr string `env:"HERD_PEER_ADDR" envDefault:":12300"`
 	// Peers are the neighbours, "Name=host:port,Name=host:port".
 	Peers Peers `env:"HERD_PEERS"`
+	// Servers, when set and HERD_PEERS is not, derives the neighbours from
+	// the herd's size (package topology): HERD_NAME must be base-i with i
+	// from 0 to Servers-1, and neighbour j is base-j at HERD_PEER_TEMPLATE
+	// with {i} replaced by j. From 1 to 1024; 0 (the default) is off.
+	Servers int `env:"HERD_SERVERS"`
+	// PeerTemplate is the host:port of a derived herd's servers, {i}
+	// standing for the index: herd-{i}.herd-peer:12300.
+	PeerTemplate string `env:"HERD_PEER_TEMPLATE"`
+	// PeerTLSCert, PeerTLSKey and PeerTLSCA are PEM files, all set or
+	// none: with them every peer link is mutual TLS 1.3, each end's
+	// certificate verified against the CA. The HMAC handshake still runs
+	// inside.
+	PeerTLSCert string `env:"HERD_PEER_TLS_CERT"`
+	PeerTLSKey  string `env:"HERD_PEER_TLS_KEY"`
+	PeerTLSCA   string `env:"HERD_PEER_TLS_CA"`
 	// PeerSecret authenticates both ends of every peer link; at least 16
 	// bytes. Required when Peers is set. Never logged.
 	PeerSecret secret.String `env:"HERD_PEER_SECRET"`
@@ -209,6 +224,7 @@ func FromMap(vars map[string]string) (Config, error) {
 func parse(opts env.Options) (Config, error) {
 	var c Config
 	perr := env.ParseWithOptions(&c, opts)
+	c.derivePeers()
 	if perr == nil {
 		return c, c.Validate()
 	}
@@ -267,13 +283,15 @@ func (c Config) Validate() error {
 			bad(variable, "%v", err)
 		}
 	}
+	c.validHerd(bad)
+	c.validPeerTLS(bad)
 	for _, p := range c.Peers {
 		if p.Name == c.Name {
 			bad("HERD_PEERS", "%s lists this server itself", p.Name)
 		}
 	}
 	if len(c.Peers) > 0 && len(c.PeerSecret) < MinSecretLen {
-		bad("HERD_PEER_SECRET", "must be at least %d bytes when HERD_PEERS is set", MinSecretLen)
+		bad("HERD_PEER_SECRET", "must be at least %d bytes when HERD_PEERS or HERD_SERVERS gives neighbours", MinSecretLen)
 	}
 	switch c.Places {
 	case PlacesAuto, PlacesOffline:

@@ -59,6 +59,7 @@ type Metrics struct {
 	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
 	PeerHandshakeFailures *prometheus.CounterVec // reason
 	PeerDuplicateNames    *prometheus.CounterVec // peer
+	PeerClockOffset       *prometheus.GaugeVec   // peer
 
 	JournalBytes       prometheus.Counter
 	JournalFsync       prometheus.Histogram
@@ -124,8 +125,10 @@ func New() *Metrics {
 			"Records received from a neighbour, by kind (flood, reconcile), newer or not.", "peer", "kind"),
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
 			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, "+
-				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused); a refusal the other end explained counts under its reason.",
+				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused, tls); a refusal the other end explained counts under its reason.",
 			"reason"),
+		PeerClockOffset: f.gaugeVec("herd_peer_clock_offset_seconds",
+			"A neighbour's clock minus this server's, estimated from timed heartbeats as NTP does (the sample of the smallest round trip of the last 8).", "peer"),
 		PeerDuplicateNames: f.counterVec("herd_peer_duplicate_names_total",
 			"Episodes of two live servers claiming a neighbour's name, by that name; the newer claimant is refused (duplicate_name).",
 			"peer"),

@@ -27,6 +27,7 @@ func TestNamesPassPromlint(t *testing.T) {
 	m.PeerRecordsReceived.WithLabelValues("Hill", "flood").Inc()
 	m.PeerHandshakeFailures.WithLabelValues("bad_secret").Inc()
 	m.PeerDuplicateNames.WithLabelValues("Hill").Inc()
+	m.PeerClockOffset.WithLabelValues("Hill").Set(0.001)
 	m.PlacesRequests.WithLabelValues("offline", "OK").Inc()
 	m.PlacesDuration.WithLabelValues("offline").Observe(0.001)
 	mfs, err := m.Registry.Gather()

@@ -16,7 +16,7 @@ var (
 	PeerDisconnectReasons = []string{"eof", "timeout", "error", "replaced", "shutdown"}
 	// PeerHandshakeFailureReasons label herd_peer_handshake_failures_total.
 	PeerHandshakeFailureReasons = []string{"bad_secret", "unknown_peer", "wrong_peer", "protocol", "timeout",
-		"duplicate", "duplicate_name", "too_many_handshakes", "per_ip", "refused"}
+		"duplicate", "duplicate_name", "too_many_handshakes", "per_ip", "refused", "tls"}
 	// PeerRecordKinds label herd_peer_records_sent_total and
 	// herd_peer_records_received_total.
 	PeerRecordKinds = []string{SourceFlood, SourceReconcile}
@@ -56,6 +56,7 @@ func (m *Metrics) Neighbour(name string) {
 	}
 	m.PeerDuplicateNames.WithLabelValues(name)
 	m.PeerBacklog.WithLabelValues(name)
+	m.PeerClockOffset.WithLabelValues(name) // 0 until the first timed ping is answered
 	for _, k := range PeerRecordKinds {
 		m.PeerRecordsSent.WithLabelValues(name, k)
 		m.PeerRecordsReceived.WithLabelValues(name, k)

@@ -74,10 +74,15 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// The certificates are read first, so that a start they fail leaves
+	// the data directory untouched.
+	tls, err := peerTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4), quit: make(chan struct{})}
 	n.store.SetLimit(cfg.MaxRecords)
 	var (
-		err         error
 		incarnation uint64 // 0: a new one per process, without a journal
 		known       map[string]store.Watermark
 	)
@@ -139,7 +144,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	}
 	n.server = server.New(scfg, n.store, n.places, n.metrics, log, logs.Lines)
 	if len(cfg.Peers) > 0 {
-		n.peers = peer.New(peerConfig(cfg, incarnation, known), n.store, n.metrics, log)
+		n.peers = peer.New(peerConfig(cfg, incarnation, known, tls), n.store, n.metrics, log)
 	}
 	return n, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/places/offline"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // Serve runs one node configured by cfg until ctx is done, then shuts it
@@ -60,34 +61,57 @@ func wait(ctx context.Context, timeout time.Duration, nodes ...*Node) error {
 	return failure
 }
 
-// Ports are the first ports of a one-process herd; server i of
-// config.Classic listens on each plus i, on 127.0.0.1.
+// Ports are the first ports of a one-process herd; server i listens on
+// each plus i, on 127.0.0.1.
 type Ports struct{ Client, Peer, Metrics int }
 
 // ClassicPorts are the ports of PROTOCOL.md: clients 12200 to 12204,
 // peers 12300 to 12304, metrics 9200 to 9204.
 var ClassicPorts = Ports{Client: config.ClassicClientPort, Peer: config.ClassicPeerPort, Metrics: config.ClassicMetricsPort}
 
-// LocalConfigs returns the configuration of the classic five-server herd
-// in one process, `herd local`: the given ports on 127.0.0.1, the offline
-// places provider, and a peer secret drawn at random. Other settings come
-// from env, the process environment's HERD_ variables; an error is about
-// those, the same for every node, so it does not name one.
-func LocalConfigs(env map[string]string, ports Ports) ([]config.Config, error) {
+// LocalHerd returns the servers of `herd local -servers n`: the classic
+// five for 0, and otherwise herd-0 to herd-(n-1) linked as package
+// topology derives, as n servers given HERD_SERVERS=n are.
+func LocalHerd(n int) []config.Server {
+	if n == 0 {
+		return config.Classic
+	}
+	herd := make([]config.Server, n)
+	for i := range herd {
+		herd[i].Name = "herd-" + strconv.Itoa(i)
+		for _, j := range topology.Neighbours(i, n) {
+			herd[i].Neighbours = append(herd[i].Neighbours, "herd-"+strconv.Itoa(j))
+		}
+	}
+	return herd
+}
+
+// LocalConfigs returns the configuration of a herd in one process, `herd
+// local`: the servers of LocalHerd(servers) on the given ports on
+// 127.0.0.1, the offline places provider, and a peer secret drawn at
+// random. Other settings come from env, the process environment's HERD_
+// variables; an error is about those, the same for every node, so it does
+// not name one.
+func LocalConfigs(env map[string]string, ports Ports, servers int) ([]config.Config, error) {
 	key := make([]byte, 24)
 	rand.Read(key)
 	secret := hex.EncodeToString(key)
 	addr := func(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+	herd := LocalHerd(servers)
 	index := map[string]int{}
-	for i, s := range config.Classic {
+	for i, s := range herd {
 		index[s.Name] = i
 	}
 	var cfgs []config.Config
-	for i, s := range config.Classic {
+	for i, s := range herd {
 		vars := map[string]string{}
 		for k, v := range env {
 			vars[k] = v
 		}
+		// The neighbours are listed; a derived herd's variables would only
+		// be ignored.
+		delete(vars, "HERD_SERVERS")
+		delete(vars, "HERD_PEER_TEMPLATE")
 		var peers []string
 		for _, nb := range s.Neighbours {
 			peers = append(peers, nb+"="+addr(ports.Peer+index[nb]))
@@ -109,7 +133,7 @@ func LocalConfigs(env map[string]string, ports Ports) ([]config.Config, error) {
 }
 
 // Local runs the herd of LocalConfigs in one process until ctx is done:
-// `herd local`. The five nodes share one offline places data set and one
+// `herd local`. The nodes share one offline places data set and one
 // log, each record tagged with its node.
 func Local(ctx context.Context, cfgs []config.Config, log *logging.Log) error {
 	shared := offline.New(log.Logger)

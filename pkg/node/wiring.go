@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/herdkit/herd/pkg/config"
@@ -44,14 +45,28 @@ func journalConfig(c config.Config) journal.Config {
 	}
 }
 
-func peerConfig(c config.Config, incarnation uint64, known map[string]store.Watermark) peer.Config {
+// peerTLS reads the peer links' certificates when HERD_PEER_TLS_CERT,
+// HERD_PEER_TLS_KEY and HERD_PEER_TLS_CA are set (config has checked that
+// they go together), and nil otherwise.
+func peerTLS(c config.Config) (*peer.TLS, error) {
+	if !c.PeerTLS() {
+		return nil, nil
+	}
+	t, err := peer.LoadTLS(c.PeerTLSCert, c.PeerTLSKey, c.PeerTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("HERD_PEER_TLS_CERT, HERD_PEER_TLS_KEY, HERD_PEER_TLS_CA: %w", err)
+	}
+	return t, nil
+}
+
+func peerConfig(c config.Config, incarnation uint64, known map[string]store.Watermark, tls *peer.TLS) peer.Config {
 	neighbours := make([]peer.Endpoint, len(c.Peers))
 	for i, p := range c.Peers {
 		neighbours[i] = peer.Endpoint{Name: p.Name, Addr: p.Addr}
 	}
 	return peer.Config{
 		Name: c.Name, Incarnation: incarnation, Neighbours: neighbours, Secret: c.PeerSecret,
-		Heartbeat: c.PeerHeartbeat, Timeout: c.PeerTimeout, BackoffMax: c.PeerBackoffMax, Known: known,
+		Heartbeat: c.PeerHeartbeat, Timeout: c.PeerTimeout, BackoffMax: c.PeerBackoffMax, Known: known, TLS: tls,
 	}
 }
 

@@ -93,7 +93,7 @@ func TestComponentConfigs(t *testing.T) {
 	if lc.FileMaxBytes != 2<<20 || lc.FileKeep != 5 || lc.File != "/tmp/herd.log" || lc.Format != "text" || lc.Level != slog.LevelWarn {
 		t.Errorf("log config %+v", lc)
 	}
-	pc := peerConfig(cfg, 7, nil)
+	pc := peerConfig(cfg, 7, nil, nil)
 	if len(pc.Neighbours) != 2 || pc.Neighbours[1].Name != "Smith" || pc.Neighbours[1].Addr != "127.0.0.1:2" ||
 		string(pc.Secret) != "0123456789abcdef-wiring" || pc.Incarnation != 7 {
 		t.Errorf("peer config %+v", pc)

@@ -15,7 +15,8 @@ const (
 	frameReconcile = 'C' // C ...same fields: a change the peer missed
 	frameMark      = 'M' // M seq: the sender's changes up to seq have all been sent
 	frameSynced    = 'D' // D seq: reconciliation done, everything up to seq sent
-	framePing      = 'P' // P: the link is alive
+	framePing      = 'P' // P [t1]: the link is alive; with t1, a timed ping (clock.go)
+	framePong      = 'Q' // Q t1 t2 t3: the answer to a timed ping
 	frameSync      = 'S' // S incarnation seq: what the sender holds of the receiver's changes
 )
 
@@ -27,7 +28,9 @@ type frame struct {
 	hops   uint8
 	origin []byte
 	recv   int64
-	text   []byte // client pos time
+	text   []byte   // client pos time
+	stamps [3]int64 // framePing (t1 if timed) and framePong (t1 t2 t3), Unix nanoseconds
+	timed  bool     // a ping with its t1
 }
 
 var errFrame = errors.New("malformed frame")
@@ -44,10 +47,13 @@ func parseFrame(line []byte) (frame, error) {
 	var err error
 	switch f.kind {
 	case framePing:
-		if len(line) != 1 {
-			return f, errFrame
+		if len(line) == 1 {
+			return f, nil
 		}
-		return f, nil
+		f.timed = true
+		return f, parseStamps(&f, rest, 1)
+	case framePong:
+		return f, parseStamps(&f, rest, 3)
 	case frameMark, frameSynced:
 		f.seq, err = parseUint(rest)
 		return f, err
@@ -65,6 +71,27 @@ func parseFrame(line []byte) (frame, error) {
 		return parseRecord(f, rest)
 	}
 	return f, errFrame
+}
+
+// parseStamps parses n timestamps separated by single spaces into
+// f.stamps: Unix nanoseconds, from 0 to 2^62 as a record's receive time.
+func parseStamps(f *frame, b []byte, n int) error {
+	for i := range n {
+		field := b
+		if i < n-1 {
+			j := bytes.IndexByte(b, ' ')
+			if j < 0 {
+				return errFrame
+			}
+			field, b = b[:j], b[j+1:]
+		}
+		v, err := parseUint(field)
+		if err != nil || v > 1<<62 {
+			return errFrame
+		}
+		f.stamps[i] = int64(v)
+	}
+	return nil
 }
 
 func parseRecord(f frame, b []byte) (frame, error) {
@@ -154,6 +181,23 @@ func appendRecord(dst []byte, kind byte, seq uint64, r store.Record) []byte {
 func appendSeq(dst []byte, kind byte, seq uint64) []byte {
 	dst = append(dst, kind, ' ')
 	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, '\n')
+}
+
+// appendPing appends a timed ping sent at t1.
+func appendPing(dst []byte, t1 int64) []byte {
+	dst = append(dst, framePing, ' ')
+	dst = strconv.AppendInt(dst, t1, 10)
+	return append(dst, '\n')
+}
+
+// appendPong appends the answer to a timed ping.
+func appendPong(dst []byte, t1, t2, t3 int64) []byte {
+	dst = append(dst, framePong)
+	for _, t := range []int64{t1, t2, t3} {
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, t, 10)
+	}
 	return append(dst, '\n')
 }
 

@@ -92,6 +92,9 @@ func reasonOf(err error) string {
 	if errors.As(err, &he) {
 		return he.reason
 	}
+	if isTLSFailure(err) {
+		return reasonTLS
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return reasonTimeout
 	}
@@ -107,8 +110,8 @@ type hello struct {
 	proof string // only from the acceptor
 }
 
-func newNonce() string {
-	b := make([]byte, 16)
+func randomHex(n int) string {
+	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
@@ -177,51 +180,52 @@ func readLine(br *bufio.Reader) (string, error) {
 // dialHandshake runs the dialler's side: say hello, check the acceptor's
 // name and proof, ask admit whether that incarnation may link (it returns
 // a refusal reason, or ""), prove ourselves, and wait for OK. It returns
-// the acceptor's incarnation. Every refusal decided here is sent to the
+// the acceptor's hello: its incarnation, and in its nonce whether it
+// speaks timed pings. Every refusal decided here is sent to the
 // acceptor as ERR <reason> instead of AUTH.
 func dialHandshake(nc net.Conn, br *bufio.Reader, self hello, peer string, secret secret.String,
-	admit func(inc uint64) string, deadline time.Time) (uint64, error) {
+	admit func(inc uint64) string, deadline time.Time) (hello, error) {
 	nc.SetDeadline(deadline)
 	defer nc.SetDeadline(time.Time{})
 	if _, err := nc.Write([]byte(self.String())); err != nil {
-		return 0, err
+		return hello{}, err
 	}
 	line, err := readLine(br)
 	if err != nil {
-		return 0, tell(nc, err)
+		return hello{}, tell(nc, err)
 	}
 	other, err := parseHello(line, true)
 	if err != nil {
-		return 0, tell(nc, err)
+		return hello{}, tell(nc, err)
 	}
 	if other.name != peer {
-		return 0, tell(nc, refuse(reasonWrongPeer, "dialled %s, answered by %s", peer, other.name))
+		return hello{}, tell(nc, refuse(reasonWrongPeer, "dialled %s, answered by %s", peer, other.name))
 	}
 	if !validProof(other.proof, proof(secret, "accept", other, self)) {
-		return 0, tell(nc, refuse(reasonBadSecret, "%s failed to prove the peer secret", peer))
+		return hello{}, tell(nc, refuse(reasonBadSecret, "%s failed to prove the peer secret", peer))
 	}
 	if admit != nil {
 		if reason := admit(other.inc); reason != "" {
-			return 0, tell(nc, refuse(reason, "incarnation %x of %s is refused", other.inc, peer))
+			return hello{}, tell(nc, refuse(reason, "incarnation %x of %s is refused", other.inc, peer))
 		}
 	}
 	if _, err := nc.Write([]byte("AUTH " + proof(secret, "dial", self, other) + "\n")); err != nil {
-		return 0, err
+		return hello{}, err
 	}
 	line, err = readLine(br)
 	if err != nil {
-		return 0, err
+		return hello{}, err
 	}
 	if line != "OK" {
 		if reason, ok := strings.CutPrefix(line, "ERR "); ok {
 			if reason == reasonDuplicate {
-				return 0, &handshakeError{reason: reasonDuplicate, detail: peer + " keeps the link it dialled", told: true}
+				return hello{}, &handshakeError{reason: reasonDuplicate, detail: peer + " keeps the link it dialled", told: true}
 			}
-			return 0, refusedBy(peer, reason)
+			return hello{}, refusedBy(peer, reason)
 		}
-		return 0, refuse(reasonProtocol, "no OK from %s", peer)
+		return hello{}, refuse(reasonProtocol, "no OK from %s", peer)
 	}
-	return other.inc, nil
+	return other, nil
 }
 
 // acceptHandshake runs the acceptor's side up to the dialler's proof, by

@@ -65,13 +65,22 @@ func (in *inbound) flush() {
 	in.stored = in.l.n.mgr.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
 	now := time.Now().UnixNano()
 	k := in.kind
+	// A record this neighbour received from its client carries a receive
+	// time of the neighbour's clock: its delay is corrected by the
+	// neighbour's estimated offset. One from further away is not (its
+	// origin's clock is not measured here); see docs/peer-protocol.md.
+	offset, _, known := in.l.n.clock.estimate()
 	for i, r := range in.pending {
 		if !in.stored[i] {
 			in.dropped[k].Inc()
 			continue
 		}
 		in.applied[k].Inc()
-		in.delay[k].Observe(time.Duration(now - r.Recv).Seconds())
+		delay := time.Duration(now - r.Recv)
+		if known && r.Hops == 1 && r.Origin == in.l.n.name {
+			delay += offset
+		}
+		in.delay[k].Observe(delay.Seconds())
 		in.hops.Observe(float64(r.Hops))
 		if k == kindReconcile {
 			in.reconciled++
@@ -107,6 +116,15 @@ func (in *inbound) handle(f frame) error {
 		}
 		return nil
 	case framePing:
+		if f.timed {
+			select {
+			case in.l.pongs <- [2]int64{f.stamps[0], in.l.n.mgr.cfg.Now().UnixNano()}:
+			default: // the last one is not answered yet: this one is dropped
+			}
+		}
+		return nil
+	case framePong:
+		in.l.n.sampleClock(f.stamps, in.l.n.mgr.cfg.Now().UnixNano())
 		return nil
 	}
 	in.flush()

@@ -46,8 +46,10 @@ type link struct {
 	n         *neighbour
 	nc        net.Conn
 	br        *bufio.Reader
-	remoteInc uint64 // the neighbour's incarnation
-	dialled   bool   // this server dialled the link
+	remoteInc uint64        // the neighbour's incarnation
+	dialled   bool          // this server dialled the link
+	clocks    bool          // the neighbour speaks timed pings (clock.go)
+	pongs     chan [2]int64 // timed pings to answer, t1 and t2, from reader to writer
 
 	watermark atomic.Uint64 // the last of the neighbour's change numbers received
 	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
@@ -61,10 +63,11 @@ type link struct {
 	backlog prometheus.Gauge
 }
 
-func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remoteInc uint64, dialled bool) *link {
+func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remote hello, dialled bool) *link {
 	l := &link{
-		n: n, nc: nc, br: br, remoteInc: remoteInc, dialled: dialled,
-		sync: make(chan frame, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		n: n, nc: nc, br: br, remoteInc: remote.inc, dialled: dialled, clocks: speaksClock(remote.nonce),
+		pongs: make(chan [2]int64, 1),
+		sync:  make(chan frame, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.lastRead.Store(time.Now().UnixNano())
 	met := n.mgr.metrics
@@ -194,6 +197,12 @@ func (l *link) writeLoop(have uint64) string {
 		var next uint64
 		batch, next = st.Changes(cursor, batchSize, batch[:0])
 		buf = buf[:0]
+		select {
+		case p := <-l.pongs:
+			// First in the write, so that records do not delay it.
+			buf = appendPong(buf, p[0], p[1], mgr.cfg.Now().UnixNano())
+		default:
+		}
 		last := cursor // the last change number the neighbour will have been told of
 		var flood, reconcile int
 		for _, c := range batch {
@@ -252,8 +261,20 @@ func (l *link) writeLoop(have uint64) string {
 				return downTimeout
 			}
 			lastWrite = time.Now()
+		case p := <-l.pongs:
+			if !l.write(appendPong(buf[:0], p[0], p[1], mgr.cfg.Now().UnixNano())) {
+				return downTimeout
+			}
+			lastWrite = time.Now()
 		case <-heartbeat.C:
-			if time.Since(lastWrite) >= mgr.cfg.Heartbeat {
+			if l.clocks {
+				// Every heartbeat, busy or idle, so that the offset is
+				// measured under load too.
+				if !l.write(appendPing(buf[:0], mgr.cfg.Now().UnixNano())) {
+					return downTimeout
+				}
+				lastWrite = time.Now()
+			} else if time.Since(lastWrite) >= mgr.cfg.Heartbeat {
 				if !l.write(append(buf[:0], framePing, '\n')) {
 					return downTimeout
 				}

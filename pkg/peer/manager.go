@@ -3,6 +3,7 @@ package peer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,8 +42,13 @@ type Config struct {
 	// MaxHandshakesPerIP bounds them per source address. 0 means
 	// DefaultMaxHandshakesPerIP.
 	MaxHandshakesPerIP int
+	// TLS, when set, makes every link mutual TLS 1.3 (tls.go).
+	TLS *TLS
 	// Known are the watermarks held from an earlier run, by neighbour name.
 	Known map[string]store.Watermark
+	// Now is the clock of the timed pings' stamps; nil means time.Now.
+	// Tests skew it to play a server on another machine.
+	Now func() time.Time
 	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
 	// it to inject faults.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -63,6 +69,8 @@ type Manager struct {
 	gate       *gate
 
 	refusals refusalLog
+
+	serverTLS, clientTLS *tls.Config // from cfg.TLS, nil without
 
 	// mu and closed guard the start of goroutines that Close waits for: Serve
 	// may accept a connection while Close is waiting, and a WaitGroup
@@ -90,6 +98,9 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 	if cfg.MaxHandshakesPerIP <= 0 {
 		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext
 	}
@@ -98,6 +109,9 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 		cfg: cfg, store: st, metrics: met, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
 		gate: newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
+	}
+	if cfg.TLS != nil {
+		mg.serverTLS, mg.clientTLS = cfg.TLS.serverConfig(), cfg.TLS.clientConfig()
 	}
 	for i, p := range cfg.Neighbours {
 		n := &neighbour{
@@ -204,12 +218,18 @@ func (r *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
 // its neighbour's supervisor. Until the dialler has proved the secret it
 // costs a small read buffer; see limits.go.
 func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
-	br := bufio.NewReaderSize(nc, handshakeBuffer)
 	secretFor := func(name string) (secret.String, bool) {
 		_, ok := mg.byName[name]
 		return mg.cfg.Secret, ok
 	}
-	other, err := acceptHandshake(nc, br, mg.hello(), secretFor, deadline)
+	nc.SetDeadline(deadline)
+	nc, err := mg.secureAccept(nc)
+	var other hello
+	var br *bufio.Reader
+	if err == nil {
+		br = bufio.NewReaderSize(nc, handshakeBuffer)
+		other, err = acceptHandshake(nc, br, mg.hello(), secretFor, deadline)
+	}
 	mg.gate.leave(src)
 	if err != nil {
 		nc.Close()
@@ -220,7 +240,7 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 		return
 	}
 	n := mg.byName[other.name]
-	l := newLink(n, nc, grow(br, nc), other.inc, false)
+	l := newLink(n, nc, grow(br, nc), other, false)
 	if refusal := n.offer(mg.ctx, l); refusal != "" {
 		finishAccept(nc, refusal)
 		nc.Close()

@@ -30,6 +30,8 @@ type neighbour struct {
 	known  store.Watermark // of the last link that ended
 	claims claims          // incarnations claiming the name; see duplicate.go
 
+	clock clockFilter // the neighbour's clock offset, from timed pings
+
 	everReconciled atomic.Bool // a link has finished reconciling at least once
 	current        atomic.Pointer[link]
 }
@@ -225,6 +227,14 @@ func (n *neighbour) watermark() store.Watermark {
 	return n.known
 }
 
+// sampleClock takes a timed ping's answer, read at t4, and exports the
+// neighbour's estimated clock offset.
+func (n *neighbour) sampleClock(stamps [3]int64, t4 int64) {
+	if offset, _, ok := n.clock.add(stamps[0], stamps[1], stamps[2], t4); ok {
+		n.mgr.metrics.PeerClockOffset.WithLabelValues(n.name).Set(offset.Seconds())
+	}
+}
+
 // reconciled is called by a link's reader when the neighbour has sent all
 // it had when the link came up.
 func (n *neighbour) reconciled(l *link, applied int) {
@@ -242,16 +252,20 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, handshakeBuffer)
-	inc, err := dialHandshake(nc, br, n.mgr.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
-	if err != nil {
-		nc.Close()
-		if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
-			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	nc, err = n.mgr.secureDial(dctx, nc)
+	if err == nil {
+		br := bufio.NewReaderSize(nc, handshakeBuffer)
+		var other hello
+		other, err = dialHandshake(nc, br, n.mgr.hello(), n.name, cfg.Secret, n.refusal, time.Now().Add(cfg.Timeout))
+		if err == nil {
+			return newLink(n, nc, grow(br, nc), other, true), nil
 		}
-		return nil, err
 	}
-	return newLink(n, nc, grow(br, nc), inc, true), nil
+	nc.Close()
+	if reason := reasonOf(err); reason != reasonDuplicate { // the other end counts duplicates
+		n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
+	}
+	return nil, err
 }
 
 // refusal returns why a link to incarnation inc of the neighbour is

@@ -17,7 +17,7 @@ func TestReasonsInHelp(t *testing.T) {
 		m.PeerDisconnects.WithLabelValues("B", r)
 	}
 	handshake := []string{reasonBadSecret, reasonUnknownPeer, reasonWrongPeer, reasonProtocol, reasonTimeout,
-		reasonDuplicate, reasonDuplicateName, reasonTooMany, reasonPerIP, reasonRefused}
+		reasonDuplicate, reasonDuplicateName, reasonTooMany, reasonPerIP, reasonRefused, reasonTLS}
 	for _, r := range handshake {
 		m.PeerHandshakeFailures.WithLabelValues(r)
 	}

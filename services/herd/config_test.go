@@ -66,6 +66,11 @@ func TestLocalPortFlags(t *testing.T) {
 		{"negative port", []string{"-client-port", "-5"}, "-client-port: -5 is not within"},
 		{"overlapping ranges", []string{"-client-port", "20000", "-peer-port", "20004", "-metrics-port", "30000"},
 			"-peer-port: 20004 to 20008 overlaps -client-port's 20000 to 20004"},
+		{"too many servers", []string{"-servers", "1025"}, "-servers: 1025 is not within 1 to 1024"},
+		{"nine servers' ranges", []string{"-servers", "9", "-client-port", "20000", "-peer-port", "20008", "-metrics-port", "30000"},
+			"-peer-port: 20008 to 20016 overlaps -client-port's 20000 to 20008"},
+		{"a hundred and one servers on the default ports", []string{"-servers", "101"},
+			"-peer-port: 12300 to 12400 overlaps -client-port's 12200 to 12300"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,7 @@
 // Command herd runs and measures a herd of location servers.
 //
 //	herd serve           run one node, configured by HERD_ environment variables
-//	herd local           run the classic five-server herd in this process
+//	herd local           run the classic five-server herd, or -servers N, in this process
 //	herd client [ADDR]   talk to a node by hand, or send one command
 //	herd bench MODE      measure a herd: load, propagation, floor
 //	herd health [URL]    probe a node's /readyz (the container healthcheck)
@@ -35,13 +35,14 @@ import (
 	"github.com/herdkit/herd/pkg/node"
 	"github.com/herdkit/herd/pkg/tools/bench"
 	"github.com/herdkit/herd/pkg/tools/client"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 const usage = `usage: herd <command> [arguments]
 
 commands:
   serve           run one node, configured by HERD_ environment variables
-  local [flags]   run the classic five-server herd in this process
+  local [flags]   run the classic five-server herd, or -servers N, in this process
   client [ADDR]   talk to a node by hand, or send one command
   bench MODE      measure a herd: load, propagation, floor
   health [URL]    probe a node's /readyz, exit 0 when ready
@@ -137,20 +138,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 0
 		}
 		ports := node.ClassicPorts
-		fs.IntVar(&ports.Client, "client-port", ports.Client, "client port of Hill; the others follow")
-		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of Hill; the others follow")
-		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of Hill; the others follow")
+		fs.IntVar(&ports.Client, "client-port", ports.Client, "client port of the first server (Hill, or herd-0); the others follow")
+		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of the first server; the others follow")
+		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of the first server; the others follow")
+		servers := fs.Int("servers", 0, "run herd-0 to herd-(N-1) linked as HERD_SERVERS=N links them (docs/topology.md), instead of the classic five; 1 to 1024")
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0 // -h after other flags: the usage went to stderr
 			}
 			return 2
 		}
-		if err := checkLocalPorts(ports); err != nil {
+		if *servers < 0 || *servers > topology.MaxServers {
+			fmt.Fprintf(stderr, "herd local: -servers: %d is not within 1 to %d\n", *servers, topology.MaxServers)
+			return 2
+		}
+		if err := checkLocalPorts(ports, len(node.LocalHerd(*servers))); err != nil {
 			fmt.Fprintf(stderr, "herd local: %v\n", err)
 			return 2
 		}
-		cfgs, err := node.LocalConfigs(herdEnv(), ports)
+		cfgs, err := node.LocalConfigs(herdEnv(), ports, *servers)
 		if err != nil {
 			fmt.Fprintf(stderr, "herd: configuration:\n%s\n", indent(err))
 			return 2
@@ -251,12 +257,12 @@ func withLogger(cfg logging.Config, stderr io.Writer, f func(*logging.Log) error
 	return 0
 }
 
-// checkLocalPorts checks the port flags of `herd local`, whose servers
-// listen on each base port plus 0 to 4: every such port is within 1 to
+// checkLocalPorts checks the port flags of `herd local`, whose n servers
+// listen on each base port plus 0 to n-1: every such port is within 1 to
 // 65535 and no two ranges overlap. It names the flag, since the variables
 // the ports become (HERD_CLIENT_ADDR ...) are not the user's.
-func checkLocalPorts(ports node.Ports) error {
-	last := len(config.Classic) - 1
+func checkLocalPorts(ports node.Ports, n int) error {
+	last := n - 1
 	flags := []struct {
 		name string
 		base int
