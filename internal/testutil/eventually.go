@@ -1,0 +1,34 @@
+package testutil
+
+import (
+	"testing"
+	"time"
+)
+
+// pollMax caps the pause between two calls of a condition; the first
+// pause is a millisecond and each next one doubles, so that a condition
+// that holds soon is seen at once and a slow one (an HTTP scrape, a child
+// process) is not asked thousands of times.
+const pollMax = 10 * time.Millisecond
+
+// Eventually calls cond until it returns nil, and fails the test with
+// cond's last error if it has not by the end of within. cond says what it
+// waits for in its error ("journal holds 3 of 5 changes"), which is all a
+// reader of a failure sees. Call it from the test's goroutine; cond may
+// call t.Fatal.
+func Eventually(t testing.TB, within time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	pause := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", within, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, pollMax)
+	}
+}
