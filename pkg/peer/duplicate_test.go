@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestClaims(t *testing.T) {
@@ -93,7 +93,7 @@ func TestDuplicateNameStopsFlapping(t *testing.T) {
 
 	second := runNode(t, "Hill", ln2, toJaquez, testSecret, fastTimings, secondErrors.logger(testLogger(t, "Hill#2")))
 	start := time.Now()
-	dups := func() float64 { return testutil.ToFloat64(jaquez.m.PeerDuplicateNames.WithLabelValues("Hill")) }
+	dups := func() float64 { return promtest.ToFloat64(jaquez.m.PeerDuplicateNames.WithLabelValues("Hill")) }
 	waitFor(t, func() bool { return dups() == 1 })
 	t.Logf("duplicate detected after %v", time.Since(start).Round(time.Millisecond))
 	rec, ok := errors.find("duplicate server name")
@@ -103,9 +103,9 @@ func TestDuplicateNameStopsFlapping(t *testing.T) {
 	}
 
 	// The link to the first Hill stays; the second is refused and told why.
-	connects := func() float64 { return testutil.ToFloat64(jaquez.m.PeerConnects.WithLabelValues("Hill")) }
+	connects := func() float64 { return promtest.ToFloat64(jaquez.m.PeerConnects.WithLabelValues("Hill")) }
 	waitFor(t, func() bool {
-		return testutil.ToFloat64(second.m.PeerHandshakeFailures.WithLabelValues(reasonDuplicateName)) >= 2
+		return promtest.ToFloat64(second.m.PeerHandshakeFailures.WithLabelValues(reasonDuplicateName)) >= 2
 	})
 	before := connects()
 	window := 100 * fastTimings.Heartbeat // flapping replaced the link several times a heartbeat

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
@@ -252,7 +252,7 @@ func (h *herd) quiesce() {
 }
 
 func received(n *node, peer, kind string) float64 {
-	return testutil.ToFloat64(n.m.PeerRecordsReceived.WithLabelValues(peer, kind))
+	return promtest.ToFloat64(n.m.PeerRecordsReceived.WithLabelValues(peer, kind))
 }
 
 func testLogger(t *testing.T, name string) *slog.Logger {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
@@ -29,7 +29,7 @@ func TestRecordReachesEveryServer(t *testing.T) {
 	// Flooding stops: every server stored the record exactly once.
 	for _, name := range everyone {
 		n := h.nodes[name]
-		applied := testutil.ToFloat64(n.m.StoreUpdates.WithLabelValues(metrics.SourceFlood))
+		applied := promtest.ToFloat64(n.m.StoreUpdates.WithLabelValues(metrics.SourceFlood))
 		if name == "Hill" && applied != 0 || name != "Hill" && applied != 1 {
 			t.Errorf("%s stored the flood %v times", name, applied)
 		}
@@ -167,7 +167,7 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	for _, nb := range h.topo["Singleton"] {
 		before[nb] = [2]float64{recon(s, nb), recon(h.nodes[nb], "Singleton")}
 	}
-	appliedBefore := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile))
+	appliedBefore := promtest.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile))
 
 	h.net.heal("Singleton")
 	h.waitAll(update, everyone...)
@@ -178,7 +178,7 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	h.quiesce()
 
 	// Singleton stored exactly the missed records through reconciliation.
-	if got := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile)) - appliedBefore; got != missed {
+	if got := promtest.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile)) - appliedBefore; got != missed {
 		t.Errorf("Singleton applied %v reconciled records, want %d", got, missed)
 	}
 	// Each link moved what was missed on either side, never the store. A

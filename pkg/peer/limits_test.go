@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
@@ -113,7 +113,7 @@ func TestHandshakeBounds(t *testing.T) {
 	const timeout = 2 * time.Second
 	addr, mg, m := listenPeer(t, Config{Timeout: timeout, MaxHandshakes: 4, MaxHandshakesPerIP: 2})
 	count := func(reason string) float64 {
-		return testutil.ToFloat64(m.PeerHandshakeFailures.WithLabelValues(reason))
+		return promtest.ToFloat64(m.PeerHandshakeFailures.WithLabelValues(reason))
 	}
 	start := time.Now()
 	var held []net.Conn

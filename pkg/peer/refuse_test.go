@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/secret"
@@ -20,7 +20,7 @@ import (
 var pair = []config.Server{{Name: "A", Neighbours: []string{"B"}}, {Name: "B", Neighbours: []string{"A"}}}
 
 func failures(n *node, reason string) float64 {
-	return testutil.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))
+	return promtest.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))
 }
 
 // TestWrongSecretIsRefused: each end counts bad_secret, both for its own
@@ -40,7 +40,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	a.st.Apply(store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}, store.NoLink)
 	for _, n := range []*node{a, b} {
 		peer := map[string]string{"A": "B", "B": "A"}[n.name]
-		if n.mgr.Status()[0].Up || testutil.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
+		if n.mgr.Status()[0].Up || promtest.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
 			t.Errorf("%s has a link with a wrong secret", n.name)
 		}
 	}
@@ -233,9 +233,9 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	}
 	t.Logf("20000 records stored in %v while the neighbour was stuck", took)
 	waitFor(t, func() bool {
-		return testutil.ToFloat64(a.m.PeerDisconnects.WithLabelValues("B", downTimeout)) == 1
+		return promtest.ToFloat64(a.m.PeerDisconnects.WithLabelValues("B", downTimeout)) == 1
 	})
-	if got := testutil.ToFloat64(a.m.PeerBacklog.WithLabelValues("B")); got != 0 {
+	if got := promtest.ToFloat64(a.m.PeerBacklog.WithLabelValues("B")); got != 0 {
 		t.Errorf("backlog gauge %v after the link dropped", got)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeProvider counts its calls and, when gated, holds each until the
@@ -93,8 +93,8 @@ func q(pos string, km float64) Query { return Query{Pos: pos, RadiusKm: km} }
 
 // cacheCounts is hits, misses, shared and entries.
 func cacheCounts(m *metrics.Metrics) [4]float64 {
-	return [4]float64{testutil.ToFloat64(m.PlacesCacheHits), testutil.ToFloat64(m.PlacesCacheMisses),
-		testutil.ToFloat64(m.PlacesCacheShared), testutil.ToFloat64(m.PlacesCacheEntries)}
+	return [4]float64{promtest.ToFloat64(m.PlacesCacheHits), promtest.ToFloat64(m.PlacesCacheMisses),
+		promtest.ToFloat64(m.PlacesCacheShared), promtest.ToFloat64(m.PlacesCacheEntries)}
 }
 
 func TestCacheHits(t *testing.T) {
@@ -183,7 +183,7 @@ func TestCacheShared(t *testing.T) {
 	for range n {
 		go func() { answers <- c.Nearby(bg, ucla) }()
 	}
-	waitFor(t, "49 lookups to join the first", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == n-1 })
+	waitFor(t, "49 lookups to join the first", func() bool { return promtest.ToFloat64(m.PlacesCacheShared) == n-1 })
 	close(p.gate)
 	first := <-answers
 	for range n - 1 {
@@ -223,7 +223,7 @@ func TestCacheTTL(t *testing.T) {
 			t.Errorf("step %d: %d provider calls, want %d", i, got, s.calls)
 		}
 	}
-	if got := testutil.ToFloat64(m.PlacesCacheEntries); got != 1 {
+	if got := promtest.ToFloat64(m.PlacesCacheEntries); got != 1 {
 		t.Errorf("%v entries, want 1", got)
 	}
 	// Expired entries at the back are dropped when an answer is stored.
@@ -258,7 +258,7 @@ func TestCacheSizeBound(t *testing.T) {
 			t.Errorf("step %d: %d entries", i, got)
 		}
 	}
-	if got := testutil.ToFloat64(m.PlacesCacheEntries); got != 3 {
+	if got := promtest.ToFloat64(m.PlacesCacheEntries); got != 3 {
 		t.Errorf("%v entries, want 3", got)
 	}
 }
@@ -300,7 +300,7 @@ func TestCacheCancellation(t *testing.T) {
 		upstream := <-p.started
 		second := make(chan *Response)
 		go func() { second <- c.Nearby(bg, ucla) }()
-		waitFor(t, "the second lookup to join", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == 1 })
+		waitFor(t, "the second lookup to join", func() bool { return promtest.ToFloat64(m.PlacesCacheShared) == 1 })
 		cancel1()
 		checkAnswer(t, <-first, StatusUnknownError, 0, "request cancelled")
 		if upstream.Err() != nil {
@@ -323,7 +323,7 @@ func TestCacheCancellation(t *testing.T) {
 			go func() { answers <- c.Nearby(ctx, ucla) }()
 		}
 		upstream := <-p.started
-		waitFor(t, "three waiters", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == 2 })
+		waitFor(t, "three waiters", func() bool { return promtest.ToFloat64(m.PlacesCacheShared) == 2 })
 		for i, cancel := range cancels {
 			cancel()
 			checkAnswer(t, <-answers, StatusUnknownError, 0, "request cancelled")

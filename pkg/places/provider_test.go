@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // durationCount returns the number of PlacesDuration samples for provider.
@@ -60,7 +60,7 @@ func TestInstrument(t *testing.T) {
 			if r := p.Nearby(ctx, ucla); r != tt.answer {
 				t.Error("the answer was changed")
 			}
-			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues("fake", tt.label)); got != 1 {
+			if got := promtest.ToFloat64(m.PlacesRequests.WithLabelValues("fake", tt.label)); got != 1 {
 				t.Errorf("PlacesRequests{fake,%s} = %v", tt.label, got)
 			}
 			if got := durationCount(t, m, "fake"); got != 1 {
@@ -111,7 +111,7 @@ func TestWrap(t *testing.T) {
 			if got := f.calls.Load(); got != tt.calls {
 				t.Errorf("%d provider calls, want %d", got, tt.calls)
 			}
-			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues("fake", StatusOK)); got != float64(tt.calls) {
+			if got := promtest.ToFloat64(m.PlacesRequests.WithLabelValues("fake", StatusOK)); got != float64(tt.calls) {
 				t.Errorf("PlacesRequests{fake,OK} = %v, want %d", got, tt.calls)
 			}
 		})

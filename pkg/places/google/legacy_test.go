@@ -10,7 +10,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places/placestest"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/places"
 )
@@ -194,9 +194,9 @@ func TestUpstreamLimit(t *testing.T) {
 				wg.Go(func() { results <- p.Nearby(bg, placestest.UCLA) })
 			}
 			placestest.WaitFor(t, "3 requests in flight and 7 waiting", func() bool {
-				return f.cur.Load() == 3 && testutil.ToFloat64(m.PlacesLimitWaits) == 7
+				return f.cur.Load() == 3 && promtest.ToFloat64(m.PlacesLimitWaits) == 7
 			})
-			if got := testutil.ToFloat64(m.PlacesInflight); got != 3 {
+			if got := promtest.ToFloat64(m.PlacesInflight); got != 3 {
 				t.Errorf("PlacesInflight %v, want 3", got)
 			}
 			// A caller that gives up while waiting for a slot does not
@@ -217,7 +217,7 @@ func TestUpstreamLimit(t *testing.T) {
 			if got := f.calls.Load() - calls; got != 7 {
 				t.Errorf("%d requests after the first 3, want 7", got)
 			}
-			if got := testutil.ToFloat64(m.PlacesInflight); got != 0 {
+			if got := promtest.ToFloat64(m.PlacesInflight); got != 0 {
 				t.Errorf("PlacesInflight %v after all returned", got)
 			}
 			for len(f.handled) > 0 {
