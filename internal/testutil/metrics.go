@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -134,4 +135,26 @@ func value(s *dto.Metric) float64 {
 		return s.Untyped.GetValue()
 	}
 	return 0
+}
+
+// ValueIs returns a condition for Eventually that holds once the value of
+// c, one counter or gauge (a vector's child), is want.
+func ValueIs(c prometheus.Collector, want float64) func() error {
+	return func() error {
+		if got := promtest.ToFloat64(c); got != want {
+			return fmt.Errorf("value %v, want %v", got, want)
+		}
+		return nil
+	}
+}
+
+// AtLeast returns a condition for Eventually that holds once the value
+// of c, one counter or gauge, is want or more.
+func AtLeast(c prometheus.Collector, want float64) func() error {
+	return func() error {
+		if got := promtest.ToFloat64(c); got < want {
+			return fmt.Errorf("value %v, want at least %v", got, want)
+		}
+		return nil
+	}
 }

@@ -201,3 +201,23 @@ func TestTmpfs(t *testing.T) {
 		t.Errorf("tmpfs of %d bytes, want 128 KiB", got)
 	}
 }
+
+func TestValueConditions(t *testing.T) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c_total", Help: "C."})
+	c.Add(2)
+	for _, tt := range []struct {
+		name string
+		cond func() error
+		ok   bool
+	}{
+		{"is 2", ValueIs(c, 2), true},
+		{"is 3", ValueIs(c, 3), false},
+		{"at least 1", AtLeast(c, 1), true},
+		{"at least 2", AtLeast(c, 2), true},
+		{"at least 3", AtLeast(c, 3), false},
+	} {
+		if err := tt.cond(); (err == nil) != tt.ok {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func TestNotDurableClosesWithoutReply(t *testing.T) {
 	if len(rest) > 0 {
 		t.Fatalf("replied %q although the record is not durable", rest)
 	}
-	waitCount(t, ts.m.ClientDisconnects.WithLabelValues(closeNotDurable), 1)
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeNotDurable), 1))
 	// The record is held and served; a later connection is answered once
 	// the journal writes again.
 	go j.advance(1)

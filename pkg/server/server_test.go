@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
@@ -316,7 +315,7 @@ func TestLineLimit(t *testing.T) {
 	c.send(kiwi + "\n" + strings.Repeat("x", 101) + "\n")
 	c.expect(kiwiAT)
 	c.expectClosed() // the long line is not echoed
-	waitCount(t, ts.m.ClientDisconnects.WithLabelValues(closeLineTooLong), 1)
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeLineTooLong), 1))
 }
 
 func TestLineLimitWithoutNewline(t *testing.T) {
@@ -332,7 +331,7 @@ func TestIdleTimeout(t *testing.T) {
 	c.send(kiwi + "\n")
 	c.expect(kiwiAT)
 	c.expectClosed()
-	waitCount(t, ts.m.ClientDisconnects.WithLabelValues(closeIdle), 1)
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeIdle), 1))
 }
 
 // TestIdleTimeoutWaitsForLookup: a client waiting for a slow WHATSAT is
@@ -582,17 +581,6 @@ func TestMetricsCountRequests(t *testing.T) {
 	if got := promtest.ToFloat64(ts.m.StoreUpdatesDropped.WithLabelValues("client")); got != 1 {
 		t.Errorf("dropped = %v", got)
 	}
-}
-
-// waitCount waits until counter c holds want.
-func waitCount(t *testing.T, c prometheus.Counter, want float64) {
-	t.Helper()
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if got := promtest.ToFloat64(c); got != want {
-			return fmt.Errorf("counter at %v, want %v", got, want)
-		}
-		return nil
-	})
 }
 
 // waitStored waits until the store holds a record of client.
