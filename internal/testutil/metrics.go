@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -46,7 +47,7 @@ func Scrape(t testing.TB, url string) Metrics {
 // Fetch reads the text exposition at url, for a caller to whom a failed
 // scrape is no failure (a process that is still starting).
 func Fetch(url string) (Metrics, error) {
-	resp, err := http.Get(url)
+	resp, err := scrapeClient.Get(url)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +62,10 @@ func Fetch(url string) (Metrics, error) {
 	}
 	return fams, nil
 }
+
+// scrapeClient keeps no idle connection, whose goroutines goleak would
+// count as leaked once the test ends.
+var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
 // Value returns the value of the first sample of family name whose labels
 // include the given pairs (name, value, name, value...): a counter's or a

@@ -2,10 +2,12 @@ package places
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -50,8 +52,8 @@ func TestInstrument(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := metrics.New()
-			logs := newLogSink(t)
-			p := Instrument(&fakeProvider{answer: func(Query) *Response { return tt.answer }}, m, logs.logger())
+			logs := testutil.NewLogWriter(t)
+			p := Instrument(&fakeProvider{answer: func(Query) *Response { return tt.answer }}, m, logs.Logger(slog.LevelDebug))
 			ctx, cancel := context.WithCancel(bg)
 			if tt.cancelled {
 				cancel()

@@ -2,12 +2,14 @@ package google
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places/placestest"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
@@ -193,8 +195,11 @@ func TestUpstreamLimit(t *testing.T) {
 			for range 10 {
 				wg.Go(func() { results <- p.Nearby(bg, placestest.UCLA) })
 			}
-			placestest.WaitFor(t, "3 requests in flight and 7 waiting", func() bool {
-				return f.cur.Load() == 3 && promtest.ToFloat64(m.PlacesLimitWaits) == 7
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if n, w := f.cur.Load(), promtest.ToFloat64(m.PlacesLimitWaits); n != 3 || w != 7 {
+					return fmt.Errorf("%d requests in flight and %v waiting, want 3 and 7", n, w)
+				}
+				return nil
 			})
 			if got := promtest.ToFloat64(m.PlacesInflight); got != 3 {
 				t.Errorf("PlacesInflight %v, want 3", got)
