@@ -3,7 +3,6 @@ package journal
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,36 +11,31 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
 
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, nil))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func rec(client, time string) store.Record {
 	return store.Record{Text: client + " +34.068930-118.445127 " + time, Origin: "Hill", Recv: 1621464828223371889, Hops: 1}
 }
 
-// open opens dir and runs the journal on the recovered store.
+// open opens dir and runs the journal on the recovered store; the journal
+// is closed when the test ends, if the test has not closed it.
 func open(t *testing.T, cfg Config, marks func() map[string]store.Watermark) (*Journal, State, *metrics.Metrics) {
 	t.Helper()
 	m := metrics.New()
-	j, st, err := Open(cfg, testLog(t), m)
+	j, st, err := Open(cfg, testutil.Logger(t, slog.LevelInfo), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	j.Run(st.Store, marks)
+	t.Cleanup(func() { j.Close() })
 	return j, st, m
 }
 
@@ -58,13 +52,12 @@ func contents(s *store.Store) []string {
 // waitWritten waits until the journal holds every change of s.
 func waitWritten(t *testing.T, s *store.Store, j *Journal) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for j.Written() < s.Seq() {
-		if time.Now().After(deadline) {
-			t.Fatal("journal did not catch up")
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if w, seq := j.Written(), s.Seq(); w < seq {
+			return fmt.Errorf("the journal holds %d of %d changes", w, seq)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestCleanRestart(t *testing.T) {
@@ -91,7 +84,7 @@ func TestCleanRestart(t *testing.T) {
 	if st2.Watermarks["Jaquez"] != marks["Jaquez"] {
 		t.Errorf("watermarks %v", st2.Watermarks)
 	}
-	if got := testutil.ToFloat64(m2.JournalRecovered); got != float64(st2.Records) {
+	if got := promtest.ToFloat64(m2.JournalRecovered); got != float64(st2.Records) {
 		t.Errorf("recovered gauge %v", got)
 	}
 }
@@ -163,7 +156,7 @@ func TestTornTail(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(d, segmentName(segs[len(segs)-1])), full[:cut], 0o644)
 		m := metrics.New()
-		j2, st2, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+		j2, st2, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.DiscardHandler), m)
 		if err != nil {
 			t.Fatalf("cut at %d: %v", cut, err)
 		}
@@ -179,9 +172,9 @@ func TestTornTail(t *testing.T) {
 		j2.Close()
 		// The truncation left whole entries: a second start finds nothing to cut.
 		m2 := metrics.New()
-		j3, _, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.NewTextHandler(io.Discard, nil)), m2)
-		if err != nil || testutil.ToFloat64(m2.JournalTruncations) != 0 {
-			t.Fatalf("cut at %d: reopening: %v, %v truncations", cut, err, testutil.ToFloat64(m2.JournalTruncations))
+		j3, _, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.DiscardHandler), m2)
+		if err != nil || promtest.ToFloat64(m2.JournalTruncations) != 0 {
+			t.Fatalf("cut at %d: reopening: %v, %v truncations", cut, err, promtest.ToFloat64(m2.JournalTruncations))
 		}
 		j3.Close()
 	}
@@ -207,9 +200,9 @@ func TestCorruptEntryKeepsTheRest(t *testing.T) {
 	defer j2.Close()
 	_, has5 := st2.Store.Get("c5")
 	_, has9 := st2.Store.Get("c9")
-	if st2.Records != 9 || has5 || !has9 || !st2.Damaged || testutil.ToFloat64(m2.JournalTruncations) != 0 {
+	if st2.Records != 9 || has5 || !has9 || !st2.Damaged || promtest.ToFloat64(m2.JournalTruncations) != 0 {
 		t.Errorf("recovered %d records (c5 %v, c9 %v), damaged %v, %v truncations; want 9, without c5, damaged, none",
-			st2.Records, has5, has9, st2.Damaged, testutil.ToFloat64(m2.JournalTruncations))
+			st2.Records, has5, has9, st2.Damaged, promtest.ToFloat64(m2.JournalTruncations))
 	}
 	if _, err := os.Stat(seg + damagedSuffix); err != nil {
 		t.Errorf("the damaged segment was not renamed aside: %v", err)
@@ -244,7 +237,7 @@ func TestSnapshotCompacts(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.ToFloat64(m.JournalSnapshots); n == 0 {
+	if n := promtest.ToFloat64(m.JournalSnapshots); n == 0 {
 		t.Fatal("no snapshot was written")
 	}
 	segs, _ := list(dir, "wal-", ".log")

@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -156,7 +158,7 @@ func TestRecoveryFaults(t *testing.T) {
 			segs, _ := list(dir, "wal-", ".log")
 			inSegments := 0
 			for _, i := range segs {
-				r := &recovery{dir: dir, log: testLog(t)}
+				r := &recovery{dir: dir, log: testutil.Logger(t, slog.LevelInfo)}
 				fi, _, _ := r.read(segmentName(i), false, func(entry) error { return nil })
 				inSegments += fi.Records
 			}
@@ -164,7 +166,7 @@ func TestRecoveryFaults(t *testing.T) {
 			c.fault(t, filepath.Join(dir, name))
 
 			m := metrics.New()
-			j, st, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testLog(t), m)
+			j, st, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testutil.Logger(t, slog.LevelInfo), m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,7 +182,7 @@ func TestRecoveryFaults(t *testing.T) {
 			if st.Damaged != c.damaged {
 				t.Fatalf("damaged %v (%s), want %v", st.Damaged, st.Loss, c.damaged)
 			}
-			loss, damagedGauge := testutil.ToFloat64(m.JournalDataLoss), testutil.ToFloat64(m.JournalDamaged)
+			loss, damagedGauge := promtest.ToFloat64(m.JournalDataLoss), promtest.ToFloat64(m.JournalDamaged)
 			if !c.damaged {
 				if st.Incarnation != inc || len(st.Watermarks) == 0 || loss != 0 || damagedGauge != 0 {
 					t.Errorf("incarnation %x (was %x), watermarks %v, loss %v, damaged %v", st.Incarnation, inc, st.Watermarks, loss, damagedGauge)
@@ -209,14 +211,14 @@ func TestRecoveryFaults(t *testing.T) {
 			// a loss; once healed, a normal one.
 			for _, healing := range []bool{c.damaged, false} {
 				m := metrics.New()
-				j, again, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testLog(t), m)
+				j, again, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testutil.Logger(t, slog.LevelInfo), m)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if again.Damaged != healing || testutil.ToFloat64(m.JournalDataLoss) != 0 ||
+				if again.Damaged != healing || promtest.ToFloat64(m.JournalDataLoss) != 0 ||
 					again.Incarnation != st.Incarnation || fmt.Sprint(contents(again.Store)) != fmt.Sprint(got) {
 					t.Errorf("reopened: damaged %v (%s), want %v; loss %v; incarnation %x, want %x; %d records, want %d",
-						again.Damaged, again.Loss, healing, testutil.ToFloat64(m.JournalDataLoss),
+						again.Damaged, again.Loss, healing, promtest.ToFloat64(m.JournalDataLoss),
 						again.Incarnation, st.Incarnation, again.Records, len(got))
 				}
 				if err := j.Create(); err != nil {
@@ -259,7 +261,7 @@ func TestReadErrorIsNotCorruption(t *testing.T) {
 			}
 			before := listing(t, dir)
 			m := metrics.New()
-			_, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testLog(t), m)
+			_, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testutil.Logger(t, slog.LevelInfo), m)
 			if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "is a directory") {
 				t.Fatalf("Open: %v, want an error naming %s and EISDIR", err, name)
 			}
@@ -269,7 +271,7 @@ func TestReadErrorIsNotCorruption(t *testing.T) {
 			// Once the file is back, nothing was lost.
 			os.Remove(path)
 			os.Rename(path+".real", path)
-			_, st, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testLog(t), m)
+			_, st, err := Open(Config{Dir: dir, FsyncInterval: time.Hour}, testutil.Logger(t, slog.LevelInfo), m)
 			if err != nil || st.Damaged {
 				t.Errorf("after the fix: %v, damaged %v (%s)", err, st.Damaged, st.Loss)
 			}
@@ -286,7 +288,7 @@ func TestOneOwner(t *testing.T) {
 	st.Store.Apply(rec("kiwi", "1"), store.NoLink)
 	waitWritten(t, st.Store, j)
 	before := listing(t, dir)
-	if _, _, err := Open(cfg, testLog(t), metrics.New()); err == nil ||
+	if _, _, err := Open(cfg, testutil.Logger(t, slog.LevelInfo), metrics.New()); err == nil ||
 		!strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "in use by another process") {
 		t.Fatalf("second Open: %v", err)
 	}
@@ -312,7 +314,7 @@ func TestWrongName(t *testing.T) {
 		t.Errorf("NAME holds %q", b)
 	}
 	before := listing(t, dir)
-	_, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour, Name: "Jaquez"}, testLog(t), metrics.New())
+	_, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour, Name: "Jaquez"}, testutil.Logger(t, slog.LevelInfo), metrics.New())
 	if err == nil || !strings.Contains(err.Error(), `"Hill"`) || !strings.Contains(err.Error(), `"Jaquez"`) {
 		t.Fatalf("Open as Jaquez: %v", err)
 	}
@@ -326,7 +328,7 @@ func TestWrongName(t *testing.T) {
 // leaves no trace.
 func TestOpenWritesNothing(t *testing.T) {
 	dir := t.TempDir()
-	j, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour, Name: "Hill"}, testLog(t), metrics.New())
+	j, _, err := Open(Config{Dir: dir, FsyncInterval: time.Hour, Name: "Hill"}, testutil.Logger(t, slog.LevelInfo), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -12,9 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -138,16 +138,15 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 			before, _ := list(dir, "wal-", ".log")
 			close(release)
 			want := contents(st.Store)
-			deadline := time.Now().Add(5 * time.Second)
-			for testutil.ToFloat64(m.JournalSnapshots)+testutil.ToFloat64(m.JournalErrors) == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the snapshot never ended")
+			testutil.Eventually(t, 5*time.Second, func() error {
+				if promtest.ToFloat64(m.JournalSnapshots)+promtest.ToFloat64(m.JournalErrors) == 0 {
+					return errors.New("the snapshot has not ended")
 				}
-				time.Sleep(time.Millisecond)
-			}
+				return nil
+			})
 			after, _ := list(dir, "wal-", ".log")
 			if corrupt {
-				if testutil.ToFloat64(m.JournalSnapshots) != 0 || after[0] != before[0] {
+				if promtest.ToFloat64(m.JournalSnapshots) != 0 || after[0] != before[0] {
 					t.Errorf("a snapshot that did not read back was kept, or segments deleted: %v -> %v", before, after)
 				}
 				if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
@@ -172,7 +171,7 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 // again by itself, losing nothing that Wait acknowledged. It needs root to
 // mount the tmpfs, as in CI.
 func TestFullDisk(t *testing.T) {
-	dir := tmpfs(t, "256k")
+	dir := testutil.Tmpfs(t, "256k")
 	filler := filepath.Join(dir, "filler")
 	cfg := Config{Dir: filepath.Join(dir, "data"), FsyncInterval: 10 * time.Millisecond}
 	j, st, _ := open(t, cfg, nil)
@@ -220,19 +219,4 @@ func TestFullDisk(t *testing.T) {
 			t.Fatalf("acknowledged %s lost", id)
 		}
 	}
-}
-
-// tmpfs mounts a tmpfs of size for the test, or skips the test where it
-// cannot (not root).
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mount tmpfs: %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // slogReference writes the same record through slog's JSONHandler, as the
@@ -124,7 +126,7 @@ func TestOpenChoosesTheProtocolLog(t *testing.T) {
 }
 
 func TestWithTagsBothLogs(t *testing.T) {
-	var b syncBuffer
+	var b testutil.Buffer
 	l, closeLog, err := Open(Config{Level: slog.LevelInfo, Format: "json"}, &b)
 	if err != nil {
 		t.Fatal(err)

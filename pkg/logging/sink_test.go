@@ -7,24 +7,29 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // slowWriter takes its time over each write, so that a sink's buffers
 // fill while it writes.
 type slowWriter struct {
-	syncBuffer
-	writes int
+	testutil.Buffer
+	writes atomic.Int64
 }
 
 func (w *slowWriter) Write(p []byte) (int, error) {
 	time.Sleep(time.Millisecond)
-	w.mu.Lock()
-	w.writes++
-	w.mu.Unlock()
-	return w.syncBuffer.Write(p)
+	w.writes.Add(1)
+	return w.Buffer.Write(p)
 }
 
 func TestSinkKeepsEveryRecordInOrder(t *testing.T) {
@@ -74,25 +79,24 @@ func TestSinkKeepsEveryRecordInOrder(t *testing.T) {
 			if want := tt.writers * tt.records; len(lines) != want {
 				t.Fatalf("%d records, want %d", len(lines), want)
 			}
-			if total := tt.writers * tt.records * tt.size; w.writes > total/sinkBufferSize+tt.writers*tt.records/100+10 {
-				t.Errorf("%d writes for %d bytes: the sink does not batch", w.writes, total)
+			if total := tt.writers * tt.records * tt.size; int(w.writes.Load()) > total/sinkBufferSize+tt.writers*tt.records/100+10 {
+				t.Errorf("%d writes for %d bytes: the sink does not batch", w.writes.Load(), total)
 			}
 		})
 	}
 }
 
 func TestSinkFlushesWithinTheInterval(t *testing.T) {
-	w := &syncBuffer{}
+	w := &testutil.Buffer{}
 	s := newSink(w, nil)
 	defer s.Close()
 	s.Write([]byte("one record\n"))
-	deadline := time.Now().Add(10 * flushInterval)
-	for w.String() != "one record\n" {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v the writer holds %q", 10*flushInterval, w.String())
+	testutil.Eventually(t, 10*flushInterval, func() error {
+		if got := w.String(); got != "one record\n" {
+			return fmt.Errorf("the writer holds %q", got)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 type closeRecorder struct {

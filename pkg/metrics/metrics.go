@@ -105,7 +105,7 @@ func New() *Metrics {
 		StoreUpdates: f.counterVec("herd_store_updates_total",
 			"Records stored because they were newer, by source (client, flood, reconcile).", "source"),
 		StoreUpdatesDropped: f.counterVec("herd_store_updates_dropped_total",
-			"Records not stored, by source: not newer than the stored one, or a new client's below every record held at HERD_MAX_RECORDS (herd_store_refused_total).", "source"),
+			"Records not stored, by source (client, flood, reconcile): not newer than the stored one, or a new client's below every record held at HERD_MAX_RECORDS (herd_store_refused_total).", "source"),
 
 		PropagationDelay: f.histogramVec("herd_propagation_delay_seconds",
 			"Time from the origin server receiving an IAMAT to this server storing the record, by source (flood, reconcile).",
@@ -149,7 +149,8 @@ func New() *Metrics {
 			"1 from a start that found records lost until every neighbour has sent everything again, else 0."),
 
 		PlacesRequests: f.counterVec("herd_places_requests_total",
-			"Places lookups answered by the provider (cache misses), by provider and status (OK, ZERO_RESULTS, OVER_QUERY_LIMIT, ...).",
+			"Places lookups answered by the provider (cache misses), by provider and status (OK, ZERO_RESULTS, INVALID_REQUEST, "+
+				"OVER_QUERY_LIMIT, REQUEST_DENIED, UNKNOWN_ERROR, or OTHER for any other).",
 			"provider", "status"),
 		PlacesDuration: f.histogramVec("herd_places_request_duration_seconds",
 			"Duration of places lookups sent to the provider.", latencyBuckets, "provider"),

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/tools/bench"
 )
@@ -121,6 +122,9 @@ func BenchmarkHerdThroughput(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "IAMAT/s")
 }
 
+// waitStores waits until every node holds want records. It is part of
+// the time measured, so it looks every 100 µs rather than with
+// testutil.Eventually, whose pause grows to 10 ms.
 func waitStores(b testing.TB, nodes []*Node, want int) {
 	deadline := time.Now().Add(time.Minute)
 	for _, n := range nodes {
@@ -134,15 +138,14 @@ func waitStores(b testing.TB, nodes []*Node, want int) {
 }
 
 func waitHerdReady(b testing.TB, nodes []*Node) {
-	deadline := time.Now().Add(20 * time.Second)
-	for _, n := range nodes {
-		for !n.Peers().Reconciled() {
-			if time.Now().After(deadline) {
-				b.Fatal("the herd did not reconcile")
+	testutil.Eventually(b, 20*time.Second, func() error {
+		for _, n := range nodes {
+			if !n.Peers().Reconciled() {
+				return fmt.Errorf("%s has not reconciled", n.cfg.Name)
 			}
-			time.Sleep(time.Millisecond)
 		}
-	}
+		return nil
+	})
 }
 
 func reportQuantiles(b *testing.B, samples []time.Duration) {

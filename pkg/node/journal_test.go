@@ -2,8 +2,10 @@ package node
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
@@ -35,7 +38,7 @@ func newNode(t *testing.T, vars map[string]string, opts ...Option) (*Node, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(cfg, logging.FromSlog(testLogger(t)), opts...)
+	return New(cfg, logging.FromSlog(testutil.Logger(t, slog.LevelWarn)), opts...)
 }
 
 func startNodeWith(t *testing.T, vars map[string]string, opts ...Option) *Node {
@@ -69,10 +72,7 @@ func readyz(t *testing.T, n *Node) (int, string) {
 // ready (whatever HERD_READY_GRACE says) until C is back and has sent
 // everything too.
 func TestHealAfterCorruptSnapshot(t *testing.T) {
-	addrs, err := freeLoopbackAddrs(3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addrs := testutil.FreeLoopbackAddrs(t, 3)
 	dirA := t.TempDir()
 	common := map[string]string{"HERD_PEER_SECRET": "heal-secret-0123456789", "HERD_PEER_HEARTBEAT": "50ms",
 		"HERD_PEER_TIMEOUT": "500ms", "HERD_PEER_BACKOFF_MAX": "100ms", "HERD_READY_GRACE": "10ms"}
@@ -106,10 +106,15 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 		}
 		send(t, n, lines...)
 	}
-	waitUntil(t, func() bool {
+	for _, n := range []*Node{a, b, c} {
+		waitLen(t, n, 3*each)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
 		snaps, _ := filepath.Glob(filepath.Join(dirA, "snap-*.snap"))
-		return a.Store().Len() == 3*each && b.Store().Len() == 3*each && c.Store().Len() == 3*each &&
-			a.journal.Written() >= a.Store().Seq() && len(snaps) > 0
+		if w, seq := a.journal.Written(), a.Store().Seq(); w < seq || len(snaps) == 0 {
+			return fmt.Errorf("A journaled %d of %d changes, %d snapshots", w, seq, len(snaps))
+		}
+		return nil
 	})
 	stopNode(t, a)
 	stopNode(t, c)
@@ -129,17 +134,22 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 	if code, body := readyz(t, a2); code != http.StatusServiceUnavailable || !strings.Contains(body, "journal lost records") {
 		t.Errorf("/readyz of the damaged node: %d %q", code, body)
 	}
-	waitUntil(t, func() bool { return a2.Store().Len() == 3*each })
+	waitLen(t, a2, 3*each)
 	// C is down: A holds everything from B but is still not ready.
 	if code, _ := readyz(t, a2); code != http.StatusServiceUnavailable || a2.Ready() {
 		t.Errorf("/readyz while C is down: %d", code)
 	}
 	fa := scrape(t, a2)
-	if loss, damaged := value(fa, "herd_journal_data_loss_total"), value(fa, "herd_journal_damaged"); loss != 1 || damaged != 1 {
+	if loss, damaged := fa.Value("herd_journal_data_loss_total"), fa.Value("herd_journal_damaged"); loss != 1 || damaged != 1 {
 		t.Errorf("herd_journal_data_loss_total %v, herd_journal_damaged %v; want 1 and 1", loss, damaged)
 	}
 	c2 := startNodeWith(t, varsC)
-	waitUntil(t, a2.Ready)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !a2.Ready() {
+			return errors.New("A is not ready")
+		}
+		return nil
+	})
 	t.Logf("ready %v after the damaged restart", time.Since(restarted))
 	for _, n := range []*Node{b, c2} {
 		want, _ := n.Store().Changes(0, 1<<30, nil)
@@ -153,7 +163,7 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 	if r, ok := a2.Store().Get("a7"); !ok || r.Origin != "A" {
 		t.Errorf("A's own record: %v %v", r, ok)
 	}
-	if got := value(scrape(t, a2), "herd_journal_damaged"); got != 0 {
+	if got := scrape(t, a2).Value("herd_journal_damaged"); got != 0 {
 		t.Errorf("herd_journal_damaged %v after healing", got)
 	}
 	if _, err := os.Stat(filepath.Join(dirA, "HEALING")); !os.IsNotExist(err) {
@@ -171,7 +181,7 @@ func journalRecords(t *testing.T, dir string) (int, int) {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
 		os.WriteFile(filepath.Join(cp, e.Name()), b, 0o644)
 	}
-	j, st, err := journal.Open(journal.Config{Dir: cp, FsyncInterval: time.Hour}, testLogger(t), metrics.New())
+	j, st, err := journal.Open(journal.Config{Dir: cp, FsyncInterval: time.Hour}, testutil.Logger(t, slog.LevelWarn), metrics.New())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -23,13 +24,13 @@ func TestRecordLimitAcrossTheHerd(t *testing.T) {
 	}
 	const limit, ids = 10_000, 30_000
 	nodes := startHerd(t, "HERD_MAX_RECORDS", fmt.Sprint(limit))
-	waitUntil(t, func() bool {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		for _, n := range nodes {
 			if !n.Peers().Reconciled() {
-				return false
+				return fmt.Errorf("%s has not reconciled", n.cfg.Name)
 			}
 		}
-		return true
+		return nil
 	})
 
 	// Id i goes to node i%5, with a time that three ids share and a
@@ -71,42 +72,31 @@ func TestRecordLimitAcrossTheHerd(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		same := true
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, n := range nodes {
 			if l := n.Store().Len(); l > limit {
 				t.Fatalf("%s holds %d records, over the limit %d", n.cfg.Name, l, limit)
 			}
-			if !slices.Equal(held(n), want) {
-				same = false
-				break
+			got := held(n)
+			if slices.Equal(got, want) {
+				continue
 			}
-		}
-		if same {
-			break
-		}
-		if time.Now().After(deadline) {
-			for _, n := range nodes {
-				got := held(n)
-				missing := 0
-				for _, id := range want {
-					if _, ok := slices.BinarySearch(got, id); !ok {
-						missing++
-					}
+			missing := 0
+			for _, id := range want {
+				if _, ok := slices.BinarySearch(got, id); !ok {
+					missing++
 				}
-				t.Errorf("%s holds %d records, %d of the highest %d missing", n.cfg.Name, len(got), missing, limit)
 			}
-			t.FailNow()
+			return fmt.Errorf("%s holds %d records, %d of the highest %d missing", n.cfg.Name, len(got), missing, limit)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, n := range nodes {
 		fams := scrape(t, n)
-		if v := value(fams, "herd_store_records_limit"); v != limit {
+		if v := fams.Value("herd_store_records_limit"); v != limit {
 			t.Errorf("%s: herd_store_records_limit = %v", n.cfg.Name, v)
 		}
-		ev, ref := value(fams, "herd_store_evictions_total"), value(fams, "herd_store_refused_total")
+		ev, ref := fams.Value("herd_store_evictions_total"), fams.Value("herd_store_refused_total")
 		// Each node took 10,000 records at first and then saw more of
 		// the 30,000: it evicted some and refused others.
 		if ev <= 0 || ref <= 0 {

@@ -1,25 +1,27 @@
 package node
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/store"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startNode starts a node on loopback ports, configured by vars on top of
 // a name and ephemeral addresses.
@@ -36,7 +38,7 @@ func startNode(t *testing.T, vars map[string]string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(cfg, logging.FromSlog(testLogger(t)))
+	n, err := New(cfg, logging.FromSlog(testutil.Logger(t, slog.LevelWarn)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,59 +77,15 @@ func send(t *testing.T, n *Node, lines ...string) string {
 }
 
 // scrape reads a node's /metrics over HTTP.
-func scrape(t *testing.T, n *Node) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, n *Node) testutil.Metrics {
 	t.Helper()
-	resp, err := http.Get("http://" + n.MetricsAddr().String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bufio.NewReader(resp.Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fams
-}
-
-// value returns the value of the sample of family name whose labels
-// include the given pairs (name, value, name, value...), or of a
-// histogram's count; -1 if there is none.
-func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	f, ok := fams[name]
-	if !ok {
-		return -1
-	}
-next:
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue()
-		case m.Gauge != nil:
-			return m.Gauge.GetValue()
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return -1
+	return testutil.Scrape(t, "http://"+n.MetricsAddr().String()+"/metrics")
 }
 
 // pair starts two linked nodes, A and B.
 func pair(t *testing.T, extra map[string]string) (a, b *Node) {
 	t.Helper()
-	addrs, err := freeLoopbackAddrs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addrs := testutil.FreeLoopbackAddrs(t, 2)
 	secret := "pair-secret-0123456789"
 	start := func(name, own, other, otherAddr string) *Node {
 		vars := map[string]string{"HERD_NAME": name, "HERD_PEER_ADDR": own, "HERD_PEERS": other + "=" + otherAddr,
@@ -139,19 +97,13 @@ func pair(t *testing.T, extra map[string]string) (a, b *Node) {
 	}
 	a = start("A", addrs[0], "B", addrs[1])
 	b = start("B", addrs[1], "A", addrs[0])
-	waitUntil(t, func() bool { return a.Ready() && b.Ready() && a.Peers().Reconciled() && b.Peers().Reconciled() })
-	return a, b
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !a.Ready() || !b.Ready() || !a.Peers().Reconciled() || !b.Peers().Reconciled() {
+			return errors.New("A and B are not both ready and reconciled")
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
+	return a, b
 }
 
 // TestMetricsAfterKnownTraffic scrapes /metrics after three IAMATs (one of
@@ -166,12 +118,12 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		"WHATSAT nobody 10 2",
 		"HELLO")
 	send(t, b, "IAMAT three +1+1 1621464827.5")
-	waitUntil(t, func() bool { _, ok := a.Store().Get("three"); return ok })
-	waitUntil(t, func() bool { return b.Store().Len() == 3 })
+	waitStored(t, a, "three")
+	waitLen(t, b, 3)
 
 	fa, fb := scrape(t, a), scrape(t, b)
 	checks := []struct {
-		fams   map[string]*dto.MetricFamily
+		fams   testutil.Metrics
 		name   string
 		labels []string
 		want   float64
@@ -200,17 +152,14 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 		{fa, "herd_build_info", nil, 1},
 	}
 	for _, c := range checks {
-		if got := value(c.fams, c.name, c.labels...); got != c.want {
+		if got := c.fams.Value(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	addrs, err := freeLoopbackAddrs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addrs := testutil.FreeLoopbackAddrs(t, 2)
 	// A neighbour that never comes: not ready until the grace period ends.
 	n := startNode(t, map[string]string{
 		"HERD_PEER_ADDR": addrs[0], "HERD_PEERS": "Jaquez=" + addrs[1],
@@ -231,7 +180,12 @@ func TestHealthAndReadiness(t *testing.T) {
 	if got := get("/readyz"); got != http.StatusServiceUnavailable && time.Since(start) < 300*time.Millisecond {
 		t.Errorf("/readyz before the grace period: %d", got)
 	}
-	waitUntil(t, func() bool { return get("/readyz") == http.StatusOK })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if code := get("/readyz"); code != http.StatusOK {
+			return fmt.Errorf("/readyz: %d", code)
+		}
+		return nil
+	})
 	// Health, as the image's healthcheck runs it.
 	var out strings.Builder
 	if err := Health(context.Background(), "", n.MetricsAddr().String(), &out); err != nil || out.String() != "ready\n" {
@@ -256,11 +210,15 @@ func TestRestartWithDataDir(t *testing.T) {
 		send(t, b, fmt.Sprintf("IAMAT c%d +1+1 %d", i, i+1))
 	}
 	send(t, a1, "IAMAT mine +2+2 5")
-	waitUntil(t, func() bool { return a1.Store().Len() == 51 && b.Store().Len() == 51 })
+	waitLen(t, a1, 51)
+	waitLen(t, b, 51)
 	// Both ends hold everything of the other before A stops (B's watermark
 	// moves past the records it sent A only with A's next mark).
-	waitUntil(t, func() bool {
-		return a1.Peers().Watermarks()["B"].Seq == b.Store().Seq() && b.Peers().Watermarks()["A"].Seq == a1.Store().Seq()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if ab, ba := a1.Peers().Watermarks()["B"].Seq, b.Peers().Watermarks()["A"].Seq; ab != b.Store().Seq() || ba != a1.Store().Seq() {
+			return fmt.Errorf("A holds B's changes to %d of %d, B A's to %d of %d", ab, b.Store().Seq(), ba, a1.Store().Seq())
+		}
+		return nil
 	})
 	inc := a1.Peers().Incarnation()
 	stopNode(t, a1)
@@ -273,17 +231,22 @@ func TestRestartWithDataDir(t *testing.T) {
 	if got, ok := a2.Store().Get("mine"); !ok || got.Origin != "A" {
 		t.Errorf("A's own record after restart: %v %v", got, ok)
 	}
-	waitUntil(t, func() bool { _, ok := a2.Store().Get("while-down"); return ok })
-	waitUntil(t, func() bool { return a2.Peers().Reconciled() && b.Peers().Reconciled() })
+	waitStored(t, a2, "while-down")
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !a2.Peers().Reconciled() || !b.Peers().Reconciled() {
+			return errors.New("A and B have not reconciled")
+		}
+		return nil
+	})
 	fa := scrape(t, a2)
-	if got := value(fa, "herd_peer_records_received_total", "peer", "B", "kind", "reconcile"); got != 1 {
+	if got := fa.Value("herd_peer_records_received_total", "peer", "B", "kind", "reconcile"); got != 1 {
 		t.Errorf("A received %v records in reconciliation after its restart, want the 1 it missed", got)
 	}
-	if got := value(fa, "herd_journal_recovered_records"); got < 51 {
+	if got := fa.Value("herd_journal_recovered_records"); got < 51 {
 		t.Errorf("recovered %v records", got)
 	}
 	fb := scrape(t, b)
-	if got := value(fb, "herd_peer_records_received_total", "peer", "A", "kind", "reconcile"); got != 0 {
+	if got := fb.Value("herd_peer_records_received_total", "peer", "A", "kind", "reconcile"); got != 0 {
 		t.Errorf("B received %v records from the restarted A, want none", got)
 	}
 }
@@ -314,15 +277,40 @@ func TestJournalSegmentSize(t *testing.T) {
 			for i := range 15000 {
 				n.Store().Apply(store.Record{Text: fmt.Sprintf("client-%d +1+1 %d", i, i), Origin: "Hill", Recv: 1}, 0)
 			}
-			waitUntil(t, func() bool {
+			testutil.Eventually(t, 10*time.Second, func() error {
 				fams := scrape(t, n)
-				return value(fams, "herd_journal_lag_records") == 0 && value(fams, "herd_journal_written_bytes_total") > 400_000
+				if lag, written := fams.Value("herd_journal_lag_records"), fams.Value("herd_journal_written_bytes_total"); lag != 0 || written <= 400_000 {
+					return fmt.Errorf("%v records to journal, %v bytes written, want 0 and over 400,000", lag, written)
+				}
+				return nil
 			})
 			if tt.snapshots { // written beside the journal: they may end later
-				waitUntil(t, func() bool { return value(scrape(t, n), "herd_journal_snapshots_total") > 0 })
-			} else if got := value(scrape(t, n), "herd_journal_snapshots_total"); got > 0 {
+				testutil.Eventually(t, 10*time.Second, testutil.AtLeast(n.Metrics().JournalSnapshots, 1))
+			} else if got := scrape(t, n).Value("herd_journal_snapshots_total"); got > 0 {
 				t.Errorf("%v snapshots with the default segment size", got)
 			}
 		})
 	}
+}
+
+// waitStored waits until n holds a record of client.
+func waitStored(t *testing.T, n *Node, client string) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, ok := n.Store().Get(client); !ok {
+			return fmt.Errorf("%s holds no record of %s", n.cfg.Name, client)
+		}
+		return nil
+	})
+}
+
+// waitLen waits until n holds want records.
+func waitLen(t *testing.T, n *Node, want int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := n.Store().Len(); got != want {
+			return fmt.Errorf("%s holds %d records, want %d", n.cfg.Name, got, want)
+		}
+		return nil
+	})
 }

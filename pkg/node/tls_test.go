@@ -1,12 +1,15 @@
 package node
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/herdkit/herd/internal/testcert"
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
 )
@@ -27,7 +30,7 @@ func TestPeerTLS(t *testing.T) {
 	if got := send(t, a, "IAMAT tls-client +34.068930-118.445127 1700000000.5"); !strings.HasPrefix(got, "AT A ") {
 		t.Fatalf("IAMAT: %q", got)
 	}
-	waitUntil(t, func() bool { _, ok := b.Store().Get("tls-client"); return ok })
+	testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 30", func() bool { _, ok := b.Store().Get("tls-client"); return ok }))
 }
 
 // TestPeerTLSFilesNamed: a certificate that cannot be read stops the node
@@ -40,7 +43,7 @@ func TestPeerTLSFilesNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(cfg, logging.FromSlog(testLogger(t)))
+	_, err = New(cfg, logging.FromSlog(testutil.Logger(t, slog.LevelWarn)))
 	if err == nil || !strings.Contains(err.Error(), "HERD_PEER_TLS_CERT") || !strings.Contains(err.Error(), "none.crt") {
 		t.Errorf("New: %v, want an error naming HERD_PEER_TLS_CERT and the file", err)
 	}

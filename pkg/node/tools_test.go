@@ -59,13 +59,13 @@ func TestBenchAgreesWithMetrics(t *testing.T) {
 	// The node counts a request when its reply is ready, before the bench
 	// reads it; once the bench is done, the counts must match exactly.
 	f := scrape(t, n)
-	iamat := value(f, "herd_client_requests_total", "command", "IAMAT", "outcome", "ok")
-	whatsat := value(f, "herd_client_requests_total", "command", "WHATSAT", "outcome", "ok")
+	iamat := f.Value("herd_client_requests_total", "command", "IAMAT", "outcome", "ok")
+	whatsat := f.Value("herd_client_requests_total", "command", "WHATSAT", "outcome", "ok")
 	if int64(iamat) != sum.IAMAT.Received || int64(whatsat) != sum.WHATSAT.Received {
 		t.Errorf("node answered %v IAMAT and %v WHATSAT; bench counted %d and %d",
 			iamat, whatsat, sum.IAMAT.Received, sum.WHATSAT.Received)
 	}
-	if got := value(f, "herd_client_connections_accepted_total"); got != 4 {
+	if got := f.Value("herd_client_connections_accepted_total"); got != 4 {
 		t.Errorf("node accepted %v connections, bench opened 4", got)
 	}
 	t.Logf("bench: %d requests at %.0f/s; node: %v IAMAT, %v WHATSAT", sum.Received, sum.Rate, iamat, whatsat)

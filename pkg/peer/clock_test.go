@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -90,13 +91,13 @@ func TestClockOffsetAcrossMachines(t *testing.T) {
 	a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
 	b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, ahead, nil)
 	offsetOf := func(n *node, peer string) float64 {
-		return testutil.ToFloat64(n.m.PeerClockOffset.WithLabelValues(peer))
+		return promtest.ToFloat64(n.m.PeerClockOffset.WithLabelValues(peer))
 	}
 	near := func(got, want float64) bool { return math.Abs(got-want) < 0.05 }
-	waitFor(t, func() bool { return near(offsetOf(a, "B"), skew.Seconds()) && near(offsetOf(b, "A"), -skew.Seconds()) })
+	testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 96", func() bool { return near(offsetOf(a, "B"), skew.Seconds()) && near(offsetOf(b, "A"), -skew.Seconds()) }))
 	// A record B received from its client, stamped by B's clock.
 	b.st.Apply(store.Record{Text: "skewed +1+1 1", Origin: "B", Recv: time.Now().Add(skew).UnixNano()}, store.NoLink)
-	waitFor(t, func() bool { _, ok := a.st.Get("skewed"); return ok })
+	testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 99", func() bool { _, ok := a.st.Get("skewed"); return ok }))
 	sum, count := delaySum(t, a.m)
 	if count != 1 || sum < 0 || sum > 1 {
 		t.Errorf("A observed %v delays summing to %v s; want one, corrected to under a second", count, sum)

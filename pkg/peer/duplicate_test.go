@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -9,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 func TestClaims(t *testing.T) {
@@ -89,12 +92,17 @@ func TestDuplicateNameStopsFlapping(t *testing.T) {
 	jaquez := runNode(t, "Jaquez", lnJ, []Endpoint{{Name: "Hill", Addr: ln1.Addr().String()}}, testSecret, fastTimings,
 		errors.logger(testLogger(t, "Jaquez")))
 	hill := runNode(t, "Hill", ln1, toJaquez, testSecret, fastTimings, nil)
-	waitFor(t, func() bool { return jaquez.mgr.Reconciled() && hill.mgr.Reconciled() })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !jaquez.mgr.Reconciled() || !hill.mgr.Reconciled() {
+			return fmt.Errorf("Jaquez and Hill have not reconciled")
+		}
+		return nil
+	})
 
 	second := runNode(t, "Hill", ln2, toJaquez, testSecret, fastTimings, secondErrors.logger(testLogger(t, "Hill#2")))
 	start := time.Now()
-	dups := func() float64 { return testutil.ToFloat64(jaquez.m.PeerDuplicateNames.WithLabelValues("Hill")) }
-	waitFor(t, func() bool { return dups() == 1 })
+	dups := func() float64 { return promtest.ToFloat64(jaquez.m.PeerDuplicateNames.WithLabelValues("Hill")) }
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(jaquez.m.PeerDuplicateNames.WithLabelValues("Hill"), 1))
 	t.Logf("duplicate detected after %v", time.Since(start).Round(time.Millisecond))
 	rec, ok := errors.find("duplicate server name")
 	if !ok || rec["peer"] != "Hill" || rec["kept_remote"] == "" || rec["refused_remote"] == "" ||
@@ -103,10 +111,8 @@ func TestDuplicateNameStopsFlapping(t *testing.T) {
 	}
 
 	// The link to the first Hill stays; the second is refused and told why.
-	connects := func() float64 { return testutil.ToFloat64(jaquez.m.PeerConnects.WithLabelValues("Hill")) }
-	waitFor(t, func() bool {
-		return testutil.ToFloat64(second.m.PeerHandshakeFailures.WithLabelValues(reasonDuplicateName)) >= 2
-	})
+	connects := func() float64 { return promtest.ToFloat64(jaquez.m.PeerConnects.WithLabelValues("Hill")) }
+	testutil.Eventually(t, 10*time.Second, testutil.AtLeast(second.m.PeerHandshakeFailures.WithLabelValues(reasonDuplicateName), 2))
 	before := connects()
 	window := 100 * fastTimings.Heartbeat // flapping replaced the link several times a heartbeat
 	deadline := time.Now().Add(window)

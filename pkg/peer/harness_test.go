@@ -5,19 +5,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testSecret = "0123456789abcdef-test"
 
@@ -145,13 +148,13 @@ func (h *herd) standIn(name string) {
 	h.t.Helper()
 	h.ready()
 	h.stop(name)
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, 10*time.Second, func() error {
 		for _, nb := range h.topo[name] {
-			if h.net.accepted(nb) > 0 {
-				return false
+			if n := h.net.accepted(nb); n > 0 {
+				return fmt.Errorf("%s still holds %d connections it accepted", nb, n)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -160,10 +163,10 @@ func (h *herd) restart(name string) {
 	h.t.Helper()
 	n := h.nodes[name]
 	var ln net.Listener
-	var err error
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, 10*time.Second, func() error {
+		var err error
 		ln, err = net.Listen("tcp", n.addr)
-		return err == nil
+		return err
 	})
 	h.start(name, ln, fastTimings, testSecret)
 }
@@ -184,13 +187,13 @@ func (h *herd) has(name string, r store.Record) bool {
 // waitAll waits until every named node holds r.
 func (h *herd) waitAll(r store.Record, names ...string) {
 	h.t.Helper()
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, 10*time.Second, func() error {
 		for _, n := range names {
 			if !h.has(n, r) {
-				return false
+				return fmt.Errorf("%s lacks %q", n, r.Text)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -198,13 +201,13 @@ func (h *herd) waitAll(r store.Record, names ...string) {
 // neighbours.
 func (h *herd) ready() {
 	h.t.Helper()
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, 10*time.Second, func() error {
 		for _, name := range h.order {
 			if n := h.nodes[name]; n.mgr != nil && !n.mgr.Reconciled() {
-				return false
+				return fmt.Errorf("%s has not reconciled with all its neighbours", name)
 			}
 		}
-		return true
+		return nil
 	})
 }
 
@@ -230,7 +233,7 @@ func reachable(topo map[string][]string, down map[string]bool, s, o string) bool
 // running neighbour, as its watermarks show.
 func (h *herd) quiesce() {
 	h.t.Helper()
-	waitFor(h.t, func() bool {
+	testutil.Eventually(h.t, 10*time.Second, func() error {
 		for _, name := range h.order {
 			n := h.nodes[name]
 			if n.mgr == nil {
@@ -243,39 +246,22 @@ func (h *herd) quiesce() {
 					continue
 				}
 				if w[nb].Incarnation != o.mgr.Incarnation() || w[nb].Seq != o.st.Seq() {
-					return false
+					return fmt.Errorf("%s holds %s's changes up to %x/%d of %x/%d", name, nb,
+						w[nb].Incarnation, w[nb].Seq, o.mgr.Incarnation(), o.st.Seq())
 				}
 			}
 		}
-		return true
+		return nil
 	})
 }
 
 func received(n *node, peer, kind string) float64 {
-	return testutil.ToFloat64(n.m.PeerRecordsReceived.WithLabelValues(peer, kind))
+	return promtest.ToFloat64(n.m.PeerRecordsReceived.WithLabelValues(peer, kind))
 }
 
+// testLogger logs a node's records, at DEBUG, to t.Log.
 func testLogger(t *testing.T, name string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	return testutil.Logger(t, slog.LevelDebug).With("node", name)
 }
 
 // faultNet wraps dials and accepts so that a test can cut a node off:

@@ -1,12 +1,14 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
@@ -29,7 +31,7 @@ func TestRecordReachesEveryServer(t *testing.T) {
 	// Flooding stops: every server stored the record exactly once.
 	for _, name := range everyone {
 		n := h.nodes[name]
-		applied := testutil.ToFloat64(n.m.StoreUpdates.WithLabelValues(metrics.SourceFlood))
+		applied := promtest.ToFloat64(n.m.StoreUpdates.WithLabelValues(metrics.SourceFlood))
 		if name == "Hill" && applied != 0 || name != "Hill" && applied != 1 {
 			t.Errorf("%s stored the flood %v times", name, applied)
 		}
@@ -114,7 +116,12 @@ func TestRestartedServerCatchesUp(t *testing.T) {
 	start := time.Now()
 	h.restart("Campbell")
 	c := h.nodes["Campbell"]
-	waitFor(t, func() bool { return c.st.Len() == len(sent)+1 })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := c.st.Len(); n != len(sent)+1 {
+			return fmt.Errorf("Campbell holds %d records, want %d", n, len(sent)+1)
+		}
+		return nil
+	})
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Campbell caught up in %v, want under 2s", d)
 	} else {
@@ -132,24 +139,24 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	for i := range preload {
 		h.iamat(everyone[i%5], fmt.Sprintf("pre-%d", i), "+1+1", "1")
 	}
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, n := range everyone {
-			if h.nodes[n].st.Len() != preload {
-				return false
+			if l := h.nodes[n].st.Len(); l != preload {
+				return fmt.Errorf("%s holds %d records, want %d", n, l, preload)
 			}
 		}
-		return true
+		return nil
 	})
 	h.quiesce()
 	s := h.nodes["Singleton"]
 	h.net.cutOff("Singleton")
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, l := range s.mgr.Status() {
 			if l.Up {
-				return false
+				return fmt.Errorf("the link to %s is up", l.Name)
 			}
 		}
-		return true
+		return nil
 	})
 	// On the majority side: new clients, and an update of a known one.
 	var sent []store.Record
@@ -167,7 +174,7 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	for _, nb := range h.topo["Singleton"] {
 		before[nb] = [2]float64{recon(s, nb), recon(h.nodes[nb], "Singleton")}
 	}
-	appliedBefore := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile))
+	appliedBefore := promtest.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile))
 
 	h.net.heal("Singleton")
 	h.waitAll(update, everyone...)
@@ -178,7 +185,7 @@ func TestPartitionedServerGetsOnlyMissed(t *testing.T) {
 	h.quiesce()
 
 	// Singleton stored exactly the missed records through reconciliation.
-	if got := testutil.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile)) - appliedBefore; got != missed {
+	if got := promtest.ToFloat64(s.m.StoreUpdates.WithLabelValues(metrics.SourceReconcile)) - appliedBefore; got != missed {
 		t.Errorf("Singleton applied %v reconciled records, want %d", got, missed)
 	}
 	// Each link moved what was missed on either side, never the store. A
@@ -260,7 +267,17 @@ func TestPartialFrameHoldsNoRecord(t *testing.T) {
 	frames = appendRecord(frames, frameFlood, 1, first)
 	frames = appendRecord(frames, frameFlood, 2, store.Record{Text: "kiwi +34.068930-118.445127 1621464828.5", Origin: "B", Recv: 2})
 	nc.Write(frames[:len(frames)-10]) // all but the end of the last frame
-	waitFor(t, func() bool { _, ok := a.st.Get("kiwi"); return ok })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if _, ok := a.st.Get("kiwi"); !ok {
+			return errors.New("no record of kiwi")
+		}
+		return nil
+	})
 	nc.Write(frames[len(frames)-10:])
-	waitFor(t, func() bool { r, _ := a.st.Get("kiwi"); return r.Recv == 2 })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if r, _ := a.st.Get("kiwi"); r.Recv != 2 {
+			return fmt.Errorf("kiwi's record received at %d, want 2", r.Recv)
+		}
+		return nil
+	})
 }

@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -112,14 +111,16 @@ func dialFrom(t *testing.T, ip byte, addr string) net.Conn {
 func TestHandshakeBounds(t *testing.T) {
 	const timeout = 2 * time.Second
 	addr, mg, m := listenPeer(t, Config{Timeout: timeout, MaxHandshakes: 4, MaxHandshakesPerIP: 2})
-	count := func(reason string) float64 {
-		return testutil.ToFloat64(m.PeerHandshakeFailures.WithLabelValues(reason))
-	}
 	start := time.Now()
 	var held []net.Conn
 	hold := func(ip byte) {
 		held = append(held, dialFrom(t, ip, addr))
-		waitFor(t, func() bool { return mg.gate.inProgress() == len(held) })
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if n := mg.gate.inProgress(); n != len(held) {
+				return fmt.Errorf("%d handshakes in progress, want %d", n, len(held))
+			}
+			return nil
+		})
 	}
 	refused := func(ip byte, want string) {
 		t.Helper()
@@ -129,7 +130,7 @@ func TestHandshakeBounds(t *testing.T) {
 		if string(got) != "ERR "+want+"\n" || err != nil {
 			t.Errorf("got %q, %v; want ERR %s and a close", got, err, want)
 		}
-		waitFor(t, func() bool { return count(want) == 1 })
+		testutil.Eventually(t, 10*time.Second, testutil.ValueIs(m.PeerHandshakeFailures.WithLabelValues(want), 1))
 	}
 	hold(1)
 	hold(1)
@@ -150,7 +151,13 @@ func TestHandshakeBounds(t *testing.T) {
 	if took := time.Since(start); took < timeout {
 		t.Errorf("the connections held were closed after %v, before the time-out %v", took, timeout)
 	}
-	waitFor(t, func() bool { return count(reasonTimeout) == 4 && mg.gate.inProgress() == 0 })
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(m.PeerHandshakeFailures.WithLabelValues(reasonTimeout), 4))
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := mg.gate.inProgress(); n != 0 {
+			return fmt.Errorf("%d handshakes in progress", n)
+		}
+		return nil
+	})
 	// Their places are free again.
 	nc := dialFrom(t, 1, addr)
 	fmt.Fprintf(nc, "HERD 1 HELLO Mallory 1 %s\n", newNonce())

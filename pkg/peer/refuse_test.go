@@ -3,6 +3,7 @@ package peer
 import (
 	"bufio"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
@@ -20,7 +22,7 @@ import (
 var pair = []config.Server{{Name: "A", Neighbours: []string{"B"}}, {Name: "B", Neighbours: []string{"A"}}}
 
 func failures(n *node, reason string) float64 {
-	return testutil.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))
+	return promtest.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))
 }
 
 // TestWrongSecretIsRefused: each end counts bad_secret, both for its own
@@ -31,7 +33,8 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
 	// Each end counts its own dials and the other's: four means at least
 	// one of each kind at each end.
-	waitFor(t, func() bool { return failures(a, reasonBadSecret) >= 4 && failures(b, reasonBadSecret) >= 4 })
+	testutil.Eventually(t, 10*time.Second, testutil.AtLeast(a.m.PeerHandshakeFailures.WithLabelValues(reasonBadSecret), 4))
+	testutil.Eventually(t, 10*time.Second, testutil.AtLeast(b.m.PeerHandshakeFailures.WithLabelValues(reasonBadSecret), 4))
 	for _, n := range []*node{a, b} {
 		if p := failures(n, reasonProtocol); p != 0 {
 			t.Errorf("%s counted %v wrong-secret handshakes as protocol", n.name, p)
@@ -40,7 +43,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 	a.st.Apply(store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}, store.NoLink)
 	for _, n := range []*node{a, b} {
 		peer := map[string]string{"A": "B", "B": "A"}[n.name]
-		if n.mgr.Status()[0].Up || testutil.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
+		if n.mgr.Status()[0].Up || promtest.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
 			t.Errorf("%s has a link with a wrong secret", n.name)
 		}
 	}
@@ -135,7 +138,7 @@ func TestUnknownNameIsRefused(t *testing.T) {
 	if rest, _ := io.ReadAll(br); len(rest) != 0 {
 		t.Errorf("more after the refusal: %q", rest)
 	}
-	waitFor(t, func() bool { return failures(a, reasonUnknownPeer) == 1 })
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(a.m.PeerHandshakeFailures.WithLabelValues(reasonUnknownPeer), 1))
 }
 
 func TestWrongProofIsRefused(t *testing.T) {
@@ -151,7 +154,7 @@ func TestWrongProofIsRefused(t *testing.T) {
 	if line, _ := br.ReadString('\n'); line != "ERR bad_secret\n" {
 		t.Errorf("got %q, want ERR bad_secret", line)
 	}
-	waitFor(t, func() bool { return failures(a, reasonBadSecret) == 1 })
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(a.m.PeerHandshakeFailures.WithLabelValues(reasonBadSecret), 1))
 }
 
 func TestGarbageIsRefused(t *testing.T) {
@@ -169,7 +172,7 @@ func TestGarbageIsRefused(t *testing.T) {
 		nc.Write(garbage)
 		io.ReadAll(br) // until the node closes it
 	}
-	waitFor(t, func() bool { return failures(a, reasonProtocol) == 5 })
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(a.m.PeerHandshakeFailures.WithLabelValues(reasonProtocol), 5))
 	if a.st.Len() != 0 {
 		t.Errorf("garbage stored %d records", a.st.Len())
 	}
@@ -220,7 +223,12 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, func() bool { return a.mgr.Status()[0].Up })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !a.mgr.Status()[0].Up {
+			return errors.New("the link to B is down")
+		}
+		return nil
+	})
 	// Far more than the socket buffers hold, so the writer blocks.
 	big := strings.Repeat("x", 2000)
 	start := time.Now()
@@ -232,10 +240,8 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 		t.Fatalf("the link dropped before the stores finished (%v): they waited for it", took)
 	}
 	t.Logf("20000 records stored in %v while the neighbour was stuck", took)
-	waitFor(t, func() bool {
-		return testutil.ToFloat64(a.m.PeerDisconnects.WithLabelValues("B", downTimeout)) == 1
-	})
-	if got := testutil.ToFloat64(a.m.PeerBacklog.WithLabelValues("B")); got != 0 {
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(a.m.PeerDisconnects.WithLabelValues("B", downTimeout), 1))
+	if got := promtest.ToFloat64(a.m.PeerBacklog.WithLabelValues("B")); got != 0 {
 		t.Errorf("backlog gauge %v after the link dropped", got)
 	}
 }

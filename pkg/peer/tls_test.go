@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/herdkit/herd/internal/testutil"
 	"io"
 	"net"
 	"strings"
@@ -12,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/internal/testcert"
 	"github.com/herdkit/herd/pkg/store"
@@ -74,10 +75,10 @@ func TestTLSLinks(t *testing.T) {
 			if tt.up {
 				r := store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}
 				a.st.Apply(r, store.NoLink)
-				waitFor(t, func() bool { _, ok := b.st.Get("k"); return ok && b.mgr.Reconciled() && a.mgr.Reconciled() })
+				testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 77", func() bool { _, ok := b.st.Get("k"); return ok && b.mgr.Reconciled() && a.mgr.Reconciled() }))
 				return
 			}
-			waitFor(t, func() bool { return failures(a, reasonTLS) >= 2 })
+			testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 80", func() bool { return failures(a, reasonTLS) >= 2 }))
 			if a.mgr.Status()[0].Up || b.mgr.Status()[0].Up {
 				t.Error("a link is up without the herd's certificates")
 			}
@@ -176,16 +177,16 @@ func TestRelayInjection(t *testing.T) {
 			closed.Close()
 			a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: closed.Addr().String()}}, testSecret, tt.a, nil)
 			b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: rel.ln.Addr().String()}}, testSecret, tt.b, nil)
-			waitFor(t, func() bool { return a.mgr.Reconciled() && b.mgr.Reconciled() })
+			testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 179", func() bool { return a.mgr.Reconciled() && b.mgr.Reconciled() }))
 			forged := fmt.Sprintf("F %d 1 B %d mitm-injected +34.068930-118.445127 %d.0\n", uint64(1)<<40, time.Now().UnixNano(), time.Now().Unix())
 			rel.inject(forged)
 			if tt.stored {
-				waitFor(t, func() bool { _, ok := a.st.Get("mitm-injected"); return ok })
+				testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 183", func() bool { _, ok := a.st.Get("mitm-injected"); return ok }))
 				return
 			}
-			waitFor(t, func() bool {
-				return testutil.ToFloat64(a.m.PeerDisconnects.WithLabelValues("B", tt.droppedReason)) >= 1
-			})
+			testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 186", func() bool {
+				return promtest.ToFloat64(a.m.PeerDisconnects.WithLabelValues("B", tt.droppedReason)) >= 1
+			}))
 			if r, ok := a.st.Get("mitm-injected"); ok {
 				t.Errorf("the forged record is stored: %v", r)
 			}

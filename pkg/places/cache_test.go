@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // fakeProvider counts its calls and, when gated, holds each until the
@@ -93,8 +94,8 @@ func q(pos string, km float64) Query { return Query{Pos: pos, RadiusKm: km} }
 
 // cacheCounts is hits, misses, shared and entries.
 func cacheCounts(m *metrics.Metrics) [4]float64 {
-	return [4]float64{testutil.ToFloat64(m.PlacesCacheHits), testutil.ToFloat64(m.PlacesCacheMisses),
-		testutil.ToFloat64(m.PlacesCacheShared), testutil.ToFloat64(m.PlacesCacheEntries)}
+	return [4]float64{promtest.ToFloat64(m.PlacesCacheHits), promtest.ToFloat64(m.PlacesCacheMisses),
+		promtest.ToFloat64(m.PlacesCacheShared), promtest.ToFloat64(m.PlacesCacheEntries)}
 }
 
 func TestCacheHits(t *testing.T) {
@@ -156,7 +157,12 @@ func TestCachePeek(t *testing.T) {
 	// A call in flight is not at hand.
 	answered := make(chan *Response)
 	go func() { answered <- c.Nearby(bg, ucla) }()
-	waitFor(t, "the provider call", func() bool { return p.calls.Load() == 1 })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n := p.calls.Load(); n != 1 {
+			return fmt.Errorf("%d provider calls, want 1", n)
+		}
+		return nil
+	})
 	peek("call in flight", nil)
 	close(p.gate)
 	r := <-answered
@@ -183,7 +189,7 @@ func TestCacheShared(t *testing.T) {
 	for range n {
 		go func() { answers <- c.Nearby(bg, ucla) }()
 	}
-	waitFor(t, "49 lookups to join the first", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == n-1 })
+	testutil.Eventually(t, 10*time.Second, testutil.ValueIs(m.PlacesCacheShared, n-1))
 	close(p.gate)
 	first := <-answers
 	for range n - 1 {
@@ -223,7 +229,7 @@ func TestCacheTTL(t *testing.T) {
 			t.Errorf("step %d: %d provider calls, want %d", i, got, s.calls)
 		}
 	}
-	if got := testutil.ToFloat64(m.PlacesCacheEntries); got != 1 {
+	if got := promtest.ToFloat64(m.PlacesCacheEntries); got != 1 {
 		t.Errorf("%v entries, want 1", got)
 	}
 	// Expired entries at the back are dropped when an answer is stored.
@@ -258,7 +264,7 @@ func TestCacheSizeBound(t *testing.T) {
 			t.Errorf("step %d: %d entries", i, got)
 		}
 	}
-	if got := testutil.ToFloat64(m.PlacesCacheEntries); got != 3 {
+	if got := promtest.ToFloat64(m.PlacesCacheEntries); got != 3 {
 		t.Errorf("%v entries, want 3", got)
 	}
 }
@@ -300,7 +306,7 @@ func TestCacheCancellation(t *testing.T) {
 		upstream := <-p.started
 		second := make(chan *Response)
 		go func() { second <- c.Nearby(bg, ucla) }()
-		waitFor(t, "the second lookup to join", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == 1 })
+		testutil.Eventually(t, 10*time.Second, testutil.ValueIs(m.PlacesCacheShared, 1))
 		cancel1()
 		checkAnswer(t, <-first, StatusUnknownError, 0, "request cancelled")
 		if upstream.Err() != nil {
@@ -323,7 +329,7 @@ func TestCacheCancellation(t *testing.T) {
 			go func() { answers <- c.Nearby(ctx, ucla) }()
 		}
 		upstream := <-p.started
-		waitFor(t, "three waiters", func() bool { return testutil.ToFloat64(m.PlacesCacheShared) == 2 })
+		testutil.Eventually(t, 10*time.Second, testutil.ValueIs(m.PlacesCacheShared, 2))
 		for i, cancel := range cancels {
 			cancel()
 			checkAnswer(t, <-answers, StatusUnknownError, 0, "request cancelled")
@@ -331,7 +337,12 @@ func TestCacheCancellation(t *testing.T) {
 				t.Fatalf("after %d of 3 left, shared call cancelled: %v", i+1, upstream.Err())
 			}
 		}
-		waitFor(t, "the provider to see the cancellation", func() bool { return p.cancelled.Load() == 1 })
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if n := p.cancelled.Load(); n != 1 {
+				return fmt.Errorf("the provider saw %d cancellations, want 1", n)
+			}
+			return nil
+		})
 		// A new lookup starts afresh instead of joining the cancelled call.
 		close(p.gate)
 		checkAnswer(t, c.Nearby(bg, ucla), StatusOK, 3, "")

@@ -1,71 +1,16 @@
 package places
 
 import (
-	"bytes"
+	"go.uber.org/goleak"
+
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
-// waitFor polls cond until it holds, failing the test after a deadline.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-// logSink collects log output, and shows it with t.Log while the test
-// runs.
-type logSink struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	t    testing.TB
-	done bool
-}
-
-func newLogSink(t testing.TB) *logSink {
-	s := &logSink{t: t}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		s.done = true
-		s.mu.Unlock()
-	})
-	return s
-}
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	if !s.done {
-		s.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-func (s *logSink) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var discard = slog.New(slog.DiscardHandler)
 
 func decodeJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
@@ -75,6 +20,8 @@ func decodeJSON(t testing.TB, b []byte, v any) {
 }
 
 var bg = context.Background()
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var ucla = Query{Pos: "+34.068930-118.445127", Lat: 34.06893, Lng: -118.445127, RadiusKm: 10}
 

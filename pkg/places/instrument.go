@@ -3,6 +3,7 @@ package places
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/herdkit/herd/pkg/metrics"
@@ -56,13 +57,19 @@ func (i *Instrumented) Nearby(ctx context.Context, q Query) *Response {
 	return r
 }
 
-// statusLabel keeps the status label to a closed set, whatever an upstream
-// sends: the legacy statuses, or OTHER.
+// statusOther is the status label of any status not in statusLabels.
+const statusOther = "OTHER"
+
+// statusLabels is the closed set of the status label: the legacy
+// statuses, and OTHER.
+var statusLabels = []string{StatusOK, StatusZeroResults, StatusInvalidRequest, StatusOverQueryLimit,
+	StatusRequestDenied, StatusUnknownError, statusOther}
+
+// statusLabel keeps the status label to statusLabels, whatever an
+// upstream sends.
 func statusLabel(s string) string {
-	switch s {
-	case StatusOK, StatusZeroResults, StatusInvalidRequest, StatusOverQueryLimit,
-		StatusRequestDenied, StatusUnknownError:
+	if slices.Contains(statusLabels, s) {
 		return s
 	}
-	return "OTHER"
+	return statusOther
 }

@@ -2,12 +2,14 @@ package places
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // durationCount returns the number of PlacesDuration samples for provider.
@@ -50,8 +52,8 @@ func TestInstrument(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := metrics.New()
-			logs := newLogSink(t)
-			p := Instrument(&fakeProvider{answer: func(Query) *Response { return tt.answer }}, m, logs.logger())
+			logs := testutil.NewLogWriter(t)
+			p := Instrument(&fakeProvider{answer: func(Query) *Response { return tt.answer }}, m, logs.Logger(slog.LevelDebug))
 			ctx, cancel := context.WithCancel(bg)
 			if tt.cancelled {
 				cancel()
@@ -60,7 +62,7 @@ func TestInstrument(t *testing.T) {
 			if r := p.Nearby(ctx, ucla); r != tt.answer {
 				t.Error("the answer was changed")
 			}
-			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues("fake", tt.label)); got != 1 {
+			if got := promtest.ToFloat64(m.PlacesRequests.WithLabelValues("fake", tt.label)); got != 1 {
 				t.Errorf("PlacesRequests{fake,%s} = %v", tt.label, got)
 			}
 			if got := durationCount(t, m, "fake"); got != 1 {
@@ -111,7 +113,7 @@ func TestWrap(t *testing.T) {
 			if got := f.calls.Load(); got != tt.calls {
 				t.Errorf("%d provider calls, want %d", got, tt.calls)
 			}
-			if got := testutil.ToFloat64(m.PlacesRequests.WithLabelValues("fake", StatusOK)); got != float64(tt.calls) {
+			if got := promtest.ToFloat64(m.PlacesRequests.WithLabelValues("fake", StatusOK)); got != float64(tt.calls) {
 				t.Errorf("PlacesRequests{fake,OK} = %v, want %d", got, tt.calls)
 			}
 		})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // gateJournal is a journal whose changes become durable when the test
@@ -91,9 +94,7 @@ func TestNotDurableClosesWithoutReply(t *testing.T) {
 	if len(rest) > 0 {
 		t.Fatalf("replied %q although the record is not durable", rest)
 	}
-	waitFor(t, func() bool {
-		return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeNotDurable)) == 1
-	})
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeNotDurable), 1))
 	// The record is held and served; a later connection is answered once
 	// the journal writes again.
 	go j.advance(1)
@@ -145,7 +146,12 @@ func TestShutdownUnderPipelining(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	waitFor(t, func() bool { return testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues("IAMAT", "ok")) > 10_000 })
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if n := promtest.ToFloat64(ts.m.ClientRequests.WithLabelValues("IAMAT", "ok")); n <= 10_000 {
+			return fmt.Errorf("%v IAMATs answered, want over 10,000", n)
+		}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := ts.Shutdown(ctx); err != nil {
@@ -162,7 +168,7 @@ func TestShutdownUnderPipelining(t *testing.T) {
 		}
 		total += r.replies
 	}
-	answered := testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues("IAMAT", "ok"))
+	answered := promtest.ToFloat64(ts.m.ClientRequests.WithLabelValues("IAMAT", "ok"))
 	if float64(total) != answered {
 		t.Errorf("clients got %d replies, the server answered %v lines", total, answered)
 	}

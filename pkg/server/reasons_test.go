@@ -5,54 +5,44 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
-// helpListing returns the help text of the metric that vec's children
-// belong to, once reasons has made one child each.
-func helpListing(t *testing.T, m *metrics.Metrics, vec *prometheus.CounterVec, name string, reasons []string) string {
-	t.Helper()
-	for _, r := range reasons {
-		vec.WithLabelValues(r)
-	}
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fams {
-		if f.GetName() == name {
-			return f.GetHelp()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return ""
-}
-
-// TestReasonsInHelp: every reason a connection is closed or refused for
-// is listed in its metric's help text, which is all a reader of /metrics
-// sees.
+// TestReasonsInHelp: every label value of a closed set the server counts
+// under (a reason a connection is closed or refused for, a command, an
+// outcome) is listed in its metric's help text, which is all a reader of
+// /metrics sees.
 func TestReasonsInHelp(t *testing.T) {
+	commands := []string{commandLabel(protocol.Invalid)}
+	for _, c := range protocol.Commands() {
+		commands = append(commands, commandLabel(c.Kind))
+	}
+	closes := []string{closeEOF, closeIdle, closeLineTooLong, closeWriteError, closeWriteTimeout,
+		closeReadError, closeShutdown, closeNotDurable}
+	refusals := []string{refuseMaxConns, refusePerIP, refuseShutdown}
+	// A family is gathered, help and all, once it has a child.
 	m := metrics.New()
+	newStats(m)
+	m.ClientDisconnects.WithLabelValues(closeEOF)
+	m.ClientRefused.WithLabelValues(refuseMaxConns)
+	help := testutil.Gather(t, m.Registry)
 	for _, tt := range []struct {
 		name       string
-		vec        *prometheus.CounterVec
-		reasons    []string
-		precreated []string // the series that exist from the start
+		values     []string
+		precreated []string // the series that exist from the start; nil: not checked here
 	}{
-		{"herd_client_disconnects_total", m.ClientDisconnects, []string{closeEOF, closeIdle, closeLineTooLong,
-			closeWriteError, closeWriteTimeout, closeReadError, closeShutdown, closeNotDurable}, metrics.ClientDisconnectReasons},
-		{"herd_client_connections_refused_total", m.ClientRefused, []string{refuseMaxConns, refusePerIP, refuseShutdown},
-			metrics.ClientRefusedReasons},
+		{"herd_client_disconnects_total", closes, metrics.ClientDisconnectReasons},
+		{"herd_client_connections_refused_total", refusals, metrics.ClientRefusedReasons},
+		{"herd_client_requests_total", append(commands, outcomeLabels[:]...), nil},
 	} {
-		help := helpListing(t, m, tt.vec, tt.name, tt.reasons)
-		for _, r := range tt.reasons {
-			if !strings.Contains(help, r) {
-				t.Errorf("%s's help %q lacks the reason %s", tt.name, help, r)
+		for _, v := range tt.values {
+			if h := help.Help(tt.name); !strings.Contains(h, v) {
+				t.Errorf("%s's help %q lacks %s", tt.name, h, v)
 			}
-			if !slices.Contains(tt.precreated, r) {
-				t.Errorf("%s: the reason %s has no series from the start (pkg/metrics/series.go)", tt.name, r)
+			if tt.precreated != nil && !slices.Contains(tt.precreated, v) {
+				t.Errorf("%s: %s has no series from the start (pkg/metrics/series.go)", tt.name, v)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places"
@@ -117,7 +119,7 @@ func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
 		cfg.WriteTimeout = 5 * time.Second
 	}
 	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
-	log := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+	log := testutil.Logger(t, level)
 	ts.Server = New(cfg, ts.st, ts.places, ts.m, log, logging.SlogLines(log))
 	ts.Server.now = func() time.Time { return fixedNow }
 	if err := ts.Listen(); err != nil {
@@ -136,14 +138,6 @@ func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
 		}
 	})
 	return ts
-}
-
-// tWriter sends logs to t.Log.
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // client is a transcript-style test client.
@@ -321,7 +315,7 @@ func TestLineLimit(t *testing.T) {
 	c.send(kiwi + "\n" + strings.Repeat("x", 101) + "\n")
 	c.expect(kiwiAT)
 	c.expectClosed() // the long line is not echoed
-	waitFor(t, func() bool { return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeLineTooLong)) == 1 })
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeLineTooLong), 1))
 }
 
 func TestLineLimitWithoutNewline(t *testing.T) {
@@ -337,7 +331,7 @@ func TestIdleTimeout(t *testing.T) {
 	c.send(kiwi + "\n")
 	c.expect(kiwiAT)
 	c.expectClosed()
-	waitFor(t, func() bool { return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeIdle)) == 1 })
+	testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(closeIdle), 1))
 }
 
 // TestIdleTimeoutWaitsForLookup: a client waiting for a slow WHATSAT is
@@ -366,7 +360,7 @@ func TestMaxConns(t *testing.T) {
 	b.expect(kiwiAT)
 	c := dial(t, ts.Addr())
 	c.expectClosed()
-	if got := testutil.ToFloat64(ts.m.ClientRefused.WithLabelValues("max_conns")); got != 1 {
+	if got := promtest.ToFloat64(ts.m.ClientRefused.WithLabelValues("max_conns")); got != 1 {
 		t.Errorf("refused = %v", got)
 	}
 	a.send(kiwi + "\n")
@@ -391,7 +385,7 @@ func TestMaxConnsPerIP(t *testing.T) {
 	other := &client{t: t, nc: nc.(*net.TCPConn), rr: protocol.NewReplyReader(nc)}
 	other.send(kiwi + "\n")
 	other.expect(kiwiAT)
-	if got := testutil.ToFloat64(ts.m.ClientRefused.WithLabelValues(refusePerIP)); got != 1 {
+	if got := promtest.ToFloat64(ts.m.ClientRefused.WithLabelValues(refusePerIP)); got != 1 {
 		t.Errorf("per_ip refusals = %v", got)
 	}
 }
@@ -407,7 +401,7 @@ func TestInflightLimit(t *testing.T) {
 	c.expect(kiwiAT)
 	c.send("WHATSAT kiwi.cs.ucla.edu 1 1\nIAMAT a +1+1 1\nIAMAT b +1+1 1\nIAMAT c +1+1 1\nIAMAT d +1+1 1\n")
 	<-ts.places.started
-	waitFor(t, func() bool { _, ok := ts.st.Get("b"); return ok })
+	waitStored(t, ts.st, "b")
 	if _, ok := ts.st.Get("c"); ok {
 		t.Fatal("the server read past the in-flight limit")
 	}
@@ -432,10 +426,13 @@ func TestWriteTimeout(t *testing.T) {
 	stuck.nc.SetReadBuffer(4096) // no autotuning up to tcp_rmem's maximum
 	stuck.send(kiwi + "\nWHATSAT kiwi.cs.ucla.edu 1 1\n")
 	other := dial(t, ts.Addr())
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		other.send(kiwi + "\n")
 		other.expect(kiwiAT)
-		return testutil.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeWriteTimeout)) == 1
+		if n := promtest.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeWriteTimeout)); n != 1 {
+			return fmt.Errorf("%v write_timeout disconnects, want 1", n)
+		}
+		return nil
 	})
 }
 
@@ -452,7 +449,7 @@ func TestSlowPlacesDelaysNobodyElse(t *testing.T) {
 	<-ts.places.started
 
 	// The IAMAT queued behind the pending WHATSAT is already stored.
-	waitFor(t, func() bool { _, ok := ts.st.Get("behind"); return ok })
+	waitStored(t, ts.st, "behind")
 
 	other := dial(t, ts.Addr())
 	other.send("IAMAT other +2+2 1621464828.223371889\n")
@@ -491,7 +488,7 @@ func TestHeldPlacesAnsweredInOrder(t *testing.T) {
 	c.expectWhatsat(kiwiAT, 3)
 	c.expectWhatsat("AT Hill +0.000000000 near +1+1 1621464828.223371889", 1)
 	c.expect("AT Hill +0.000000000 after +2+2 1621464828.223371889")
-	if got := testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues("WHATSAT", "ok")); got != 3 {
+	if got := promtest.ToFloat64(ts.m.ClientRequests.WithLabelValues("WHATSAT", "ok")); got != 3 {
 		t.Errorf("%v WHATSATs counted", got)
 	}
 }
@@ -528,12 +525,13 @@ func TestShutdownFinishesRepliesInFlight(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- ts.Shutdown(context.Background()) }()
 	// New connections are refused once shutdown has begun.
-	waitFor(t, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		nc, err := net.Dial("tcp", ts.Addr().String())
-		if err == nil {
-			nc.Close()
+		if err != nil {
+			return nil
 		}
-		return err != nil
+		nc.Close()
+		return errors.New("the listener still accepts")
 	})
 	close(ts.places.gate)
 	c.expectWhatsat(kiwiAT, 1)
@@ -573,28 +571,27 @@ func TestMetricsCountRequests(t *testing.T) {
 		command, outcome string
 		want             float64
 	}{{"IAMAT", "ok", 2}, {"IAMAT", "invalid", 1}, {"WHATSAT", "ok", 1}, {"other", "invalid", 1}} {
-		if got := testutil.ToFloat64(ts.m.ClientRequests.WithLabelValues(tt.command, tt.outcome)); got != tt.want {
+		if got := promtest.ToFloat64(ts.m.ClientRequests.WithLabelValues(tt.command, tt.outcome)); got != tt.want {
 			t.Errorf("requests{%s,%s} = %v, want %v", tt.command, tt.outcome, got, tt.want)
 		}
 	}
-	if got := testutil.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != 1 {
+	if got := promtest.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != 1 {
 		t.Errorf("updates = %v", got)
 	}
-	if got := testutil.ToFloat64(ts.m.StoreUpdatesDropped.WithLabelValues("client")); got != 1 {
+	if got := promtest.ToFloat64(ts.m.StoreUpdatesDropped.WithLabelValues("client")); got != 1 {
 		t.Errorf("dropped = %v", got)
 	}
 }
 
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
+// waitStored waits until the store holds a record of client.
+func waitStored(t *testing.T, st *store.Store, client string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met before the deadline")
+	testutil.Eventually(t, 5*time.Second, func() error {
+		if _, ok := st.Get(client); !ok {
+			return fmt.Errorf("no record of %s stored", client)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestReplyFollowsTheStore: IAMATs pipelined in one write are stored
@@ -616,7 +613,7 @@ func TestReplyFollowsTheStore(t *testing.T) {
 			t.Fatalf("c%d answered before it was stored", i)
 		}
 	}
-	if got := testutil.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != n {
+	if got := promtest.ToFloat64(ts.m.StoreUpdates.WithLabelValues("client")); got != n {
 		t.Errorf("updates = %v, want %d", got, n)
 	}
 }
@@ -697,7 +694,7 @@ func TestTimeTooFarAhead(t *testing.T) {
 	st, m, lines := store.New(0), metrics.New(), &reasons{}
 	srv := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 10, MaxConnsPerIP: 10,
 		MaxInflight: 8, IdleTimeout: time.Minute, WriteTimeout: 5 * time.Second, MaxClockAhead: 24 * time.Hour},
-		st, &fakePlaces{}, m, slog.New(slog.NewTextHandler(tWriter{t}, nil)), lines)
+		st, &fakePlaces{}, m, testutil.Logger(t, slog.LevelInfo), lines)
 	srv.now = func() time.Time { return fixedNow }
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
@@ -731,7 +728,7 @@ func TestTimeTooFarAhead(t *testing.T) {
 	if _, ok := st.Get("y"); !ok {
 		t.Error("y, a day ahead to the second, was not stored")
 	}
-	if got := testutil.ToFloat64(m.ClientRequests.WithLabelValues("IAMAT", "invalid")); got != 2 {
+	if got := promtest.ToFloat64(m.ClientRequests.WithLabelValues("IAMAT", "invalid")); got != 2 {
 		t.Errorf("IAMAT invalid = %v, want 2", got)
 	}
 	lines.mu.Lock()

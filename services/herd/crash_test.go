@@ -3,9 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -259,21 +258,16 @@ func (l *load) sessionCount() int {
 // sessions, has an acknowledged IAMAT.
 func (l *load) waitAcked(t *testing.T, node, from int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		l.mu.Lock()
+		defer l.mu.Unlock()
 		for _, s := range l.started[from:] {
 			if s.node == node && s.acked.Load() > 0 {
-				l.mu.Unlock()
-				return
+				return nil
 			}
 		}
-		l.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no client of %s was answered after its restart", config.Classic[node].Name)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("no client of %s was answered after its restart", config.Classic[node].Name)
+	})
 }
 
 // stop stops every node with SIGTERM and waits for a clean exit.
@@ -323,15 +317,15 @@ func (h *herdProcs) settled() (updates float64, quiet, equal bool, why string) {
 	records := -1.0
 	equal = true
 	for i, s := range config.Classic {
-		m, err := scrapeText(h.metricsAddr(i))
+		m, err := testutil.Fetch("http://" + h.metricsAddr(i) + "/metrics")
 		if err != nil {
 			return 0, false, false, err.Error()
 		}
-		up, links := sumOf(m, "herd_peer_up")
-		backlog, _ := sumOf(m, "herd_peer_backlog_records")
-		lag, _ := sumOf(m, "herd_journal_lag_records")
-		n, _ := sumOf(m, "herd_store_records")
-		u, _ := sumOf(m, "herd_store_updates_total")
+		up, links := m.Sum("herd_peer_up")
+		backlog, _ := m.Sum("herd_peer_backlog_records")
+		lag, _ := m.Sum("herd_journal_lag_records")
+		n, _ := m.Sum("herd_store_records")
+		u, _ := m.Sum("herd_store_updates_total")
 		updates += u
 		switch {
 		case links != len(s.Neighbours) || up != float64(links):
@@ -349,32 +343,4 @@ func (h *herdProcs) settled() (updates float64, quiet, equal bool, why string) {
 		}
 	}
 	return updates, true, equal, why
-}
-
-func scrapeText(addr string) (string, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// sumOf returns the sum and the number of the samples of a metric in a
-// text exposition.
-func sumOf(exposition, name string) (float64, int) {
-	sum, n := 0.0, 0
-	for _, line := range strings.Split(exposition, "\n") {
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (!strings.HasPrefix(rest, "{") && !strings.HasPrefix(rest, " ")) {
-			continue
-		}
-		v, err := strconv.ParseFloat(rest[strings.LastIndexByte(rest, ' ')+1:], 64)
-		if err == nil {
-			sum += v
-			n++
-		}
-	}
-	return sum, n
 }

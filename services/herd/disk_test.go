@@ -7,13 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -24,15 +23,8 @@ import (
 // recover by itself once there is room, and, killed and restarted, hold
 // every record it acknowledged. Mounting needs root, as in CI.
 func TestFullDisk(t *testing.T) {
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("mount tmpfs: %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	base := freeBase(t)
+	dir := testutil.Tmpfs(t, "1m")
+	base := testutil.FreePortBase(t, 25)
 	addr, metrics := fmt.Sprintf("127.0.0.1:%d", base), fmt.Sprintf("127.0.0.1:%d", base+1)
 	env := serveEnv("HERD_DATA_DIR", dir+"/data", "HERD_WRITE_TIMEOUT", "1s", "HERD_LOG_LEVEL", "warn",
 		"HERD_FSYNC_INTERVAL", "20ms", "HERD_CLIENT_ADDR", addr, "HERD_METRICS_ADDR", metrics)
@@ -51,9 +43,7 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("the last record acknowledged is not served: %q", got)
 	}
 	// Room again: the node writes, becomes ready and acknowledges by itself.
-	if out, err := exec.Command("mount", "-o", "remount,size=8m", dir).CombinedOutput(); err != nil {
-		t.Fatalf("remount: %v: %s", err, out)
-	}
+	testutil.ResizeTmpfs(t, dir, "8m")
 	waitReady(t, metrics)
 	line := fmt.Sprintf("IAMAT after-full +34.068930-118.445127 %d.5", time.Now().Unix())
 	if out := exchange(t, addr, line+"\n"); !strings.HasPrefix(out, "AT ") {

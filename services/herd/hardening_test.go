@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/protocol"
 )
@@ -32,7 +32,7 @@ type herdProcs struct {
 }
 
 func newHerdProcs(t *testing.T, fsync time.Duration) *herdProcs {
-	h := &herdProcs{t: t, base: freeBase(t), fsync: fsync, secret: "kill-test-secret-0123456789"}
+	h := &herdProcs{t: t, base: testutil.FreePortBase(t, 25), fsync: fsync, secret: "kill-test-secret-0123456789"}
 	for range config.Classic {
 		h.dirs = append(h.dirs, t.TempDir())
 	}
@@ -76,20 +76,17 @@ func (h *herdProcs) startNode(i int) {
 
 func waitReady(t *testing.T, metricsAddr string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		resp, err := http.Get("http://" + metricsAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never became ready: %v", metricsAddr, err)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s/readyz: %s", metricsAddr, resp.Status)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // ack is one IAMAT a server acknowledged.
@@ -269,7 +266,7 @@ func TestHostileClients(t *testing.T) {
 
 	var peakRSS atomic.Int64
 	sample := func() {
-		if rss := metricValue(t, metricsURL, "process_resident_memory_bytes"); int64(rss) > peakRSS.Load() {
+		if rss := testutil.Scrape(t, metricsURL).Value("process_resident_memory_bytes"); int64(rss) > peakRSS.Load() {
 			peakRSS.Store(int64(rss))
 		}
 	}
@@ -293,15 +290,20 @@ func TestHostileClients(t *testing.T) {
 	}
 	ask()
 	sample()
-	waitMetric(t, metricsURL, `herd_client_connections_refused_total{reason="per_ip"}`, 10)
+	testutil.Eventually(t, 10*time.Second, metricAtLeast(t, metricsURL, 10, "herd_client_connections_refused_total", "reason", "per_ip"))
 	// 140 dials: 10 over the limit from the first address, and with the
 	// well-behaved client 100 open, so 31 over the limit from the second.
-	waitMetric(t, metricsURL, `herd_client_connections_refused_total{reason="max_conns"}`, 31)
+	testutil.Eventually(t, 10*time.Second, metricAtLeast(t, metricsURL, 31, "herd_client_connections_refused_total", "reason", "max_conns"))
 	for _, c := range conns {
 		c.Close()
 	}
 	conns = nil
-	waitMetricAtMost(t, metricsURL, "herd_client_connections", 1) // the well-behaved client
+	testutil.Eventually(t, 10*time.Second, func() error { // the well-behaved client
+		if n := testutil.Scrape(t, metricsURL).Value("herd_client_connections"); n > 1 {
+			return fmt.Errorf("%v client connections, want at most 1", n)
+		}
+		return nil
+	})
 
 	// A line of 8 MB, and 1 MB of random bytes, each on a connection of
 	// its own.
@@ -342,21 +344,19 @@ func TestHostileClients(t *testing.T) {
 	}()
 	defer stuck.Close()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		ask()
 		sample()
-		if metricValue(t, metricsURL, `herd_client_disconnects_total{reason="write_timeout"}`) >= 1 &&
-			metricValue(t, metricsURL, `herd_client_disconnects_total{reason="line_too_long"}`) >= 1 {
-			break
+		m := testutil.Scrape(t, metricsURL)
+		if m.Value("herd_client_disconnects_total", "reason", "write_timeout") < 1 ||
+			m.Value("herd_client_disconnects_total", "reason", "line_too_long") < 1 {
+			return fmt.Errorf("disconnects not all counted: %s", m.Text("herd_client_"))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("refusals not all counted: %s", grepMetrics(t, metricsURL, "herd_client_"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	perIP := metricValue(t, metricsURL, `herd_client_connections_refused_total{reason="per_ip"}`)
-	maxConns := metricValue(t, metricsURL, `herd_client_connections_refused_total{reason="max_conns"}`)
+		return nil
+	})
+	m := testutil.Scrape(t, metricsURL)
+	perIP := m.Value("herd_client_connections_refused_total", "reason", "per_ip")
+	maxConns := m.Value("herd_client_connections_refused_total", "reason", "max_conns")
 	t.Logf("refused: %v per_ip, %v max_conns; slowest answer to the well-behaved client %v; peak RSS %.1f MB",
 		perIP, maxConns, slowest, float64(peakRSS.Load())/(1<<20))
 	if perIP != 10 || maxConns != 31 {
@@ -367,56 +367,13 @@ func TestHostileClients(t *testing.T) {
 	}
 }
 
-// waitMetric waits until a series reaches at least want.
-func waitMetric(t *testing.T, url, series string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, url, series) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want at least %v", series, metricValue(t, url, series), want)
+// metricAtLeast returns a condition for testutil.Eventually: the sample
+// of name with the given labels, scraped from url, is at least want.
+func metricAtLeast(t *testing.T, url string, want float64, name string, labels ...string) func() error {
+	return func() error {
+		if got := testutil.Scrape(t, url).Value(name, labels...); got < want {
+			return fmt.Errorf("%s%v = %v, want at least %v", name, labels, got, want)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
 	}
-}
-
-// waitMetricAtMost waits until a series falls to at most want.
-func waitMetricAtMost(t *testing.T, url, series string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, url, series) > want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want at most %v", series, metricValue(t, url, series), want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// metricValue returns one sample's value from a scrape, 0 if absent.
-func metricValue(t *testing.T, url, series string) float64 {
-	t.Helper()
-	for _, line := range strings.Split(grepMetrics(t, url, series), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if ok && name == series {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
-}
-
-func grepMetrics(t *testing.T, url, prefix string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/internal/testcert"
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // derivedHerd is a herd of `herd serve` processes herd-0 to herd-(n-1)
@@ -24,8 +25,8 @@ type derivedHerd struct {
 // the variables extra returns for it; it waits until all are ready.
 func startDerived(t *testing.T, n int, extra func(i int) map[string]string) *derivedHerd {
 	t.Helper()
-	// Ten ports from a multiple of ten: freeBase checked the 25 from base.
-	tens := (freeBase(t) + 9) / 10
+	// Ten ports from a multiple of ten: the 25 from base are free.
+	tens := (testutil.FreePortBase(t, 25) + 9) / 10
 	template := "127.0.0.1:" + strconv.Itoa(tens) + "{i}"
 	h := &derivedHerd{}
 	for i := range n {
@@ -165,7 +166,12 @@ func TestDerivedHerdOverTLS(t *testing.T) {
 	h.iamat(t, 0, "over-tls")
 	h.readable(t, "over-tls", 0, plain)
 	for i := range plain {
-		waitMetric(t, "http://"+h.metrics[i]+"/metrics", `herd_peer_handshake_failures_total{reason="tls"}`, 1)
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if v := testutil.Scrape(t, "http://"+h.metrics[i]+"/metrics").Value("herd_peer_handshake_failures_total", "reason", "tls"); v < 1 {
+				return fmt.Errorf("%s: %v tls refusals", h.metrics[i], v)
+			}
+			return nil
+		})
 	}
 	if line := whatsatAT(t, h.client[plain], "over-tls"); line != "?" && strings.HasPrefix(line, "AT ") {
 		t.Errorf("the plain server got the record: %q", line)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // TestLogFileStaysWithinItsBound floods `herd serve` with pipelined
@@ -115,19 +117,19 @@ func TestLogFileStaysWithinItsBound(t *testing.T) {
 // its client address.
 func startedOn(t *testing.T, file string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var client string
+	testutil.Eventually(t, 10*time.Second, func() error {
 		b, _ := os.ReadFile(file)
 		for line := range bytes.Lines(b) {
 			var rec struct{ Msg, Client string }
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "herd node started" {
-				return rec.Client
+				client = rec.Client
+				return nil
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatal("no start record in the log file")
-	return ""
+		return fmt.Errorf("no start record in %s", file)
+	})
+	return client
 }
 
 // logFiles counts the files in dir and their bytes.

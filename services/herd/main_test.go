@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -36,6 +38,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// The goroutines that read a child's standard error end with it.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
@@ -99,20 +106,19 @@ func (p *proc) wait() error {
 // logged waits for a log record with the given message and returns it.
 func (p *proc) logged(msg string) map[string]any {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	var found map[string]any
+	testutil.Eventually(p.t, 10*time.Second, func() error {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		for _, rec := range p.logs {
 			if rec["msg"] == msg {
-				p.mu.Unlock()
-				return rec
+				found = rec
+				return nil
 			}
 		}
-		p.mu.Unlock()
-		time.Sleep(5 * time.Millisecond)
-	}
-	p.t.Fatalf("no %q in the log", msg)
-	return nil
+		return fmt.Errorf("no %q in the log", msg)
+	})
+	return found
 }
 
 func serveEnv(extra ...string) map[string]string {
@@ -274,69 +280,34 @@ func TestLogFile(t *testing.T) {
 // TestLocal runs `herd local` on free ports and sends a record around the
 // herd.
 func TestLocal(t *testing.T) {
-	base := freeBase(t)
+	base := testutil.FreePortBase(t, 25)
 	p := start(t, map[string]string{"HERD_LOG_LEVEL": "warn"}, "local",
 		"-client-port", fmt.Sprint(base), "-peer-port", fmt.Sprint(base+10), "-metrics-port", fmt.Sprint(base+20))
 	hill, campbell := fmt.Sprintf("127.0.0.1:%d", base), fmt.Sprintf("127.0.0.1:%d", base+3)
 	waitDial(t, hill)
 	waitDial(t, campbell)
 	at := exchange(t, hill, kiwi+"\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out := exchange(t, campbell, "WHATSAT kiwi.cs.ucla.edu 5 0\n")
-		if strings.HasPrefix(out, at) {
-			break
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if out := exchange(t, campbell, "WHATSAT kiwi.cs.ucla.edu 5 0\n"); !strings.HasPrefix(out, at) {
+			return fmt.Errorf("Campbell has not learnt the record: %q", out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Campbell never learnt the record: %q", out)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if err := p.wait(); err != nil {
 		t.Fatalf("herd local exit: %v", err)
 	}
 }
 
-// freeBase finds 25 consecutive free ports for a one-process herd. It
-// looks below the kernel's ephemeral range (32768 and up here), where the
-// thousands of client sockets that some tests leave in TIME-WAIT cannot
-// hold a port, and where no outgoing connection takes one meanwhile.
-func freeBase(t *testing.T) int {
-	t.Helper()
-	for try := 0; try < 200; try++ {
-		base := 10000 + rand.IntN(32768-10000-25)
-		ok := true
-		for p := base; p < base+25 && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no 25 consecutive free ports")
-	return 0
-}
-
 func waitDial(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		nc, err := net.Dial("tcp", addr)
-		if err == nil {
-			nc.Close()
-			return
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never accepted: %v", addr, err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nc.Close()
+	})
 }
 
 // BenchmarkServeStartup measures the time from starting `herd serve` to

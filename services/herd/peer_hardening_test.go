@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -72,7 +73,7 @@ func raiseFileLimit(t *testing.T, n uint64) {
 func TestPeerPortFlood(t *testing.T) {
 	const waves, perWave, perAddr = 4, 750, 15
 	raiseFileLimit(t, waves*perWave)
-	base := freeBase(t)
+	base := testutil.FreePortBase(t, 25)
 	const secret = "flood-test-secret-0123456789"
 	// A handshake time-out of 1 s rather than 3 s, so that the waves are
 	// quick; it changes how long a connection is held, not what it costs.
@@ -82,12 +83,12 @@ func TestPeerPortFlood(t *testing.T) {
 	waitReady(t, hill.metrics)
 	waitReady(t, jaquez.metrics)
 	url := hill.metricsURL()
-	rss := func() float64 { return metricValue(t, url, "process_resident_memory_bytes") }
+	rss := func() float64 { return testutil.Scrape(t, url).Value("process_resident_memory_bytes") }
 	t.Logf("resident memory before: %.1f MB", rss()/(1<<20))
 
 	// A client of Jaquez sends IAMATs for new ids all along; Hill gets
 	// them by flooding.
-	flooded := `herd_peer_records_received_total{kind="flood",peer="Jaquez"}`
+	flooded := []string{"herd_peer_records_received_total", "kind", "flood", "peer", "Jaquez"}
 	client, err := net.Dial("tcp", jaquez.client)
 	if err != nil {
 		t.Fatal(err)
@@ -123,8 +124,8 @@ func TestPeerPortFlood(t *testing.T) {
 	})
 	stillFlooding := func(after float64) float64 {
 		t.Helper()
-		waitMetric(t, url, flooded, after+1)
-		return metricValue(t, url, flooded)
+		testutil.Eventually(t, 10*time.Second, metricAtLeast(t, url, after+1, flooded[0], flooded[1:]...))
+		return testutil.Scrape(t, url).Value(flooded[0], flooded[1:]...)
 	}
 	seen := stillFlooding(0)
 
@@ -151,7 +152,7 @@ func TestPeerPortFlood(t *testing.T) {
 	ended := func() float64 {
 		s := 0.0
 		for _, r := range reasons {
-			s += metricValue(t, url, fmt.Sprintf(`herd_peer_handshake_failures_total{reason=%q}`, r))
+			s += testutil.Scrape(t, url).Value("herd_peer_handshake_failures_total", "reason", r)
 		}
 		return s
 	}
@@ -177,21 +178,20 @@ func TestPeerPortFlood(t *testing.T) {
 		t.Logf("wave %d: %d connections open from this side, resident memory %.1f MB", wave+1, len(conns), rss()/(1<<20))
 		// Every connection is refused at once or times out, and the
 		// neighbour's records still arrive.
-		deadline := time.Now().Add(10 * time.Second)
-		for ended() < float64(len(conns)) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%v of %d connections refused or timed out: %s", ended(), len(conns),
-					grepMetrics(t, url, "herd_peer_handshake_failures_total"))
-			}
+		testutil.Eventually(t, 10*time.Second, func() error {
 			sample()
-			time.Sleep(20 * time.Millisecond)
-		}
+			if n := ended(); n < float64(len(conns)) {
+				return fmt.Errorf("%v of %d connections refused or timed out: %s", n, len(conns),
+					testutil.Scrape(t, url).Text("herd_peer_handshake_failures_total"))
+			}
+			return nil
+		})
 		seen = stillFlooding(seen)
 	}
 	t.Logf("all %d connections ended %v after the first: %s", waves*perWave, time.Since(start).Round(time.Millisecond),
-		grepMetrics(t, url, "herd_peer_handshake_failures_total"))
+		testutil.Scrape(t, url).Text("herd_peer_handshake_failures_total"))
 	for _, r := range reasons {
-		if metricValue(t, url, fmt.Sprintf(`herd_peer_handshake_failures_total{reason=%q}`, r)) == 0 {
+		if testutil.Scrape(t, url).Value("herd_peer_handshake_failures_total", "reason", r) == 0 {
 			t.Errorf("no refusal for %s", r)
 		}
 	}
@@ -213,7 +213,7 @@ func TestPeerPortFlood(t *testing.T) {
 	if after >= 100<<20 {
 		t.Errorf("resident memory %v bytes 30 s after the flood, over 100 MB", after)
 	}
-	if c := metricValue(t, url, `herd_peer_connects_total{peer="Jaquez"}`); c != 1 {
+	if c := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Jaquez"); c != 1 {
 		t.Errorf("the link to Jaquez came up %v times, want once", c)
 	}
 }
@@ -223,7 +223,7 @@ func TestPeerPortFlood(t *testing.T) {
 // an ERROR naming Hill within 15 s, and its link to Hill comes up fewer
 // than 6 times in the 20 s after the second Hill starts.
 func TestDuplicateNameProcesses(t *testing.T) {
-	base := freeBase(t)
+	base := testutil.FreePortBase(t, 25)
 	const secret = "duplicate-test-secret-0123456789"
 	toJaquez := []string{fmt.Sprintf("Jaquez=127.0.0.1:%d", base+11)}
 	hill := servePeer(t, base, 0, "Hill", secret, toJaquez)
@@ -232,7 +232,7 @@ func TestDuplicateNameProcesses(t *testing.T) {
 	waitReady(t, jaquez.metrics)
 
 	url := jaquez.metricsURL()
-	before := metricValue(t, url, `herd_peer_connects_total{peer="Hill"}`) // the link to the first Hill
+	before := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Hill") // the link to the first Hill
 	servePeer(t, base, 2, "Hill", secret, toJaquez)
 	start := time.Now()
 	var found map[string]any
@@ -255,12 +255,12 @@ func TestDuplicateNameProcesses(t *testing.T) {
 			found["peer"], found["kept_remote"], found["refused_remote"])
 	}
 	time.Sleep(time.Until(start.Add(20 * time.Second)))
-	connects := metricValue(t, url, `herd_peer_connects_total{peer="Hill"}`) - before
-	t.Logf("link to Hill came up %v times in 20 s; %s", connects, grepMetrics(t, url, "herd_peer_duplicate_names_total"))
+	connects := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Hill") - before
+	t.Logf("link to Hill came up %v times in 20 s; %s", connects, testutil.Scrape(t, url).Text("herd_peer_duplicate_names_total"))
 	if connects >= 6 {
 		t.Errorf("the link to Hill came up %v times in 20 s, want fewer than 6", connects)
 	}
-	if n := metricValue(t, url, `herd_peer_duplicate_names_total{peer="Hill"}`); n != 1 {
+	if n := testutil.Scrape(t, url).Value("herd_peer_duplicate_names_total", "peer", "Hill"); n != 1 {
 		t.Errorf("%v duplicate-name episodes counted, want 1", n)
 	}
 }

@@ -1,6 +1,8 @@
 package google
 
 import (
+	"go.uber.org/goleak"
+
 	"context"
 	"fmt"
 	"io"
@@ -22,6 +24,8 @@ import (
 // testKey is an API key with characters that URL escaping changes, so
 // that tests catch it escaped as well as plain.
 const testKey = "AIzaSy-test/key+with=odd&chars_0123456789"
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeGoogle imitates both Google endpoints. Each request is recorded and
 // answered by the handler the test sets.

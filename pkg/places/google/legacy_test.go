@@ -2,15 +2,17 @@ package google
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places/placestest"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/pkg/places"
 )
@@ -193,10 +195,13 @@ func TestUpstreamLimit(t *testing.T) {
 			for range 10 {
 				wg.Go(func() { results <- p.Nearby(bg, placestest.UCLA) })
 			}
-			placestest.WaitFor(t, "3 requests in flight and 7 waiting", func() bool {
-				return f.cur.Load() == 3 && testutil.ToFloat64(m.PlacesLimitWaits) == 7
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if n, w := f.cur.Load(), promtest.ToFloat64(m.PlacesLimitWaits); n != 3 || w != 7 {
+					return fmt.Errorf("%d requests in flight and %v waiting, want 3 and 7", n, w)
+				}
+				return nil
 			})
-			if got := testutil.ToFloat64(m.PlacesInflight); got != 3 {
+			if got := promtest.ToFloat64(m.PlacesInflight); got != 3 {
 				t.Errorf("PlacesInflight %v, want 3", got)
 			}
 			// A caller that gives up while waiting for a slot does not
@@ -217,7 +222,7 @@ func TestUpstreamLimit(t *testing.T) {
 			if got := f.calls.Load() - calls; got != 7 {
 				t.Errorf("%d requests after the first 3, want 7", got)
 			}
-			if got := testutil.ToFloat64(m.PlacesInflight); got != 0 {
+			if got := promtest.ToFloat64(m.PlacesInflight); got != 0 {
 				t.Errorf("PlacesInflight %v after all returned", got)
 			}
 			for len(f.handled) > 0 {

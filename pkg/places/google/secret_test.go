@@ -3,6 +3,7 @@ package google
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places/placestest"
 
@@ -88,12 +90,12 @@ func TestKeyNeverLeaks(t *testing.T) {
 			ours := i < len(common) // a failure of ours, which always says why
 			t.Run(name+"/"+sc.name, func(t *testing.T) {
 				m := metrics.New()
-				logs := placestest.NewLogSink(t)
+				logs := testutil.NewLogWriter(t)
 				c := f.config(m)
 				if sc.change != nil {
 					sc.change(&c)
 				}
-				p := places.Instrument(bothProviders(t, c)[name], m, logs.Logger())
+				p := places.Instrument(bothProviders(t, c)[name], m, logs.Logger(slog.LevelDebug))
 				f.set(sc.handler)
 				ctx, cancel := context.WithCancel(bg)
 				if sc.ctx != nil {

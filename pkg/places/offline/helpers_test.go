@@ -1,6 +1,8 @@
 package offline
 
 import (
+	"go.uber.org/goleak"
+
 	"context"
 	"testing"
 	"time"
@@ -9,6 +11,8 @@ import (
 )
 
 var bg = context.Background()
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // embeddedTable returns the embedded tables, loaded once for all tests.
 func embeddedTable(t testing.TB) *table {

@@ -1,6 +1,6 @@
 // Package placestest holds the test helpers that the places core and its
 // providers (offline, google) share: checks of a Response's rendering and
-// shape, and a log sink. Only tests import it.
+// shape. Only tests import it.
 package placestest
 
 import (
@@ -10,74 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/herdkit/herd/pkg/places"
 )
 
 // UCLA is a query about a client at UCLA, within 10 km.
 var UCLA = places.Query{Pos: "+34.068930-118.445127", Lat: 34.06893, Lng: -118.445127, RadiusKm: 10}
-
-// WaitFor polls cond until it holds, failing the test after a deadline.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
-// LogSink collects log output, and shows it with t.Log while the test
-// runs.
-type LogSink struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	t    testing.TB
-	done bool
-}
-
-// NewLogSink returns a sink that stops writing to t.Log when t ends.
-func NewLogSink(t testing.TB) *LogSink {
-	s := &LogSink{t: t}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		s.done = true
-		s.mu.Unlock()
-	})
-	return s
-}
-
-func (s *LogSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	if !s.done {
-		s.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// String returns everything logged so far.
-func (s *LogSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
-// Logger returns a text logger, at debug, into the sink.
-func (s *LogSink) Logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// Logger sends logs to t.Log.
-func Logger(t testing.TB) *slog.Logger { return NewLogSink(t).Logger() }
 
 // Discard is a logger that writes nowhere.
 var Discard = slog.New(slog.DiscardHandler)

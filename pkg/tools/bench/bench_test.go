@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -154,6 +155,12 @@ func TestStartFloorProcessFails(t *testing.T) {
 	if _, _, err := startFloorCommand(context.Background(), "false"); err == nil {
 		t.Error("a child that prints no address started")
 	}
+	// What the child said on its standard error is in the error, read
+	// after exec's copying goroutine has ended (the race detector checks).
+	_, _, err := startFloorCommand(context.Background(), "sh", "-c", "echo cannot listen >&2")
+	if err == nil || !strings.Contains(err.Error(), "printed no address: cannot listen") {
+		t.Errorf("error %v, want the child's standard error in it", err)
+	}
 }
 
 func TestRunUsage(t *testing.T) {
@@ -220,7 +227,12 @@ func TestLoadCancel(t *testing.T) {
 			}
 			done <- s
 		}()
-		eventually(t, 5*time.Second, func() bool { return f.Counts().Lines() >= 100 })
+		testutil.Eventually(t, 5*time.Second, func() error {
+			if n := f.Counts().Lines(); n < 100 {
+				return fmt.Errorf("the floor read %d lines, want 100", n)
+			}
+			return nil
+		})
 		cancel()
 		s := <-done
 		if s == nil {

@@ -3,9 +3,10 @@ package bench
 import (
 	"regexp"
 
-	"github.com/herdkit/herd/pkg/protocol"
 	"strings"
 	"testing"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 func TestFloorFraming(t *testing.T) {

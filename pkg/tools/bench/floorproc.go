@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -36,25 +35,6 @@ func StartFloorProcess(ctx context.Context) (string, func() error, error) {
 	return startFloorCommand(ctx, exe, "bench", "floor", "-addr", "127.0.0.1:0", "-stdin-eof")
 }
 
-// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
-// goroutine and a read after Wait.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.b.String())
-}
-
 func startFloorCommand(ctx context.Context, name string, args ...string) (string, func() error, error) {
 	cmd := exec.Command(name, args...)
 	stdin, err := cmd.StdinPipe()
@@ -65,7 +45,10 @@ func startFloorCommand(ctx context.Context, name string, args ...string) (string
 	if err != nil {
 		return "", nil, err
 	}
-	stderr := &syncBuffer{}
+	// exec copies the child's standard error into stderr on a goroutine of
+	// its own, which Wait waits for; stderr is read only after Wait (the
+	// exited channel), so it needs no lock.
+	stderr := &bytes.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("floor server: %w", err)
@@ -106,7 +89,7 @@ func startFloorCommand(ctx context.Context, name string, args ...string) (string
 	}
 	_ = cmd.Process.Kill()
 	<-exited
-	if s := stderr.String(); s != "" {
+	if s := strings.TrimSpace(stderr.String()); s != "" {
 		err = fmt.Errorf("%w: %s", err, s)
 	}
 	return "", nil, fmt.Errorf("floor server %s: %w", name, err)

@@ -38,18 +38,6 @@ func startFloor(t *testing.T) *FloorServer {
 	return s
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", within)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // lineServer serves each connection with answer, one line at a time, and
 // closes a connection at the end of its input.
 type lineServer struct {
