@@ -3,6 +3,13 @@ package helm
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"fmt"
 	"os"
 	"os/exec"
@@ -183,8 +190,8 @@ func TestChartOnAPIServer(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, nsObject(ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	pem := "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-	manifest, err := render("herd", ns, values("tls.enabled", true, "tls.cert", pem, "tls.key", pem, "tls.ca", pem))
+	cert, key := selfSigned(t)
+	manifest, err := render("herd", ns, values("tls.enabled", true, "tls.cert", cert, "tls.key", key, "tls.ca", cert))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,21 +276,54 @@ func TestChartOnAPIServer(t *testing.T) {
 	}
 }
 
+// poll calls cond until it returns nil, and fails t with its last error
+// after a minute, well within ctx, so that the last error is cond's own.
 func poll(ctx context.Context, t *testing.T, what string, cond func() error) {
 	t.Helper()
+	deadline := time.Now().Add(time.Minute)
 	for {
 		err := cond()
 		if err == nil {
 			return
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v (last: %v)", what, ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("%s: not within a minute: %v", what, err)
 		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
 func nsObject(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// selfSigned returns a PEM certificate and key for the herd's peer names,
+// its own CA, as the TLS Secret would hold.
+func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "herd"},
+		DNSNames:              []string{"*.herd-peer.herd-test.svc.cluster.local"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 }
