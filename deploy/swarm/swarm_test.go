@@ -180,10 +180,22 @@ type composeConfig struct {
 // and links named on both their ends.
 func TestStackConfig(t *testing.T) {
 	requireCLI(t)
-	env := newStackEnv(t, "herd:config-test", "herd_config_test")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := run(ctx, env.vars(), nil, "stack", "config", "-c", "stack.yaml")
+	// As the file's comment says to deploy it, with no variables: the
+	// defaults are those of compose.yaml.
+	out, err := run(ctx, nil, nil, "stack", "config", "-c", "stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"image: herd:local", "name: herd_peer_secret", "published: 12200", "published: 9204"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("with no variables, the stack lacks %q", want)
+		}
+	}
+
+	env := newStackEnv(t, "herd:config-test", "herd_config_test")
+	out, err = run(ctx, env.vars(), nil, "stack", "config", "-c", "stack.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
