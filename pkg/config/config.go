@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	// PeerSecret authenticates both ends of every peer link; at least 16
 	// bytes. Required when Peers is set. Never logged.
 	PeerSecret secret.String `env:"HERD_PEER_SECRET"`
+	// PeerSecretFile, when set, is a file holding the peer secret (a
+	// Kubernetes or Swarm secret is a file), read once at start into
+	// PeerSecret with its trailing line ends trimmed. Exclusive with
+	// HERD_PEER_SECRET.
+	PeerSecretFile string `env:"HERD_PEER_SECRET_FILE"`
 	// PeerHeartbeat is how often an idle peer link says it is alive.
 	PeerHeartbeat time.Duration `env:"HERD_PEER_HEARTBEAT" envDefault:"500ms"`
 	// PeerTimeout is how long a peer link may stay silent, or a write to it
@@ -224,13 +230,18 @@ func FromMap(vars map[string]string) (Config, error) {
 func parse(opts env.Options) (Config, error) {
 	var c Config
 	perr := env.ParseWithOptions(&c, opts)
+	if perr != nil {
+		perr = nameVariables(perr)
+	}
+	if err := c.readPeerSecretFile(); err != nil {
+		perr = errors.Join(perr, err)
+	}
 	c.derivePeers()
 	if perr == nil {
 		return c, c.Validate()
 	}
 	// Report every problem at once: the variables that did not parse, and
 	// the validation of the others.
-	perr = nameVariables(perr)
 	errs := []error{perr}
 	var verrs interface{ Unwrap() []error }
 	if errors.As(c.Validate(), &verrs) {
@@ -242,6 +253,25 @@ func parse(opts env.Options) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// readPeerSecretFile fills PeerSecret from PeerSecretFile, when that is
+// set. Only the trailing line ends go (what `echo secret > file` and most
+// editors add); anything else in the file is part of the secret. Errors
+// name the variable and the path, never the content.
+func (c *Config) readPeerSecretFile() error {
+	if c.PeerSecretFile == "" {
+		return nil
+	}
+	if c.PeerSecret != "" {
+		return errors.New("HERD_PEER_SECRET_FILE: cannot be set together with HERD_PEER_SECRET")
+	}
+	b, err := os.ReadFile(c.PeerSecretFile)
+	if err != nil {
+		return fmt.Errorf("HERD_PEER_SECRET_FILE: %w", err)
+	}
+	c.PeerSecret = secret.String(strings.TrimRight(string(b), "\r\n"))
+	return nil
 }
 
 // nameVariables rewrites the env package's parse errors, which name Go
@@ -291,7 +321,11 @@ func (c Config) Validate() error {
 		}
 	}
 	if len(c.Peers) > 0 && len(c.PeerSecret) < MinSecretLen {
-		bad("HERD_PEER_SECRET", "must be at least %d bytes when HERD_PEERS or HERD_SERVERS gives neighbours", MinSecretLen)
+		if c.PeerSecretFile != "" {
+			bad("HERD_PEER_SECRET_FILE", "%s must hold at least %d bytes when HERD_PEERS or HERD_SERVERS gives neighbours", c.PeerSecretFile, MinSecretLen)
+		} else {
+			bad("HERD_PEER_SECRET", "must be at least %d bytes when HERD_PEERS or HERD_SERVERS gives neighbours", MinSecretLen)
+		}
 	}
 	switch c.Places {
 	case PlacesAuto, PlacesOffline:

@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -245,4 +247,55 @@ func TestDefault(t *testing.T) {
 		}
 	}()
 	Default("HERD_NO_SUCH")
+}
+
+func TestPeerSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name   string
+		vars   map[string]string // besides HERD_NAME and HERD_PEERS
+		secret string            // the secret read, when accepted
+		bad    string            // the variable named in the error; "" when accepted
+	}{
+		{"plain", map[string]string{"HERD_PEER_SECRET_FILE": write("plain", "0123456789abcdef")}, "0123456789abcdef", ""},
+		{"trailing newline", map[string]string{"HERD_PEER_SECRET_FILE": write("nl", "0123456789abcdef\n")}, "0123456789abcdef", ""},
+		{"trailing CRLF twice", map[string]string{"HERD_PEER_SECRET_FILE": write("crlf", "0123456789abcdef\r\n\r\n")}, "0123456789abcdef", ""},
+		{"inner spaces kept", map[string]string{"HERD_PEER_SECRET_FILE": write("space", " 0123456789 abcdef \n")}, " 0123456789 abcdef ", ""},
+		{"missing file", map[string]string{"HERD_PEER_SECRET_FILE": filepath.Join(dir, "absent")}, "", "HERD_PEER_SECRET_FILE"},
+		{"too short", map[string]string{"HERD_PEER_SECRET_FILE": write("short", "short\n")}, "", "HERD_PEER_SECRET_FILE"},
+		{"only a newline", map[string]string{"HERD_PEER_SECRET_FILE": write("empty", "\n")}, "", "HERD_PEER_SECRET_FILE"},
+		{"both set", map[string]string{"HERD_PEER_SECRET_FILE": write("both", "0123456789abcdef"), "HERD_PEER_SECRET": "0123456789abcdef"}, "", "HERD_PEER_SECRET_FILE"},
+		{"with another bad variable", map[string]string{"HERD_PEER_SECRET_FILE": filepath.Join(dir, "absent"), "HERD_MAX_LINE": "x"}, "", "HERD_MAX_LINE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vars := map[string]string{"HERD_NAME": "Hill", "HERD_PEERS": "J=a:1"}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			c, err := FromMap(vars)
+			switch {
+			case tt.bad == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tt.bad == "":
+				if string(c.PeerSecret) != tt.secret {
+					t.Errorf("secret %q, want %q", string(c.PeerSecret), tt.secret)
+				}
+			case err == nil:
+				t.Fatal("accepted")
+			case !strings.Contains(err.Error(), tt.bad+": "):
+				t.Errorf("error %q does not name %s", err, tt.bad)
+			}
+			if err != nil && strings.Contains(err.Error(), "0123456789") {
+				t.Errorf("error %q shows the secret", err)
+			}
+		})
+	}
 }

@@ -1,0 +1,6 @@
+// Package helm holds the tests of the herd Helm chart in ./herd: they
+// render it with Helm's Go library, as `helm template` does, decode every
+// object strictly into the Kubernetes API types, and check what the
+// servers depend on; with KUBEBUILDER_ASSETS set, one applies it to a real
+// API server with the StatefulSet controller running.
+package helm
