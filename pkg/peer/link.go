@@ -224,11 +224,16 @@ func (l *link) writeLoop(have uint64) string {
 			buf = appendRecord(buf, kind, c.Seq, c.Record)
 			last = c.Seq
 		}
+		// Every write below tells the neighbour the cursor, since it ends
+		// the wait of a mark: records up to next, or a mark after them.
 		switch {
 		case reconciling && next >= end:
 			buf = appendSeq(buf, frameSynced, next)
 			reconciling = false
 		case last < next && len(buf) > 0:
+			buf = appendSeq(buf, frameMark, next)
+		case last == cursor && len(buf) > 0 && markDue != nil:
+			// A pong alone while a mark waits: the mark goes with it.
 			buf = appendSeq(buf, frameMark, next)
 		case last < next:
 			// Only skipped changes: the mark waits for company.
