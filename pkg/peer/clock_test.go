@@ -120,7 +120,13 @@ func delaySum(t *testing.T, m *metrics.Metrics) (float64, uint64) {
 // it speaks timed pings (a server from before them) gets only the frames
 // it knows: plain P, never P with a time or Q.
 func TestOlderNeighbourGetsPlainPings(t *testing.T) {
-	h := newHerd(t, pair, fastTimings)
+	// The test answers A's pings by hand: with fastTimings' 200 ms, a
+	// loaded machine that keeps it from running that long ends the link
+	// (herd_peer_disconnects_total{reason="timeout"}) and the test reads
+	// EOF. Frequent pings, and a time-out the test cannot miss.
+	timings := fastTimings
+	timings.Timeout = 5 * time.Second
+	h := newHerd(t, pair, timings)
 	h.standIn("B")
 	nc, br := rawPeer(t, h.nodes["A"].addr)
 	old := hello{name: "B", inc: 7, nonce: randomHex(16)}

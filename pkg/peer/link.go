@@ -180,11 +180,10 @@ func (l *link) writeLoop(have uint64) string {
 	}
 	// Where to start: after the neighbour's watermark of our changes if it
 	// knows this incarnation of ours, from the beginning otherwise.
-	cursor := peerSync.seq
-	if peerSync.inc != mgr.cfg.Incarnation || cursor > st.Seq() {
-		cursor = 0
+	out := outbox{from: l.n.id, cursor: peerSync.seq, end: end, reconciling: true}
+	if peerSync.inc != mgr.cfg.Incarnation || out.cursor > st.Seq() {
+		out.cursor = 0
 	}
-	reconciling := true
 	var batch []store.Change
 	heartbeat := time.NewTicker(mgr.cfg.Heartbeat)
 	defer heartbeat.Stop()
@@ -195,7 +194,7 @@ func (l *link) writeLoop(have uint64) string {
 	var markDue <-chan time.Time // armed while a mark waits
 	for {
 		var next uint64
-		batch, next = st.Changes(cursor, batchSize, batch[:0])
+		batch, next = st.Changes(out.cursor, batchSize, batch[:0])
 		buf = buf[:0]
 		select {
 		case p := <-l.pongs:
@@ -203,41 +202,12 @@ func (l *link) writeLoop(have uint64) string {
 			buf = appendPong(buf, p[0], p[1], mgr.cfg.Now().UnixNano())
 		default:
 		}
-		last := cursor // the last change number the neighbour will have been told of
 		var flood, reconcile int
-		for _, c := range batch {
-			inRange := c.Seq <= end
-			// A flooded record is not sent back where it came from: this
-			// link's neighbour holds it, or a newer one. Reconciliation sends
-			// everything after the watermark, since a neighbour that
-			// restarted may have lost what it sent on an earlier link.
-			if c.From == l.n.id && !inRange {
-				continue
-			}
-			kind := byte(frameFlood)
-			if inRange {
-				kind = frameReconcile
-				reconcile++
-			} else {
-				flood++
-			}
-			buf = appendRecord(buf, kind, c.Seq, c.Record)
-			last = c.Seq
+		buf, flood, reconcile = out.fill(buf, batch, next)
+		if out.markWaits && markDue == nil {
+			markTimer.Reset(markDelay)
+			markDue = markTimer.C
 		}
-		switch {
-		case reconciling && next >= end:
-			buf = appendSeq(buf, frameSynced, next)
-			reconciling = false
-		case last < next && len(buf) > 0:
-			buf = appendSeq(buf, frameMark, next)
-		case last < next:
-			// Only skipped changes: the mark waits for company.
-			if markDue == nil {
-				markTimer.Reset(markDelay)
-				markDue = markTimer.C
-			}
-		}
-		cursor = next
 		if len(buf) > 0 {
 			if !l.write(buf) {
 				return downTimeout
@@ -249,15 +219,15 @@ func (l *link) writeLoop(have uint64) string {
 			l.sent[kindReconcile].Add(float64(reconcile))
 		}
 		if len(batch) == batchSize {
-			l.backlog.Set(float64(st.Seq() - cursor))
+			l.backlog.Set(float64(st.Seq() - out.cursor))
 			continue
 		}
 		l.backlog.Set(0) // Changes read up to the last change
 		select {
 		case <-notify:
 		case <-markDue:
-			markDue = nil
-			if !l.write(appendSeq(buf[:0], frameMark, cursor)) {
+			markDue, out.markWaits = nil, false
+			if !l.write(appendSeq(buf[:0], frameMark, out.cursor)) {
 				return downTimeout
 			}
 			lastWrite = time.Now()
@@ -286,6 +256,61 @@ func (l *link) writeLoop(have uint64) string {
 			return downShutdown
 		}
 	}
+}
+
+// outbox is what a link's writer has told its neighbour of the change
+// log, and composes each write.
+type outbox struct {
+	from        store.Link // the neighbour's: changes it flooded are not sent back
+	cursor      uint64     // the last change number the neighbour is told of by the writes so far, or by the mark waiting
+	end         uint64     // changes up to end are reconciliation
+	reconciling bool       // the D frame has not gone yet
+	markWaits   bool       // skipped changes after the last frame sent: a mark waits for company
+}
+
+// fill appends to buf, which holds a pong or nothing, the frames for
+// batch, the changes after o.cursor up to next, and returns it with the
+// records of each kind it holds. A buf it returns non-empty tells the
+// neighbour every change up to next, since writing it ends the wait of a
+// mark: a mark follows records that leave changes after them skipped, and
+// a pong alone while a mark waits. Skipped changes with nothing to write
+// set o.markWaits; the writer sends the mark after markDelay unless
+// another write goes first.
+func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, flood, reconcile int) {
+	last := o.cursor // the last change number the neighbour will have been told of
+	for _, c := range batch {
+		inRange := c.Seq <= o.end
+		// A flooded record is not sent back where it came from: this
+		// link's neighbour holds it, or a newer one. Reconciliation sends
+		// everything after the watermark, since a neighbour that
+		// restarted may have lost what it sent on an earlier link.
+		if c.From == o.from && !inRange {
+			continue
+		}
+		kind := byte(frameFlood)
+		if inRange {
+			kind = frameReconcile
+			reconcile++
+		} else {
+			flood++
+		}
+		buf = appendRecord(buf, kind, c.Seq, c.Record)
+		last = c.Seq
+	}
+	switch {
+	case o.reconciling && next >= o.end:
+		buf = appendSeq(buf, frameSynced, next)
+		o.reconciling = false
+	case last < next && len(buf) > 0, o.markWaits && last == o.cursor && len(buf) > 0:
+		buf = appendSeq(buf, frameMark, next)
+	case last < next:
+		o.markWaits = true
+	}
+	o.cursor = next
+	if len(buf) > 0 {
+		o.markWaits = false
+	}
+	return buf, flood, reconcile
 }
 
 // write sends b within PeerTimeout.
