@@ -8,21 +8,17 @@
 package test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
@@ -53,7 +49,7 @@ func startNode(t *testing.T, vars map[string]string) member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.New(cfg, logging.FromSlog(testLogger(t)))
+	n, err := node.New(cfg, logging.FromSlog(testutil.Logger(t, slog.LevelWarn)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,13 +75,10 @@ func stop(t testing.TB, n *node.Node) {
 // again on new ports.
 func startLocalHerd(t *testing.T) ([]member, node.Ports) {
 	t.Helper()
-	log := testLogger(t)
+	log := testutil.Logger(t, slog.LevelWarn)
 	var lastErr error
 	for range 5 {
-		base, err := freeRun(15)
-		if err != nil {
-			t.Fatal(err)
-		}
+		base := testutil.FreePortBase(t, 15)
 		ports := node.Ports{Client: base, Peer: base + 5, Metrics: base + 10}
 		herd, err := tryLocalHerd(log, ports)
 		if err == nil {
@@ -131,73 +124,12 @@ func tryLocalHerd(log *slog.Logger, ports node.Ports) ([]member, error) {
 	return herd, nil
 }
 
-// freeRun returns the first of k consecutive loopback ports that were all
-// free a moment ago. It looks below Linux's ephemeral range (32768 and
-// up by default), where no outgoing connection takes a port, so that on a
-// busy machine a run of free ports is easy to find.
-func freeRun(k int) (int, error) {
-	for range 100 {
-		base := 20000 + rand.IntN(12000-k)
-		free := true
-		for p := base; p < base+k && free; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				free = false
-				continue
-			}
-			l.Close()
-		}
-		if free {
-			return base, nil
-		}
-	}
-	return 0, errors.New("no run of free loopback ports")
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// scrapeText returns a node's /metrics in the text exposition format.
-func scrapeText(t *testing.T, addr net.Addr) string {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + addr.String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %s", resp.Status)
-	}
-	var b strings.Builder
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		b.WriteString(sc.Text())
-		b.WriteByte('\n')
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
-
-// scrapeFamilies returns the metric family names of a node's /metrics,
-// from its "# TYPE" lines.
+// scrapeFamilies returns the metric family names of a node's /metrics.
 func scrapeFamilies(t *testing.T, addr net.Addr) map[string]bool {
 	t.Helper()
 	families := map[string]bool{}
-	for _, line := range strings.Split(scrapeText(t, addr), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
-			families[f[2]] = true
-		}
+	for name := range testutil.Scrape(t, "http://"+addr.String()+"/metrics") {
+		families[name] = true
 	}
 	if len(families) == 0 {
 		t.Fatal("GET /metrics: no metric families")
@@ -221,62 +153,15 @@ func prometheusTool(t *testing.T, name string) string {
 	return ""
 }
 
-// poll calls cond every 200ms until it returns true, and fails the test
-// with why() when ctx is done first.
+// poll waits until cond holds, and fails the test with why() when ctx
+// is done first.
 func poll(ctx context.Context, t *testing.T, cond func() bool, why func() string) {
 	t.Helper()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%v: %s", context.Cause(ctx), why())
-		case <-tick.C:
+	deadline, _ := ctx.Deadline()
+	testutil.Eventually(t, time.Until(deadline), func() error {
+		if cond() {
+			return nil
 		}
-	}
-}
-
-// testLogger sends the nodes' warnings and errors to the test log, and
-// drops what they log after the test has finished.
-func testLogger(t testing.TB) *slog.Logger {
-	w := &logWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		w.done = true
+		return errors.New(why())
 	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type logWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-// output collects a subprocess's output.
-type output struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *output) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *output) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

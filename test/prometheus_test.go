@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/node"
 	"github.com/herdkit/herd/pkg/protocol"
@@ -301,12 +302,9 @@ func startPrometheus(ctx context.Context, t *testing.T, bin string, ports node.P
 	// The listen port is chosen the same way as the herd's peer ports,
 	// and for the same reason a lost race means another try.
 	for attempt := 1; ; attempt++ {
-		addr, err := freeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
+		addr := testutil.FreeLoopbackAddrs(t, 1)[0]
 		p := &promServer{base: "http://" + addr, client: &http.Client{Timeout: 5 * time.Second}}
-		out := &output{}
+		out := &testutil.Buffer{}
 		cmd := exec.Command(bin,
 			"--config.file="+cfgFile,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),

@@ -1,11 +1,14 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // TestSeriesFromTheStart scrapes a node of the classic herd as soon as it
@@ -16,14 +19,15 @@ import (
 // labels of those series.
 func TestSeriesFromTheStart(t *testing.T) {
 	herd, _ := startLocalHerd(t)
-	scrape := scrapeText(t, herd[0].MetricsAddr())
 	series := map[string][]string{} // name: the label sets of its samples
-	for _, line := range strings.Split(scrape, "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	for name, f := range testutil.Scrape(t, "http://"+herd[0].MetricsAddr().String()+"/metrics") {
+		for _, s := range f.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			series[name] = append(series[name], strings.Join(labels, ","))
 		}
-		name, labels, _ := strings.Cut(strings.Fields(line)[0], "{")
-		series[name] = append(series[name], labels)
 	}
 
 	used := map[string]string{} // metric name: where
@@ -43,7 +47,13 @@ func TestSeriesFromTheStart(t *testing.T) {
 		if !strings.HasPrefix(name, "herd_") {
 			continue
 		}
-		if len(series[name]) == 0 && len(series[name+"_bucket"]) == 0 && len(series[name+"_count"]) == 0 {
+		family := name // a histogram's samples are in its family
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base := strings.TrimSuffix(name, suffix); base != name && series[base] != nil {
+				family = base
+			}
+		}
+		if len(series[family]) == 0 {
 			t.Errorf("%s reads %s, which has no series at start", where, name)
 		}
 	}
