@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	tcnet "github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 )
 
@@ -546,29 +546,16 @@ func (h *herd) others(names ...string) []string {
 	return o
 }
 
-// eventually polls cond every 25ms until it holds, and fails t with what
-// cond last said if it does not within d.
+// eventually waits until cond holds, and fails t with what it waited
+// for and what cond last said if it does not within d.
 func eventually(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	if !poll(d, cond) {
-		_, last := cond()
-		t.Fatalf("not within %v: %s (last: %s)", d, what, last)
-	}
-}
-
-// poll polls cond every 25ms until it holds or d passes, and reports
-// whether it held.
-func poll(d time.Duration, cond func() (bool, string)) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if ok, _ := cond(); ok {
-			return true
+	testutil.Eventually(t, d, func() error {
+		if ok, last := cond(); !ok {
+			return fmt.Errorf("%s (last: %s)", what, last)
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func httpGet(url string) (int, error) {
@@ -580,22 +567,4 @@ func httpGet(url string) (int, error) {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // repoRoot is the module root, relative to this package's directory (where
@@ -151,7 +153,7 @@ func buildHerdImage(t testing.TB) (string, error) {
 		return "", err
 	}
 	defer p.Close()
-	var buildLog lockedBuffer
+	var buildLog testutil.Buffer
 	tag, err := p.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
 		Context:        dir,
 		Dockerfile:     "Dockerfile",
