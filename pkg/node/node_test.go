@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -17,36 +16,16 @@ import (
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
-	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // startNode starts a node on loopback ports, configured by vars on top of
-// a name and ephemeral addresses.
+// a name and ephemeral addresses (newNode), and stops it at the test's end.
 func startNode(t *testing.T, vars map[string]string) *Node {
 	t.Helper()
-	all := map[string]string{
-		"HERD_NAME": "Hill", "HERD_CLIENT_ADDR": "127.0.0.1:0", "HERD_PEER_ADDR": "127.0.0.1:0",
-		"HERD_METRICS_ADDR": "127.0.0.1:0", "HERD_PLACES": config.PlacesOffline,
-	}
-	for k, v := range vars {
-		all[k] = v
-	}
-	cfg, err := config.FromMap(all)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(cfg, logging.FromSlog(testutil.Logger(t, slog.LevelWarn)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopNode(t, n) })
-	return n
+	return startNodeWith(t, vars)
 }
 
 func stopNode(t *testing.T, n *Node) {
