@@ -338,11 +338,13 @@ func (c *conn) storeBatch() {
 			c.cancel()
 		}
 	}
-	end := c.s.now()
+	stored := 0
 	for _, applied := range c.stored {
-		c.s.stats.iamat(applied)
-		c.s.stats.done(protocol.IAMAT, outcomeOK, c.readAt, end)
+		if applied {
+			stored++
+		}
 	}
+	c.s.stats.iamats(stored, len(c.stored), c.readAt, c.s.now())
 	clear(c.batch) // the records' strings are not kept alive
 	c.batch = c.batch[:0]
 }
