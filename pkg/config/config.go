@@ -71,6 +71,10 @@ type Config struct {
 
 	// MetricsAddr is the HTTP address of /metrics, /healthz and /readyz.
 	MetricsAddr string `env:"HERD_METRICS_ADDR" envDefault:":9100"`
+	// Pprof, when true, serves net/http/pprof's profiles under
+	// /debug/pprof/ on MetricsAddr. Off by default: a profile shows the
+	// program's internals and costs CPU while it runs.
+	Pprof bool `env:"HERD_PPROF" envDefault:"false"`
 	// ReadyGrace is how long /readyz waits for the first reconciliation
 	// with a neighbour before it reports ready anyway.
 	ReadyGrace time.Duration `env:"HERD_READY_GRACE" envDefault:"5s"`

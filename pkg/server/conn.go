@@ -73,6 +73,16 @@ type conn struct {
 	// receive time of every line it brought, so of every IAMAT in batch,
 	// which is stored before the next read.
 	readAt time.Time
+
+	// The protocol log record owed for the IAMATs read in a row, owned by
+	// the reader: their lines, joined by newlines, and the span of the
+	// reader's reply buffer that holds their replies. One record for the
+	// IAMATs of a read rather than one each: they share the receive time,
+	// the connection and the remote address, which a record per line would
+	// repeat, so a pipelined read logs about half the bytes, in one write
+	// to the sink.
+	logIn           []byte
+	logMark, logEnd int
 }
 
 // Bounds of what the reader holds before it writes: replies, and IAMATs
@@ -145,8 +155,10 @@ func (c *conn) readLoop() string {
 		out []byte // replies ready in this batch
 		n   int    // the requests they answer
 	)
+	defer func() { c.logIAMATs(out) }() // a record owed when the loop gives up
 	flush := func() {
 		c.storeBatch()
+		c.logIAMATs(out)
 		c.emit(out, n)
 		out, n = out[:0], 0
 	}
@@ -228,6 +240,9 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	start := c.readAt
 	cmd := protocol.Parse(line)
 	mark := len(out)
+	if cmd.Kind != protocol.IAMAT {
+		c.logIAMATs(out) // the lines before this one first
+	}
 	switch cmd.Kind {
 	case protocol.Blank:
 		c.s.lines.Line(start, c.id, c.remote, line, nil, "", "")
@@ -238,6 +253,7 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		// not judged again: their origin did.
 		if c.s.ahead > 0 && cmd.Sec > start.Unix()+c.s.ahead {
 			cmd.Kind, cmd.Reason = protocol.Invalid, reasonAhead
+			c.logIAMATs(out)
 			break
 		}
 		// The reply does not depend on whether the record is newer; it
@@ -246,7 +262,13 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.batch = append(c.batch, rec)
 		out = protocol.AppendATParsed(out, rec.Origin, rec.Recv, cmd.Sec, cmd.Nsec, rec.Text)
 		out = append(out, '\n')
-		c.s.lines.Line(start, c.id, c.remote, line, out[mark:], "", "")
+		if len(c.logIn) == 0 {
+			c.logMark = mark
+		} else {
+			c.logIn = append(c.logIn, '\n')
+		}
+		c.logIn = append(c.logIn, line...)
+		c.logEnd = len(out)
 		return out, n + 1
 	case protocol.WHATSAT:
 		c.storeBatch() // it may ask about a client of this batch
@@ -275,6 +297,21 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 	return out, n + 1
 }
 
+// logIAMATs writes the protocol log record owed for the IAMATs read in a
+// row, whose replies are in out, if any is owed. The reader calls it before
+// their replies go out, and before it logs any other line, so that a
+// connection's records keep the order of its lines.
+func (c *conn) logIAMATs(out []byte) {
+	if len(c.logIn) == 0 {
+		return
+	}
+	c.s.lines.Line(c.readAt, c.id, c.remote, c.logIn, out[c.logMark:c.logEnd], "", "")
+	c.logIn = c.logIn[:0]
+	if cap(c.logIn) > maxBatchBytes { // a huge line's buffer is not kept
+		c.logIn = nil
+	}
+}
+
 // storeBatch stores the IAMATs answered since the last call, in one
 // store update, waits until the journal holds them, and counts them as
 // done. Their replies go out only after it returns; if the journal cannot
@@ -301,11 +338,13 @@ func (c *conn) storeBatch() {
 			c.cancel()
 		}
 	}
-	end := c.s.now()
+	stored := 0
 	for _, applied := range c.stored {
-		c.s.stats.iamat(applied)
-		c.s.stats.done(protocol.IAMAT, outcomeOK, c.readAt, end)
+		if applied {
+			stored++
+		}
 	}
+	c.s.stats.iamats(stored, len(c.stored), c.readAt, c.s.now())
 	clear(c.batch) // the records' strings are not kept alive
 	c.batch = c.batch[:0]
 }

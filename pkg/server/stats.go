@@ -75,11 +75,21 @@ func (s *stats) done(k protocol.Kind, o outcome, start, end time.Time) {
 	s.durations[k].Observe(end.Sub(start).Seconds())
 }
 
-// iamat counts an IAMAT stored or dropped as not newer.
-func (s *stats) iamat(applied bool) {
-	if applied {
-		s.stored.Inc()
-	} else {
-		s.dropped.Inc()
+// iamats counts the IAMATs of a batch, received at start and answered
+// at end: stored of them stored, the others dropped as not newer. The
+// counters take one addition a batch rather than one a request: every
+// connection adds to them, and on several cores each addition moves their
+// cache line.
+func (s *stats) iamats(stored, all int, start, end time.Time) {
+	if stored > 0 {
+		s.stored.Add(float64(stored))
+	}
+	if stored < all {
+		s.dropped.Add(float64(all - stored))
+	}
+	s.requests[protocol.IAMAT][outcomeOK].Add(float64(all))
+	d := end.Sub(start).Seconds()
+	for range all {
+		s.durations[protocol.IAMAT].Observe(d)
 	}
 }
