@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/store"
@@ -71,7 +72,7 @@ func TestProtocolLogRecords(t *testing.T) {
 			lines := &recorder{}
 			srv := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 10, MaxConnsPerIP: 10,
 				MaxInflight: 8, IdleTimeout: time.Minute, WriteTimeout: 5 * time.Second, MaxClockAhead: 24 * time.Hour},
-				store.New(0), &fakePlaces{}, metrics.New(), slog.New(slog.NewTextHandler(tWriter{t}, nil)), lines)
+				store.New(0), &fakePlaces{}, metrics.New(), testutil.Logger(t, slog.LevelDebug), lines)
 			srv.now = func() time.Time { return fixedNow }
 			if err := srv.Listen(); err != nil {
 				t.Fatal(err)
