@@ -50,7 +50,7 @@ LABEL org.opencontainers.image.title="herd" \
 USER 65534:65534
 ENV HERD_CLIENT_ADDR=:12200 HERD_PEER_ADDR=:12300 HERD_METRICS_ADDR=:9100
 EXPOSE 12200 12300 9100
-HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["/herd", "health"]
+HEALTHCHECK --interval=10s --timeout=2s --start-period=10s --retries=3 CMD ["/herd", "health"]
 ENTRYPOINT ["/herd"]
 CMD ["serve"]
 
@@ -68,6 +68,6 @@ LABEL org.opencontainers.image.title="herd" \
 USER 65534:65534
 ENV HERD_CLIENT_ADDR=:12200 HERD_PEER_ADDR=:12300 HERD_METRICS_ADDR=:9100
 EXPOSE 12200 12300 9100
-HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["/herd", "health"]
+HEALTHCHECK --interval=10s --timeout=2s --start-period=10s --retries=3 CMD ["/herd", "health"]
 ENTRYPOINT ["/herd"]
 CMD ["serve"]
