@@ -85,6 +85,9 @@ func TestPeerPortFlood(t *testing.T) {
 	url := hill.metricsURL()
 	rss := func() float64 { return testutil.Scrape(t, url).Value("process_resident_memory_bytes") }
 	t.Logf("resident memory before: %.1f MB", rss()/(1<<20))
+	// Two links may have come up when both dialled at once; what counts is
+	// that none comes up again during the flood.
+	linked := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Jaquez")
 
 	// A client of Jaquez sends IAMATs for new ids all along; Hill gets
 	// them by flooding.
@@ -213,8 +216,8 @@ func TestPeerPortFlood(t *testing.T) {
 	if after >= 100<<20 {
 		t.Errorf("resident memory %v bytes 30 s after the flood, over 100 MB", after)
 	}
-	if c := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Jaquez"); c != 1 {
-		t.Errorf("the link to Jaquez came up %v times, want once", c)
+	if c := testutil.Scrape(t, url).Value("herd_peer_connects_total", "peer", "Jaquez") - linked; c != 0 {
+		t.Errorf("the link to Jaquez came up %v more times during the flood, want none", c)
 	}
 }
 
