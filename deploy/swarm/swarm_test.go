@@ -494,11 +494,17 @@ func TestSwarmEndToEnd(t *testing.T) {
 
 // removeStack removes the stack and waits until its containers and
 // network are gone, then removes its volumes.
+//
+// `docker stack rm` can fail to remove the network while a task is still
+// stopping ("network ... is in use by task"): it is run again until the
+// network is gone too.
 func removeStack(t *testing.T, stack string) {
-	docker(t, "stack", "rm", stack)
 	label := "label=com.docker.stack.namespace=" + stack
 	poll(t, "the stack's containers and network gone", 2*time.Minute, func() error {
 		ctx := context.Background()
+		if out, err := run(ctx, nil, nil, "stack", "rm", stack); err != nil && !strings.Contains(out+err.Error(), "Nothing found in stack") {
+			t.Logf("docker stack rm %s: %v (again)", stack, err)
+		}
 		c, err := run(ctx, nil, nil, "ps", "-aq", "--filter", label)
 		if err != nil {
 			return err
