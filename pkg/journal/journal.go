@@ -56,7 +56,6 @@ type Journal struct {
 	slock         chan struct{}
 	st            *store.Store
 	watermarks    func() map[string]store.Watermark
-	cursor        uint64                     // the last change number written, or skipped
 	f             *os.File                   // the current segment
 	seg           uint64                     // its index
 	size          int64                      // its size: everything before is written and valid
@@ -68,7 +67,7 @@ type Journal struct {
 	snapping      bool                       // a snapshot goroutine is running
 	snapDone      chan snapshotEnd           // its result
 
-	writtenSeq atomic.Uint64 // the last change number written to the file
+	writtenSeq atomic.Uint64 // the last change number written to the file, or skipped: the cursor of collect
 	syncedSeq  atomic.Uint64 // the last change number synced to the disk
 	durableSeq atomic.Uint64 // the last change number Wait promises: written, or synced with Always
 	lastLog    atomic.Int64  // when the last failure was logged, in Unix nanoseconds
@@ -216,10 +215,11 @@ func (j *Journal) Run(st *store.Store, watermarks func() map[string]store.Waterm
 		return
 	}
 	notify := st.Subscribe()
-	j.st, j.watermarks, j.cursor = st, watermarks, st.Seq()
-	j.writtenSeq.Store(j.cursor)
-	j.syncedSeq.Store(j.cursor)
-	j.advance(j.cursor)
+	j.st, j.watermarks = st, watermarks
+	seq := st.Seq()
+	j.writtenSeq.Store(seq)
+	j.syncedSeq.Store(seq)
+	j.advance(seq)
 	go j.loop(notify)
 }
 
@@ -282,7 +282,7 @@ func (j *Journal) loop(notify <-chan struct{}) {
 // way is abandoned. Both locks are held.
 func (j *Journal) close() {
 	var next uint64
-	j.buf, next, _, _ = j.collect(j.buf[:0], j.cursor, math.MaxInt)
+	j.buf, next, _, _ = j.collect(j.buf[:0], j.writtenSeq.Load(), math.MaxInt)
 	j.buf = appendEnd(j.buf, j.st.Seq())
 	err := j.write(j.buf)
 	if err == nil {
@@ -301,14 +301,14 @@ func (j *Journal) close() {
 	j.wake(func() { j.closed = true })
 }
 
-// writeBatch writes the changes after the cursor, about limit bytes of
+// writeBatch writes the changes after writtenSeq, about limit bytes of
 // them, in one write, and rotates the segment when it is full. Without
 // Always they are durable once written. It reports whether more changes
 // wait. The writer's lock is held.
 func (j *Journal) writeBatch(limit int) (more bool) {
 	var next uint64
 	var marks map[string]store.Watermark
-	j.buf, next, marks, more = j.collect(j.buf[:0], j.cursor, limit)
+	j.buf, next, marks, more = j.collect(j.buf[:0], j.writtenSeq.Load(), limit)
 	if len(j.buf) > 0 {
 		if err := j.write(j.buf); err != nil {
 			j.fail(faultWrite, "write", err)
@@ -316,8 +316,7 @@ func (j *Journal) writeBatch(limit int) (more bool) {
 		}
 		maps.Copy(j.marks, marks)
 	}
-	j.cursor = next
-	j.writtenSeq.Store(next)
+	j.writtenSeq.Store(next) // the cursor: written, or skipped
 	j.clearFault(faultWrite)
 	if !j.cfg.Always {
 		j.advance(next)

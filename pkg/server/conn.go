@@ -329,13 +329,8 @@ func (c *conn) storeBatch() {
 		// one held, which may have come from a neighbour a moment ago.
 		if err := j.Wait(c.s.store.Seq(), c.s.cfg.WriteTimeout); err != nil {
 			c.mu.Lock()
-			if c.werr == "" {
-				c.werr = closeNotDurable
-				c.broken.Store(true)
-				c.log.Warn("records not written to the journal in time; closing without replies", "err", err)
-			}
+			c.stopWriting(closeNotDurable, slog.LevelWarn, "records not written to the journal in time; closing without replies", err)
 			c.mu.Unlock()
-			c.cancel()
 		}
 	}
 	stored := 0
@@ -448,15 +443,26 @@ func (c *conn) write(b []byte) {
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	if _, err := c.nc.Write(b); err != nil {
-		c.werr = closeWriteError
+		reason := closeWriteError
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.werr = closeWriteTimeout
+			reason = closeWriteTimeout
 		}
-		c.broken.Store(true)
-		c.log.Info("write failed", "err", err)
-		c.cancel()                       // the client is gone or stuck: stop its lookups
-		c.nc.SetReadDeadline(time.Now()) // and wake the reader to close
+		c.stopWriting(reason, slog.LevelInfo, "write failed", err)
 	}
+}
+
+// stopWriting makes reason the connection's end: nothing is written after
+// it, its lookups stop and the reader wakes to close. The first reason
+// stands. c.mu is held.
+func (c *conn) stopWriting(reason string, level slog.Level, msg string, err error) {
+	if c.werr != "" {
+		return
+	}
+	c.werr = reason
+	c.broken.Store(true)
+	c.log.Log(c.ctx, level, msg, "err", err)
+	c.cancel()                       // the client is gone or stuck: stop its lookups
+	c.nc.SetReadDeadline(time.Now()) // and wake the reader to close
 }
 
 // failed returns why writing failed, or "".

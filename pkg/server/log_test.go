@@ -1,17 +1,13 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/protocol"
-	"github.com/herdkit/herd/pkg/store"
 )
 
 // record is one protocol log record as the server wrote it.
@@ -70,21 +66,8 @@ func TestProtocolLogRecords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			lines := &recorder{}
-			srv := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 10, MaxConnsPerIP: 10,
-				MaxInflight: 8, IdleTimeout: time.Minute, WriteTimeout: 5 * time.Second, MaxClockAhead: 24 * time.Hour},
-				store.New(0), &fakePlaces{}, metrics.New(), testutil.Logger(t, slog.LevelDebug), lines)
-			srv.now = func() time.Time { return fixedNow }
-			if err := srv.Listen(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve() }()
-			defer func() {
-				srv.Shutdown(context.Background())
-				if err := <-done; err != nil {
-					t.Error(err)
-				}
-			}()
+			srv := newTestServerLines(t, Config{MaxConns: 10, MaxConnsPerIP: 10, MaxClockAhead: 24 * time.Hour},
+				slog.LevelDebug, lines)
 			cl := dial(t, srv.Addr())
 			cl.send(tt.input)
 			for {

@@ -96,6 +96,13 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 // at info, too much for tests that send megabytes.
 func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
 	t.Helper()
+	return newTestServerLines(t, cfg, level, nil)
+}
+
+// newTestServerLines is newTestServerLog with the protocol log going to
+// lines, or to the test's log when lines is nil.
+func newTestServerLines(t *testing.T, cfg Config, level slog.Level, lines LineLogger) *testServer {
+	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "Hill"
 	}
@@ -120,7 +127,10 @@ func newTestServerLog(t *testing.T, cfg Config, level slog.Level) *testServer {
 	}
 	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
 	log := testutil.Logger(t, level)
-	ts.Server = New(cfg, ts.st, ts.places, ts.m, log, logging.SlogLines(log))
+	if lines == nil {
+		lines = logging.SlogLines(log)
+	}
+	ts.Server = New(cfg, ts.st, ts.places, ts.m, log, lines)
 	ts.Server.now = func() time.Time { return fixedNow }
 	if err := ts.Listen(); err != nil {
 		t.Fatal(err)
@@ -691,22 +701,9 @@ func (r *reasons) Line(_ time.Time, _ uint64, _ string, in, _ []byte, key, value
 // server's clock than MaxClockAhead is invalid, logged with its reason,
 // and does not pin its client: a normal update is then stored.
 func TestTimeTooFarAhead(t *testing.T) {
-	st, m, lines := store.New(0), metrics.New(), &reasons{}
-	srv := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 10, MaxConnsPerIP: 10,
-		MaxInflight: 8, IdleTimeout: time.Minute, WriteTimeout: 5 * time.Second, MaxClockAhead: 24 * time.Hour},
-		st, &fakePlaces{}, m, testutil.Logger(t, slog.LevelInfo), lines)
-	srv.now = func() time.Time { return fixedNow }
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	defer func() {
-		srv.Shutdown(context.Background())
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	lines := &reasons{}
+	srv := newTestServerLines(t, Config{MaxConns: 10, MaxConnsPerIP: 10, MaxClockAhead: 24 * time.Hour}, slog.LevelInfo, lines)
+	st, m := srv.st, srv.m
 
 	// fixedNow is 1621464828.223371889; a day later is 1621551228.
 	const (
