@@ -14,7 +14,7 @@ func TestDerivedPeers(t *testing.T) {
 		want string
 	}{
 		{"nine on one host", map[string]string{"HERD_NAME": "herd-3", "HERD_SERVERS": "9", "HERD_PEER_TEMPLATE": "127.0.0.1:173{i}0"},
-			"herd-1=127.0.0.1:17310,herd-2=127.0.0.1:17320,herd-4=127.0.0.1:17340,herd-5=127.0.0.1:17350,herd-7=127.0.0.1:17370,herd-8=127.0.0.1:17380"},
+			"herd-0=127.0.0.1:17300,herd-2=127.0.0.1:17320,herd-4=127.0.0.1:17340,herd-6=127.0.0.1:17360"},
 		{"stateful set", map[string]string{"HERD_NAME": "my-herd-0", "HERD_SERVERS": "3", "HERD_PEER_TEMPLATE": "my-herd-{i}.herd-peer:12300"},
 			"my-herd-1=my-herd-1.herd-peer:12300,my-herd-2=my-herd-2.herd-peer:12300"},
 		{"alone", map[string]string{"HERD_NAME": "herd-0", "HERD_SERVERS": "1"}, ""},

@@ -39,11 +39,11 @@ func distances(g [][]int, start int, down ...int) []int {
 func TestProperties(t *testing.T) {
 	for n := 1; n <= 64; n++ {
 		g := graph(n)
-		log := CeilLog2(n)
+		log2, log3, hops := ceilLog(2, n), ceilLog(3, n), diameterBound(n)
 		diameter := 0
 		for i, nb := range g {
-			if len(nb) > 2*log {
-				t.Errorf("N=%d: server %d has %d links, more than 2⌈log2 N⌉ = %d", n, i, len(nb), 2*log)
+			if len(nb) > 2*log3 || len(nb) > 2*log2 {
+				t.Errorf("N=%d: server %d has %d links, more than 2⌈log3 N⌉ = %d or 2⌈log2 N⌉ = %d", n, i, len(nb), 2*log3, 2*log2)
 			}
 			for _, j := range nb {
 				if j == i {
@@ -60,8 +60,8 @@ func TestProperties(t *testing.T) {
 				diameter = max(diameter, d)
 			}
 		}
-		if diameter > log {
-			t.Errorf("N=%d: diameter %d, more than ⌈log2 N⌉ = %d", n, diameter, log)
+		if diameter > hops || diameter > log2 {
+			t.Errorf("N=%d: diameter %d, more than %d (balanced ternary) or ⌈log2 N⌉ = %d", n, diameter, hops, log2)
 		}
 		if n < 5 {
 			continue
@@ -90,10 +90,13 @@ func TestNeighbours(t *testing.T) {
 	}{
 		{"alone", 0, 1, nil},
 		{"pair", 1, 2, []int{0}},
-		{"four", 0, 4, []int{1, 2, 3}},
-		{"nine", 0, 9, []int{1, 2, 4, 5, 7, 8}},
-		{"nine, server 3", 3, 9, []int{1, 2, 4, 5, 7, 8}},
-		{"eleven, server 10", 10, 11, []int{0, 1, 2, 3, 6, 7, 8, 9}},
+		{"four, complete", 0, 4, []int{1, 2, 3}},
+		{"five, complete", 2, 5, []int{0, 1, 3, 4}},
+		{"six: +3 and -3 are one", 0, 6, []int{1, 3, 5}},
+		{"nine", 0, 9, []int{1, 3, 6, 8}},
+		{"nine, server 3", 3, 9, []int{0, 2, 4, 6}},
+		{"eleven, server 10: 9 wraps around", 10, 11, []int{0, 1, 2, 7, 8, 9}},
+		{"sixty-four", 0, 64, []int{1, 3, 9, 27, 37, 55, 61, 63}},
 		{"out of range", 9, 9, nil},
 		{"negative", -1, 9, nil},
 	}
@@ -106,10 +109,34 @@ func TestNeighbours(t *testing.T) {
 	}
 }
 
-func TestCeilLog2(t *testing.T) {
-	for _, tt := range []struct{ n, want int }{{1, 0}, {2, 1}, {3, 2}, {4, 2}, {5, 3}, {9, 4}, {64, 6}, {65, 7}, {1024, 10}} {
-		if got := CeilLog2(tt.n); got != tt.want {
-			t.Errorf("CeilLog2(%d) = %d, want %d", tt.n, got, tt.want)
+// ceilLog returns ⌈log_b n⌉ for n >= 1.
+func ceilLog(b, n int) int {
+	k := 0
+	for p := 1; p < n; p *= b {
+		k++
+	}
+	return k
+}
+
+// diameterBound returns the least m with (3^m-1)/2 >= ⌊n/2⌋: every
+// distance round the circle up to that is a sum of distinct ±3^k.
+func diameterBound(n int) int {
+	m := 0
+	for p := 1; (p-1)/2 < n/2; p *= 3 {
+		m++
+	}
+	return m
+}
+
+func TestBounds(t *testing.T) {
+	for _, tt := range []struct{ b, n, want int }{{2, 1, 0}, {2, 2, 1}, {2, 5, 3}, {2, 9, 4}, {2, 64, 6}, {2, 65, 7}, {3, 9, 2}, {3, 10, 3}, {3, 64, 4}} {
+		if got := ceilLog(tt.b, tt.n); got != tt.want {
+			t.Errorf("ceilLog(%d, %d) = %d, want %d", tt.b, tt.n, got, tt.want)
+		}
+	}
+	for _, tt := range []struct{ n, want int }{{1, 0}, {2, 1}, {3, 1}, {9, 2}, {27, 3}, {28, 4}, {64, 4}} {
+		if got := diameterBound(tt.n); got != tt.want {
+			t.Errorf("diameterBound(%d) = %d, want %d", tt.n, got, tt.want)
 		}
 	}
 }
