@@ -125,6 +125,11 @@ func TestComposeMatchesTopology(t *testing.T) {
 			if got := env("HERD_PEER_SECRET"); got != config.DevPeerSecret {
 				t.Errorf("HERD_PEER_SECRET defaults to %q, want the development secret %q", got, config.DevPeerSecret)
 			}
+			// Five nodes share the machine: one thread each for Go code
+			// (docs/benchmarks.md, the compose herd against the host).
+			if got := env("GOMAXPROCS"); got != "1" {
+				t.Errorf("GOMAXPROCS defaults to %q, want 1", got)
+			}
 
 			wantPorts := []string{
 				fmt.Sprintf("127.0.0.1:%d->12200/tcp", config.ClassicClientPort+i),
