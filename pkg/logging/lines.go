@@ -13,9 +13,15 @@ import (
 // Lines writes the protocol log: one record per client line, with the
 // connection, the line and its whole reply.
 type Lines interface {
-	// Line logs one input line and its reply at time t; key and value,
-	// when key is not empty, say more (the parse error, the places status).
+	// Line logs input lines and their replies at time t ("line"
+	// records); key and value, when key is not empty, say more (the parse
+	// error, the places status).
 	Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string)
+	// IAMATs logs the replies to IAMATs read at time t whose lines are
+	// each "IAMAT" and the last three fields of its reply, separated by
+	// single spaces ("iamat" records, without "in"): a reply holds its
+	// line, so the line is not written twice.
+	IAMATs(t time.Time, conn uint64, remote string, out []byte)
 }
 
 // The protocol log writes a record per request, as many as the server
@@ -31,17 +37,30 @@ type jsonLines struct {
 }
 
 func (j *jsonLines) Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string) {
+	j.write(t, "line", conn, remote, in, true, out, key, value)
+}
+
+func (j *jsonLines) IAMATs(t time.Time, conn uint64, remote string, out []byte) {
+	j.write(t, "iamat", conn, remote, nil, false, out, "", "")
+}
+
+// write formats one record, with "in" when withIn, and writes it.
+func (j *jsonLines) write(t time.Time, msg string, conn uint64, remote string, in []byte, withIn bool, out []byte, key, value string) {
 	b := getBuffer()
 	buf := append(*b, `{"time":"`...)
 	buf = appendTime(buf, t)
-	buf = append(buf, `","level":"INFO","msg":"line"`...)
+	buf = append(buf, `","level":"INFO","msg":"`...)
+	buf = append(buf, msg...)
+	buf = append(buf, '"')
 	buf = append(buf, j.prefix...)
 	buf = append(buf, `,"component":"client","conn":`...)
 	buf = strconv.AppendUint(buf, conn, 10)
 	buf = append(buf, `,"remote":"`...)
 	buf = appendEscaped(buf, remote)
-	buf = append(buf, `","in":"`...)
-	buf = appendEscaped(buf, in)
+	if withIn {
+		buf = append(buf, `","in":"`...)
+		buf = appendEscaped(buf, in)
+	}
 	buf = append(buf, `","out":"`...)
 	buf = appendEscaped(buf, out)
 	buf = append(buf, '"')
@@ -118,10 +137,21 @@ func (s slogLines) Line(t time.Time, conn uint64, remote string, in, out []byte,
 	s.log.LogAttrs(ctx, slog.LevelInfo, "line", attrs...)
 }
 
+func (s slogLines) IAMATs(t time.Time, conn uint64, remote string, out []byte) {
+	ctx := context.Background()
+	if !s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, "iamat", slog.String("component", "client"), slog.Uint64("conn", conn),
+		slog.String("remote", remote), slog.String("out", string(out)))
+}
+
 // off is the protocol log below the configured level.
 type off struct{}
 
 func (off) Line(time.Time, uint64, string, []byte, []byte, string, string) {}
+
+func (off) IAMATs(time.Time, uint64, string, []byte) {}
 
 const hexDigits = "0123456789abcdef"
 

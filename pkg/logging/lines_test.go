@@ -29,6 +29,18 @@ func slogReference(t time.Time, prefix []slog.Attr, conn uint64, remote string, 
 	return b.Bytes()
 }
 
+// iamatReference writes an "iamat" record through slog's JSONHandler:
+// what slogLines writes, at time t.
+func iamatReference(t time.Time, prefix []slog.Attr, conn uint64, remote string, out []byte) []byte {
+	var b bytes.Buffer
+	h := slog.NewJSONHandler(&b, nil).WithAttrs(prefix)
+	r := slog.NewRecord(t, slog.LevelInfo, "iamat", 0)
+	r.AddAttrs(slog.String("component", "client"), slog.Uint64("conn", conn), slog.String("remote", remote),
+		slog.String("out", string(out)))
+	h.Handle(context.Background(), r)
+	return b.Bytes()
+}
+
 type capture struct{ bytes.Buffer }
 
 func fast(prefix []byte) (*jsonLines, *capture) {
@@ -63,6 +75,12 @@ func TestJSONLinesMatchSlog(t *testing.T) {
 				[]byte(tt.in), []byte(tt.out), tt.key, tt.val)
 			if got := c.Bytes(); !bytes.Equal(got, want) {
 				t.Errorf("fast path\n%s\nslog\n%s", got, want)
+			}
+			c.Reset()
+			j.IAMATs(when, 17, "127.0.0.1:45678", []byte(tt.out))
+			want = iamatReference(when, []slog.Attr{slog.String("node", "Hill")}, 17, "127.0.0.1:45678", []byte(tt.out))
+			if got := c.Bytes(); !bytes.Equal(got, want) {
+				t.Errorf("iamat record, fast path\n%s\nslog\n%s", got, want)
 			}
 		})
 	}

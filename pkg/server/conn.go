@@ -83,6 +83,7 @@ type conn struct {
 	// to the sink.
 	logIn           []byte
 	logMark, logEnd int
+	logCanonical    bool // every line in logIn is "IAMAT " and its reply's last three fields
 }
 
 // Bounds of what the reader holds before it writes: replies, and IAMATs
@@ -262,10 +263,12 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.batch = append(c.batch, rec)
 		out = protocol.AppendATParsed(out, rec.Origin, rec.Recv, cmd.Sec, cmd.Nsec, rec.Text)
 		out = append(out, '\n')
+		canonical := canonicalIAMAT(line, rec.Text)
 		if len(c.logIn) == 0 {
-			c.logMark = mark
+			c.logMark, c.logCanonical = mark, canonical
 		} else {
 			c.logIn = append(c.logIn, '\n')
+			c.logCanonical = c.logCanonical && canonical
 		}
 		c.logIn = append(c.logIn, line...)
 		c.logEnd = len(out)
@@ -305,11 +308,23 @@ func (c *conn) logIAMATs(out []byte) {
 	if len(c.logIn) == 0 {
 		return
 	}
-	c.s.lines.Line(c.readAt, c.id, c.remote, c.logIn, out[c.logMark:c.logEnd], "", "")
+	if c.logCanonical {
+		c.s.lines.IAMATs(c.readAt, c.id, c.remote, out[c.logMark:c.logEnd])
+	} else {
+		c.s.lines.Line(c.readAt, c.id, c.remote, c.logIn, out[c.logMark:c.logEnd], "", "")
+	}
 	c.logIn = c.logIn[:0]
 	if cap(c.logIn) > maxBatchBytes { // a huge line's buffer is not kept
 		c.logIn = nil
 	}
+}
+
+// canonicalIAMAT reports whether line is "IAMAT " and text, the fields
+// its AT reply repeats: then the reply holds the line, and the protocol
+// log need not.
+func canonicalIAMAT(line []byte, text string) bool {
+	const verb = "IAMAT "
+	return len(line) == len(verb)+len(text) && string(line[:len(verb)]) == verb && string(line[len(verb):]) == text
 }
 
 // storeBatch stores the IAMATs answered since the last call, in one

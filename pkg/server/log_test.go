@@ -10,8 +10,12 @@ import (
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
-// record is one protocol log record as the server wrote it.
-type record struct{ in, out, key string }
+// record is one protocol log record as the server wrote it; an "iamat"
+// record has no in.
+type record struct {
+	in, out, key string
+	iamat        bool
+}
 
 // recorder keeps the protocol log's records in order.
 type recorder struct {
@@ -21,7 +25,13 @@ type recorder struct {
 
 func (r *recorder) Line(_ time.Time, _ uint64, _ string, in, out []byte, key, _ string) {
 	r.mu.Lock()
-	r.got = append(r.got, record{string(in), string(out), key})
+	r.got = append(r.got, record{string(in), string(out), key, false})
+	r.mu.Unlock()
+}
+
+func (r *recorder) IAMATs(_ time.Time, _ uint64, _ string, out []byte) {
+	r.mu.Lock()
+	r.got = append(r.got, record{"", string(out), "", true})
 	r.mu.Unlock()
 }
 
@@ -32,9 +42,9 @@ func (r *recorder) records() []record {
 }
 
 // TestProtocolLogRecords: the IAMATs of one read share a record, their
-// lines joined by newlines and their replies in order; any other line has
-// a record of its own; no line is missing and the records keep the
-// connection's order.
+// lines joined by newlines and their replies in order, the lines left out
+// when each is what its reply repeats; any other line has a record of its
+// own; no line is missing and the records keep the connection's order.
 func TestProtocolLogRecords(t *testing.T) {
 	const (
 		a     = "IAMAT a +34.068930-118.445127 1621464827.959498503"
@@ -46,22 +56,29 @@ func TestProtocolLogRecords(t *testing.T) {
 		atB   = "AT Hill +0.263873386 b +34.068930-118.445127 1621464827.959498503\n"
 		atC   = "AT Hill +0.263873386 c +34.068930-118.445127 1621464827.959498503\n"
 		first = "AT Hill +0.263873386 a"
+		// Not what its reply repeats: two spaces, a tab.
+		spaced = "IAMAT  b +34.068930-118.445127\t1621464827.959498503"
 	)
+	line := func(in, out, key string) record { return record{in, out, key, false} }
+	iamats := func(out string) record { return record{"", out, "", true} }
 	tests := []struct {
 		name  string
 		input string // sent in one write
 		last  string // the start of the last reply, after which every record is written
 		want  []record
 	}{
-		{"one IAMAT", a + "\n", first, []record{{a, atA, ""}}},
+		{"one IAMAT", a + "\n", first, []record{iamats(atA)}},
 		{"IAMATs of one read", a + "\n" + b + "\r\n" + c + "\n", "AT Hill +0.263873386 c",
-			[]record{{a + "\n" + b + "\n" + c, atA + atB + atC, ""}}},
+			[]record{iamats(atA + atB + atC)}},
+		{"one IAMAT spaced its own way", spaced + "\n", "AT Hill +0.263873386 b", []record{line(spaced, atB, "")}},
+		{"IAMATs of one read, one spaced its own way", a + "\n" + spaced + "\n" + c + "\n", "AT Hill +0.263873386 c",
+			[]record{line(a+"\n"+spaced+"\n"+c, atA+atB+atC, "")}},
 		{"an invalid line between IAMATs", a + "\n" + b + "\n" + bad + "\n" + c + "\n", "AT Hill +0.263873386 c",
-			[]record{{a + "\n" + b, atA + atB, ""}, {bad, "? " + bad + "\n", "reason"}, {c, atC, ""}}},
+			[]record{iamats(atA + atB), line(bad, "? "+bad+"\n", "reason"), iamats(atC)}},
 		{"an IAMAT too far ahead between IAMATs", a + "\n" + far + "\n" + b + "\n", "AT Hill +0.263873386 b",
-			[]record{{a, atA, ""}, {far, "? " + far + "\n", "reason"}, {b, atB, ""}}},
+			[]record{iamats(atA), line(far, "? "+far+"\n", "reason"), iamats(atB)}},
 		{"a blank line between IAMATs", a + "\n\n" + b + "\n", "AT Hill +0.263873386 b",
-			[]record{{a, atA, ""}, {"", "", ""}, {b, atB, ""}}},
+			[]record{iamats(atA), line("", "", ""), iamats(atB)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,11 +95,11 @@ func TestProtocolLogRecords(t *testing.T) {
 			// Each record is written before the replies it holds go out.
 			got := lines.records()
 			if len(got) != len(tt.want) {
-				t.Fatalf("records %q, want %q", got, tt.want)
+				t.Fatalf("records %+v, want %+v", got, tt.want)
 			}
 			for i := range got {
 				if got[i] != tt.want[i] {
-					t.Errorf("record %d: %q, want %q", i, got[i], tt.want[i])
+					t.Errorf("record %d: %+v, want %+v", i, got[i], tt.want[i])
 				}
 			}
 		})

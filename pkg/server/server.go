@@ -57,9 +57,13 @@ type Journal interface {
 }
 
 // LineLogger writes the protocol log, one record per client line with its
-// reply (logging.Lines).
+// reply, or per read's IAMATs with their replies (logging.Lines).
 type LineLogger interface {
 	Line(t time.Time, conn uint64, remote string, in, out []byte, key, value string)
+	// IAMATs logs the replies to IAMATs whose lines are each "IAMAT"
+	// and the last three fields of its reply, single-spaced: the lines
+	// are not repeated.
+	IAMATs(t time.Time, conn uint64, remote string, out []byte)
 }
 
 // Server is the client protocol server of one node.

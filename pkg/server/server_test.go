@@ -697,6 +697,8 @@ func (r *reasons) Line(_ time.Time, _ uint64, _ string, in, _ []byte, key, value
 	}
 }
 
+func (r *reasons) IAMATs(time.Time, uint64, string, []byte) {} // answered IAMATs have no reason
+
 // TestTimeTooFarAhead: an IAMAT whose time is further ahead of the
 // server's clock than MaxClockAhead is invalid, logged with its reason,
 // and does not pin its client: a normal update is then stored.

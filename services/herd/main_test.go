@@ -267,7 +267,9 @@ func TestLogFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := string(b)
-	if !strings.Contains(log, `"in":"`+kiwi+`"`) || !strings.Contains(log, `"out":"AT Hill `) {
+	// kiwi is what its reply repeats: an "iamat" record, the reply only.
+	if !strings.Contains(log, `"msg":"iamat"`) || !strings.Contains(log, `"out":"AT Hill `) ||
+		!strings.Contains(log, strings.TrimPrefix(kiwi, "IAMAT ")) {
 		t.Errorf("the log file lacks the protocol log:\n%s", log)
 	}
 	for _, secret := range []string{"very-secret-peer-secret", "AIzaVerySecretKey"} {
