@@ -33,6 +33,9 @@ func TestEveryCommandHelps(t *testing.T) {
 				if code != 0 || !strings.HasPrefix(usage, want) {
 					t.Errorf("exit %d, stdout %q, stderr %q; want exit 0 and %q", code, out.String(), errOut.String(), want+"...")
 				}
+				if len(cmd) > 0 && cmd[0] == "local" && !strings.Contains(usage, "  -servers int") {
+					t.Errorf("herd local's usage does not list its flags:\n%s", usage)
+				}
 			})
 		}
 	}

@@ -61,12 +61,13 @@ its range). It serves the client protocol, the peer links and
 /metrics, /healthz and /readyz, until SIGINT or SIGTERM.
 `
 
-const localUsage = `usage: herd local [-client-port 12200] [-peer-port 12300] [-metrics-port 9200]
+const localUsage = `usage: herd local [-servers N] [-client-port 12200] [-peer-port 12300] [-metrics-port 9200]
 
 Runs the classic five-server herd (Hill, Jaquez, Smith, Campbell,
-Singleton) in this process, on 127.0.0.1, with the offline places data and
-a random peer secret; server i listens on each port plus i. Other HERD_
-variables apply to every server.
+Singleton), or with -servers N the derived herd herd-0 to herd-(N-1), in
+this process, on 127.0.0.1, with the offline places data and a random
+peer secret; server i listens on each port plus i. Other HERD_ variables
+apply to every server.
 
 flags:
 `
@@ -132,16 +133,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprint(fs.Output(), localUsage)
 			fs.PrintDefaults()
 		}
-		if isHelp(args) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
-		}
 		ports := node.ClassicPorts
 		fs.IntVar(&ports.Client, "client-port", ports.Client, "client port of the first server (Hill, or herd-0); the others follow")
 		fs.IntVar(&ports.Peer, "peer-port", ports.Peer, "peer port of the first server; the others follow")
 		fs.IntVar(&ports.Metrics, "metrics-port", ports.Metrics, "metrics port of the first server; the others follow")
 		servers := fs.Int("servers", 0, "run herd-0 to herd-(N-1) linked as HERD_SERVERS=N links them (docs/topology.md), instead of the classic five; 1 to 1024")
+		if isHelp(args) { // after the flags are defined, so that the usage lists them
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0 // -h after other flags: the usage went to stderr
