@@ -82,7 +82,7 @@ func TestPingFramesRoundTrip(t *testing.T) {
 // TestClockOffsetAcrossMachines plays B on a machine whose clock is 5 s
 // ahead of A's: each end estimates the other's offset within a few
 // milliseconds, exports it, and A's propagation delay of B's records is
-// corrected by it, instead of 5 s short.
+// corrected by it, instead of 5 s short (which would count as zero).
 func TestClockOffsetAcrossMachines(t *testing.T) {
 	const skew = 5 * time.Second
 	lnA, lnB := listen(t), listen(t)
@@ -95,12 +95,22 @@ func TestClockOffsetAcrossMachines(t *testing.T) {
 	}
 	near := func(got, want float64) bool { return math.Abs(got-want) < 0.05 }
 	testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 96", func() bool { return near(offsetOf(a, "B"), skew.Seconds()) && near(offsetOf(b, "A"), -skew.Seconds()) }))
-	// A record B received from its client, stamped by B's clock.
-	b.st.Apply(store.Record{Text: "skewed +1+1 1", Origin: "B", Recv: time.Now().Add(skew).UnixNano()}, store.NoLink)
-	testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 99", func() bool { _, ok := a.st.Get("skewed"); return ok }))
+	// A record B received from its client 200 ms ago, stamped by B's
+	// clock: corrected, A sees it 200 ms old (give or take the estimate's
+	// error and the trip); uncorrected, 4.8 s in the future.
+	const age = 200 * time.Millisecond
+	b.st.Apply(store.Record{Text: "skewed +1+1 1", Origin: "B", Recv: time.Now().Add(skew - age).UnixNano()}, store.NoLink)
+	testutil.Eventually(t, 10*time.Second, testutil.Holds("A has B's record", func() bool { _, ok := a.st.Get("skewed"); return ok }))
 	sum, count := delaySum(t, a.m)
-	if count != 1 || sum < 0 || sum > 1 {
-		t.Errorf("A observed %v delays summing to %v s; want one, corrected to under a second", count, sum)
+	if count != 1 || sum < age.Seconds()-0.05 || sum > 1 {
+		t.Errorf("A observed %v delays summing to %v s; want one of about %v", count, sum, age)
+	}
+	// A record of an origin whose clock A does not measure, stamped 5 s
+	// ahead: its delay is not corrected, and below zero it counts as zero.
+	b.st.Apply(store.Record{Text: "unmeasured +1+1 1", Origin: "C", Recv: time.Now().Add(skew).UnixNano()}, store.NoLink)
+	testutil.Eventually(t, 10*time.Second, testutil.Holds("A has C's record", func() bool { _, ok := a.st.Get("unmeasured"); return ok }))
+	if sum2, count2 := delaySum(t, a.m); count2 != 2 || sum2 != sum {
+		t.Errorf("after a record from an unmeasured clock ahead: %v delays summing to %v s; want 2 summing to %v", count2, sum2, sum)
 	}
 }
 

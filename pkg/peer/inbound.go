@@ -80,7 +80,11 @@ func (in *inbound) flush() {
 		if known && r.Hops == 1 && r.Origin == in.l.n.name {
 			delay += offset
 		}
-		in.delay[k].Observe(delay.Seconds())
+		// A delay below zero is the clocks' error (the estimate's, up
+		// to half its round trip, or an origin's offset not measured
+		// here), not a record that came before it was sent: it counts
+		// as zero, so that it does not pull the sum below the truth.
+		in.delay[k].Observe(max(delay, 0).Seconds())
 		in.hops.Observe(float64(r.Hops))
 		if k == kindReconcile {
 			in.reconciled++
