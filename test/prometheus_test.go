@@ -193,36 +193,50 @@ type promRule struct {
 // rules returns the alerting rules Prometheus has loaded, by name, once
 // each has been evaluated (health "unknown" until then).
 func (p *promServer) rules(ctx context.Context) (map[string]promRule, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/api/v1/rules?type=alert", nil)
-	if err != nil {
+	var data struct {
+		Groups []struct {
+			Rules []promRule `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := p.api(ctx, "/api/v1/rules?type=alert", &data); err != nil {
 		return nil, err
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Data   struct {
-			Groups []struct {
-				Rules []promRule `json:"rules"`
-			} `json:"groups"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("rules: %s: %w", resp.Status, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("rules: %s", resp.Status)
 	}
 	rules := map[string]promRule{}
-	for _, g := range body.Data.Groups {
+	for _, g := range data.Groups {
 		for _, r := range g.Rules {
 			rules[r.Name] = r
 		}
 	}
 	return rules, nil
+}
+
+// api asks Prometheus's HTTP API for path and decodes the data of a
+// successful answer into data.
+func (p *promServer) api(ctx context.Context, path string, data any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("%s: %s: %w", path, resp.Status, err)
+	}
+	if body.Status != "success" {
+		return fmt.Errorf("%s: %s: %s", path, resp.Status, body.Error)
+	}
+	if err := json.Unmarshal(body.Data, data); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }
 
 // promClient speaks the client protocol to one node on one connection.
@@ -383,34 +397,18 @@ func (v promVector) single() (float64, error) {
 
 // query evaluates an instant query and returns its vector.
 func (p *promServer) query(ctx context.Context, q string) (promVector, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/api/v1/query?query="+url.QueryEscape(q), nil)
-	if err != nil {
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	if err := p.api(ctx, "/api/v1/query?query="+url.QueryEscape(q), &data); err != nil {
 		return nil, err
 	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			ResultType string          `json:"resultType"`
-			Result     json.RawMessage `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("query %s: %s: %w", q, resp.Status, err)
-	}
-	if body.Status != "success" {
-		return nil, fmt.Errorf("query %s: %s: %s", q, resp.Status, body.Error)
-	}
-	if body.Data.ResultType != "vector" {
-		return nil, fmt.Errorf("query %s: result type %s; want vector", q, body.Data.ResultType)
+	if data.ResultType != "vector" {
+		return nil, fmt.Errorf("query %s: result type %s; want vector", q, data.ResultType)
 	}
 	var v promVector
-	if err := json.Unmarshal(body.Data.Result, &v); err != nil {
+	if err := json.Unmarshal(data.Result, &v); err != nil {
 		return nil, fmt.Errorf("query %s: %w", q, err)
 	}
 	return v, nil

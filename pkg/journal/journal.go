@@ -72,8 +72,9 @@ type Journal struct {
 	durableSeq atomic.Uint64 // the last change number Wait promises: written, or synced with Always
 	lastLog    atomic.Int64  // when the last failure was logged, in Unix nanoseconds
 
-	// mu guards advanced and fault. advanced is closed, and replaced, when
-	// durableSeq moves or the fault changes, to wake Wait.
+	// mu guards advanced, fault, faultOp and closed. advanced is closed,
+	// and replaced, when the fault changes or the journal closes, to wake
+	// the Waits that sleep on a fault (the others queue for a lock).
 	mu       sync.Mutex
 	advanced chan struct{}
 	waiters  atomic.Int32 // Waits that may be blocked

@@ -75,15 +75,15 @@ type conn struct {
 	readAt time.Time
 
 	// The protocol log record owed for the IAMATs read in a row, owned by
-	// the reader: their lines, joined by newlines, and the span of the
-	// reader's reply buffer that holds their replies. One record for the
-	// IAMATs of a read rather than one each: they share the receive time,
-	// the connection and the remote address, which a record per line would
-	// repeat, so a pipelined read logs about half the bytes, in one write
-	// to the sink.
-	logIn           []byte
+	// the reader: the span of the reader's reply buffer that holds their
+	// replies (empty when none is owed), and their lines, joined by
+	// newlines, only once one of them is not what its reply repeats (see
+	// canonicalIAMAT); until then the replies hold the lines. One record
+	// for the IAMATs of a read rather than one each: they share the
+	// receive time, the connection and the remote address, which a record
+	// per line would repeat, in one write to the sink.
 	logMark, logEnd int
-	logCanonical    bool // every line in logIn is "IAMAT " and its reply's last three fields
+	logIn           []byte
 }
 
 // Bounds of what the reader holds before it writes: replies, and IAMATs
@@ -263,14 +263,21 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 		c.batch = append(c.batch, rec)
 		out = protocol.AppendATParsed(out, rec.Origin, rec.Recv, cmd.Sec, cmd.Nsec, rec.Text)
 		out = append(out, '\n')
-		canonical := canonicalIAMAT(line, rec.Text)
-		if len(c.logIn) == 0 {
-			c.logMark, c.logCanonical = mark, canonical
-		} else {
-			c.logIn = append(c.logIn, '\n')
-			c.logCanonical = c.logCanonical && canonical
+		if c.logEnd == c.logMark { // the first of a record
+			c.logMark = mark
 		}
-		c.logIn = append(c.logIn, line...)
+		switch {
+		case len(c.logIn) > 0: // the record's lines are written out
+			c.logIn = append(append(c.logIn, '\n'), line...)
+		case !canonicalIAMAT(line, rec.Text):
+			// The lines before it were what their replies repeat: they
+			// are written out from the replies, once, then this one.
+			c.logIn = appendIAMATLines(c.logIn, out[c.logMark:mark])
+			if len(c.logIn) > 0 {
+				c.logIn = append(c.logIn, '\n')
+			}
+			c.logIn = append(c.logIn, line...)
+		}
 		c.logEnd = len(out)
 		return out, n + 1
 	case protocol.WHATSAT:
@@ -305,14 +312,16 @@ func (c *conn) execute(out []byte, n int, line []byte) ([]byte, int) {
 // their replies go out, and before it logs any other line, so that a
 // connection's records keep the order of its lines.
 func (c *conn) logIAMATs(out []byte) {
-	if len(c.logIn) == 0 {
+	if c.logEnd == c.logMark {
 		return
 	}
-	if c.logCanonical {
-		c.s.lines.IAMATs(c.readAt, c.id, c.remote, out[c.logMark:c.logEnd])
+	replies := out[c.logMark:c.logEnd]
+	if len(c.logIn) == 0 {
+		c.s.lines.IAMATs(c.readAt, c.id, c.remote, replies)
 	} else {
-		c.s.lines.Line(c.readAt, c.id, c.remote, c.logIn, out[c.logMark:c.logEnd], "", "")
+		c.s.lines.Line(c.readAt, c.id, c.remote, c.logIn, replies, "", "")
 	}
+	c.logMark, c.logEnd = 0, 0
 	c.logIn = c.logIn[:0]
 	if cap(c.logIn) > maxBatchBytes { // a huge line's buffer is not kept
 		c.logIn = nil
@@ -325,6 +334,24 @@ func (c *conn) logIAMATs(out []byte) {
 func canonicalIAMAT(line []byte, text string) bool {
 	const verb = "IAMAT "
 	return len(line) == len(verb)+len(text) && string(line[:len(verb)]) == verb && string(line[len(verb):]) == text
+}
+
+// appendIAMATLines appends to dst, joined by newlines, the IAMAT lines
+// that replies answer: AT lines to IAMATs that were what their replies
+// repeat, each "IAMAT " and the reply's fields after the server's name and
+// time difference.
+func appendIAMATLines(dst, replies []byte) []byte {
+	for reply := range bytes.Lines(replies) {
+		fields := reply[:len(reply)-1]
+		for range 3 { // "AT", the server's name, the time difference
+			fields = fields[bytes.IndexByte(fields, ' ')+1:]
+		}
+		if len(dst) > 0 {
+			dst = append(dst, '\n')
+		}
+		dst = append(append(dst, "IAMAT "...), fields...)
+	}
+	return dst
 }
 
 // storeBatch stores the IAMATs answered since the last call, in one

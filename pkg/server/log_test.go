@@ -73,6 +73,8 @@ func TestProtocolLogRecords(t *testing.T) {
 		{"one IAMAT spaced its own way", spaced + "\n", "AT Hill +0.263873386 b", []record{line(spaced, atB, "")}},
 		{"IAMATs of one read, one spaced its own way", a + "\n" + spaced + "\n" + c + "\n", "AT Hill +0.263873386 c",
 			[]record{line(a+"\n"+spaced+"\n"+c, atA+atB+atC, "")}},
+		{"IAMATs of one read, the last spaced its own way", a + "\n" + c + "\n" + spaced + "\n", "AT Hill +0.263873386 b",
+			[]record{line(a+"\n"+c+"\n"+spaced, atA+atC+atB, "")}},
 		{"an invalid line between IAMATs", a + "\n" + b + "\n" + bad + "\n" + c + "\n", "AT Hill +0.263873386 c",
 			[]record{iamats(atA + atB), line(bad, "? "+bad+"\n", "reason"), iamats(atC)}},
 		{"an IAMAT too far ahead between IAMATs", a + "\n" + far + "\n" + b + "\n", "AT Hill +0.263873386 b",
