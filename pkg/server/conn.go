@@ -74,6 +74,24 @@ type conn struct {
 	// which is stored before the next read.
 	readAt time.Time
 
+	// Deadlines are set lazily: setting one costs about as much as
+	// parsing a request, and a busy connection would set two a request.
+	// The read deadline is set once an IdleTimeout (idleArmed says it is
+	// set); when it passes, the reader closes the connection as idle only
+	// if nothing came for IdleTimeout (in.last says when data last came)
+	// and no lookup is owed; otherwise it holds the start of a line the
+	// read had brought (held) and sets the deadline again. The write
+	// deadline, writeBy, is set again only when a write starts less than
+	// half a WriteTimeout before it; when it passes during a write that
+	// began less than WriteTimeout ago, it moves to the write's start plus
+	// WriteTimeout and the write goes on. Both time-outs thus count as
+	// they would with a deadline set before every read and write. They
+	// use the monotonic clock, not the server's.
+	idleArmed bool
+	in        readClock // the connection's input, with when it last brought data
+	held      []byte
+	writeBy   time.Duration // on the monotonic clock; guarded by mu
+
 	// The protocol log record owed for the IAMATs read in a row, owned by
 	// the reader: the span of the reader's reply buffer that holds their
 	// replies (empty when none is owed), and their lines, joined by
@@ -109,7 +127,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{
 		s: s, nc: nc, ctx: ctx, cancel: cancel, id: id, remote: remote,
 		log:         s.log.With("conn", id, "remote", remote),
-		interrupted: make(chan struct{}),
+		interrupted: make(chan struct{}), in: readClock{r: nc, last: monotonic()},
 	}
 	c.drained = sync.NewCond(&c.mu)
 	return c
@@ -151,7 +169,7 @@ func (c *conn) serve() {
 // readLoop returns why the connection should close.
 func (c *conn) readLoop() string {
 	maxLine := c.s.cfg.MaxLine
-	br := bufio.NewReaderSize(c.nc, maxLine+2) // room for the line, CR and LF
+	br := bufio.NewReaderSize(&c.in, maxLine+2) // room for the line, CR and LF
 	var (
 		out []byte // replies ready in this batch
 		n   int    // the requests they answer
@@ -168,17 +186,25 @@ func (c *conn) readLoop() string {
 		if read {
 			// About to block: send what is ready, then wait for input.
 			flush()
+			if !c.idleArmed {
+				c.armIdle()
+			}
+			// Checked after the deadline is set, which would otherwise
+			// undo the wake-up of stopWriting or interrupt.
 			if reason := c.failed(); reason != "" {
 				return reason
 			}
-			c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
-			if c.isInterrupted() { // shutdown began before the deadline was set
+			if c.isInterrupted() {
 				return closeShutdown
 			}
 		}
 		line, err := br.ReadSlice('\n')
 		if read {
 			c.readAt = c.s.now()
+		}
+		if len(c.held) > 0 { // the start of this line came before a deadline passed
+			line = append(c.held, line...)
+			c.held = c.held[:0]
 		}
 		switch {
 		case err == nil:
@@ -198,8 +224,17 @@ func (c *conn) readLoop() string {
 		case c.isInterrupted():
 			flush()
 			return closeShutdown
-		case errors.Is(err, os.ErrDeadlineExceeded) && c.anyOwed.Load():
-			continue // not idle: a lookup is still running for this client
+		case errors.Is(err, os.ErrDeadlineExceeded) && (c.anyOwed.Load() || monotonic()-c.in.last < c.s.cfg.IdleTimeout):
+			// Not idle: a lookup is still running for this client, or
+			// it sent something since the deadline was set.
+			if len(line) > maxLine+1 { // room for a CR
+				flush()
+				c.log.Warn("line too long, closing", "limit", maxLine, "length", len(line))
+				return closeLineTooLong
+			}
+			c.held = append(c.held, line...)
+			c.idleArmed = false
+			continue
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			flush()
 			return closeIdle
@@ -232,6 +267,41 @@ func (c *conn) readLoop() string {
 		}
 	}
 }
+
+// armIdle sets the read deadline to IdleTimeout after the last read that
+// brought data, or after now while a lookup is owed (its client is not
+// idle) or when that time is past.
+func (c *conn) armIdle() {
+	at := c.in.last + c.s.cfg.IdleTimeout
+	if now := monotonic(); c.anyOwed.Load() || at <= now {
+		at = now + c.s.cfg.IdleTimeout
+	}
+	c.nc.SetReadDeadline(epoch.Add(at))
+	c.idleArmed = true
+}
+
+// readClock is a reader that notes when a read last brought data, on
+// the monotonic clock.
+type readClock struct {
+	r    io.Reader
+	last time.Duration
+}
+
+func (rc *readClock) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	if n > 0 {
+		rc.last = monotonic()
+	}
+	return n, err
+}
+
+// epoch is the origin of monotonic.
+var epoch = time.Now()
+
+// monotonic returns the time since epoch. It reads only the monotonic
+// clock, which costs half of time.Now's two readings: the deadlines'
+// bookkeeping uses it, once or twice a request.
+func monotonic() time.Duration { return time.Since(epoch) }
 
 // execute runs one command and appends its reply to out, counting it in n,
 // when it is ready at once; the reply to a WHATSAT that needs a lookup
@@ -478,19 +548,43 @@ func (c *conn) waitBelowLimit() {
 	}
 }
 
-// write sends b in one write, unless a write already failed. c.mu is held.
+// write sends b in one write, unless a write already failed; it fails
+// when the client has not taken b within WriteTimeout. c.mu is held.
 func (c *conn) write(b []byte) {
 	if c.werr != "" || len(b) == 0 {
 		return
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	if _, err := c.nc.Write(b); err != nil {
+	timeout := c.s.cfg.WriteTimeout
+	start := monotonic()
+	if c.writeBy-start < timeout/2 {
+		c.setWriteBy(start + timeout)
+	}
+	for {
+		n, err := c.nc.Write(b)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && monotonic()-start < timeout {
+			// The deadline was set by an earlier write: this one has
+			// until its own start plus WriteTimeout.
+			b = b[n:]
+			c.setWriteBy(start + timeout)
+			continue
+		}
 		reason := closeWriteError
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			reason = closeWriteTimeout
 		}
 		c.stopWriting(reason, slog.LevelInfo, "write failed", err)
+		return
 	}
+}
+
+// setWriteBy sets the write deadline, t on the monotonic clock. c.mu is
+// held.
+func (c *conn) setWriteBy(t time.Duration) {
+	c.writeBy = t
+	c.nc.SetWriteDeadline(epoch.Add(t))
 }
 
 // stopWriting makes reason the connection's end: nothing is written after

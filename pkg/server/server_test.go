@@ -361,6 +361,52 @@ func TestIdleTimeoutWaitsForLookup(t *testing.T) {
 	c.expectWhatsat(kiwiAT, 1)
 }
 
+// TestBusyConnectionIsNotIdle: the idle deadline is set once, not per
+// read, and passes while a client is talking; the connection stays open,
+// and closes as idle only a whole IdleTimeout after its last line.
+func TestBusyConnectionIsNotIdle(t *testing.T) {
+	t.Parallel()
+	const idle = 100 * time.Millisecond
+	ts := newTestServer(t, Config{IdleTimeout: idle})
+	c := dial(t, ts.Addr())
+	for start := time.Now(); time.Since(start) < 5*idle; {
+		c.send(kiwi + "\n")
+		c.expect(kiwiAT)
+		<-time.After(idle / 5) // pacing: a client with something to say every 20 ms
+	}
+	last := time.Now()
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	c.expectClosed()
+	if waited := time.Since(last); waited < idle {
+		t.Errorf("closed %v after the last line, before the idle time-out of %v", waited, idle)
+	}
+	if n := promtest.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeIdle)); n != 1 {
+		t.Errorf("%v idle disconnects, want 1", n)
+	}
+}
+
+// TestLineAcrossIdleDeadline: a line whose start came before the idle
+// deadline passed and whose end came after is read whole. The deadline is
+// set when the connection opens; half a line comes at half the time-out,
+// the rest after the deadline has passed, and before the time-out has
+// passed since the half.
+func TestLineAcrossIdleDeadline(t *testing.T) {
+	t.Parallel()
+	const idle = time.Second
+	ts := newTestServer(t, Config{IdleTimeout: idle})
+	c := dial(t, ts.Addr())
+	opened := time.Now()
+	<-time.After(idle / 2)
+	c.send(kiwi[:30])
+	<-time.After(time.Until(opened.Add(idle + idle/4)))
+	c.send(kiwi[30:] + "\n")
+	c.expect(kiwiAT)
+	if n := promtest.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeIdle)); n != 0 {
+		t.Errorf("%v idle disconnects, want 0", n)
+	}
+}
+
 func TestMaxConns(t *testing.T) {
 	ts := newTestServer(t, Config{MaxConns: 2})
 	a, b := dial(t, ts.Addr()), dial(t, ts.Addr())
@@ -444,6 +490,51 @@ func TestWriteTimeout(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestWriteTimeoutCountsFromTheWrite: the write deadline is set again
+// only every half WriteTimeout, so it can pass during a write that began
+// less than WriteTimeout ago; that write goes on until its own time-out.
+// The first reply sets the deadline at WriteTimeout; a huge reply begins
+// 0.4 of it later, and its client reads it only after the first deadline,
+// before the huge reply's own.
+func TestWriteTimeoutCountsFromTheWrite(t *testing.T) {
+	t.Parallel()
+	const timeout = 2 * time.Second
+	ts := newTestServerLog(t, Config{WriteTimeout: timeout}, slog.LevelWarn)
+	huge, err := places.Parse([]byte(`{"results":[{"name":"` + strings.Repeat("x", 8<<20) + `"}],"status":"OK"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.places.resp = huge
+	c := dial(t, ts.Addr())
+	// No autotuning up to tcp_rmem's maximum: the reply fills this and the
+	// server's send buffer (4 MiB at most), and the write waits. A buffer
+	// far above the loopback's 64 KiB segments lets it go on at once.
+	c.nc.SetReadBuffer(1 << 20)
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	first := time.Now()
+	<-time.After(time.Until(first.Add(timeout * 2 / 5)))
+	c.send("WHATSAT kiwi.cs.ucla.edu 1 1\n")
+	<-time.After(time.Until(first.Add(timeout * 6 / 5)))
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Read as bytes: the reply reader would scan the 8 MB again at each read.
+	var got []byte
+	buf := make([]byte, 1<<20)
+	for !bytes.HasSuffix(got, []byte("}\n\n")) {
+		n, err := c.nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("read %d bytes of the reply: %v", len(got), err)
+		}
+	}
+	if !bytes.HasPrefix(got, []byte(kiwiAT+"\n")) || len(got) < 8<<20 {
+		t.Fatalf("read %d bytes, starting %q", len(got), got[:min(len(got), 100)])
+	}
+	if n := promtest.ToFloat64(ts.m.ClientDisconnects.WithLabelValues(closeWriteTimeout)); n != 0 {
+		t.Errorf("%v write_timeout disconnects, want 0", n)
+	}
 }
 
 // TestSlowPlacesDelaysNobodyElse holds a WHATSAT's lookup and shows that
