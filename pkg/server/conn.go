@@ -76,21 +76,20 @@ type conn struct {
 
 	// Deadlines are set lazily: setting one costs about as much as
 	// parsing a request, and a busy connection would set two a request.
-	// The read deadline is set once an IdleTimeout (idleArmed says it is
-	// set); when it passes, the reader closes the connection as idle only
-	// if nothing came for IdleTimeout (in.last says when data last came)
-	// and no lookup is owed; otherwise it holds the start of a line the
-	// read had brought (held) and sets the deadline again. The write
-	// deadline, writeBy, is set again only when a write starts less than
-	// half a WriteTimeout before it; when it passes during a write that
-	// began less than WriteTimeout ago, it moves to the write's start plus
-	// WriteTimeout and the write goes on. Both time-outs thus count as
-	// they would with a deadline set before every read and write. They
-	// use the monotonic clock, not the server's.
-	idleArmed bool
-	in        readClock // the connection's input, with when it last brought data
-	held      []byte
-	writeBy   time.Duration // on the monotonic clock; guarded by mu
+	// The read deadline is set when the connection opens; when it passes,
+	// the reader closes the connection as idle only if nothing came for
+	// IdleTimeout (in.last says when data last came) and no lookup is
+	// owed; otherwise it holds the start of a line the read had brought
+	// (held) and sets the deadline again. The write deadline, writeBy, is
+	// set again only when a write starts less than half a WriteTimeout
+	// before it; when it passes during a write that began less than
+	// WriteTimeout ago, it moves to the write's start plus WriteTimeout and
+	// the write goes on. Both time-outs thus count as they would with a
+	// deadline set before every read and write. They use the monotonic
+	// clock, not the server's.
+	in      readClock // the connection's input, with when it last brought data
+	held    []byte
+	writeBy time.Duration // on the monotonic clock; guarded by mu
 
 	// The protocol log record owed for the IAMATs read in a row, owned by
 	// the reader: the span of the reader's reply buffer that holds their
@@ -181,16 +180,21 @@ func (c *conn) readLoop() string {
 		c.emit(out, n)
 		out, n = out[:0], 0
 	}
+	tooLong := func(attrs ...any) string {
+		flush()
+		c.log.Warn("line too long, closing", append([]any{"limit", maxLine}, attrs...)...)
+		return closeLineTooLong
+	}
+	c.armIdle()
 	for {
 		read := !protocol.LineBuffered(br) // ReadSlice reads from the connection
 		if read {
 			// About to block: send what is ready, then wait for input.
+			// Checked after the idle deadline is set (when the
+			// connection opened, or when the last one passed), which
+			// would otherwise undo the wake-up of stopWriting or
+			// interrupt.
 			flush()
-			if !c.idleArmed {
-				c.armIdle()
-			}
-			// Checked after the deadline is set, which would otherwise
-			// undo the wake-up of stopWriting or interrupt.
 			if reason := c.failed(); reason != "" {
 				return reason
 			}
@@ -210,9 +214,7 @@ func (c *conn) readLoop() string {
 		case err == nil:
 			line = line[:len(line)-1]
 		case errors.Is(err, bufio.ErrBufferFull):
-			flush()
-			c.log.Warn("line too long, closing", "limit", maxLine)
-			return closeLineTooLong
+			return tooLong()
 		case errors.Is(err, io.EOF):
 			if len(line) > 0 {
 				out, n = c.execute(out, n, line)
@@ -228,12 +230,10 @@ func (c *conn) readLoop() string {
 			// Not idle: a lookup is still running for this client, or
 			// it sent something since the deadline was set.
 			if len(line) > maxLine+1 { // room for a CR
-				flush()
-				c.log.Warn("line too long, closing", "limit", maxLine, "length", len(line))
-				return closeLineTooLong
+				return tooLong("length", len(line))
 			}
 			c.held = append(c.held, line...)
-			c.idleArmed = false
+			c.armIdle()
 			continue
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			flush()
@@ -246,9 +246,7 @@ func (c *conn) readLoop() string {
 			line = line[:k-1]
 		}
 		if len(line) > maxLine {
-			flush()
-			c.log.Warn("line too long, closing", "limit", maxLine, "length", len(line))
-			return closeLineTooLong
+			return tooLong("length", len(line))
 		}
 		// At most MaxInflight requests may be owed a reply: behind a slow
 		// lookup, stop reading until replies go out.
@@ -277,7 +275,6 @@ func (c *conn) armIdle() {
 		at = now + c.s.cfg.IdleTimeout
 	}
 	c.nc.SetReadDeadline(epoch.Add(at))
-	c.idleArmed = true
 }
 
 // readClock is a reader that notes when a read last brought data, on
