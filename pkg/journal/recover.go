@@ -140,7 +140,7 @@ func (r *recovery) loss() string {
 // records (store.SetLimit), applied while the records are read back as
 // it was while they were written.
 func (r *recovery) newState() State {
-	st := store.New(0)
+	st := store.New()
 	st.SetLimit(r.limit)
 	return State{Store: st, Watermarks: map[string]store.Watermark{}}
 }

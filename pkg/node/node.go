@@ -81,7 +81,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(0), errs: make(chan error, 4), quit: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, metrics: metrics.New(), store: store.New(), errs: make(chan error, 4), quit: make(chan struct{})}
 	n.store.SetLimit(cfg.MaxRecords)
 	var (
 		incarnation uint64 // 0: a new one per process, without a journal

@@ -82,7 +82,7 @@ func (h *herd) start(name string, ln net.Listener, timings Config, secret secret
 	cfg := timings
 	cfg.Name, cfg.Neighbours, cfg.Secret = name, peers, secret
 	cfg.Dial = h.net.dialer(name)
-	n.st, n.m = store.New(0), metrics.New()
+	n.st, n.m = store.New(), metrics.New()
 	n.ln = h.net.listener(name, ln)
 	n.mgr = New(cfg, n.st, n.m, testLogger(h.t, name))
 	n.mgr.Start()
@@ -101,7 +101,7 @@ func runNode(t *testing.T, name string, ln net.Listener, peers []Endpoint, secre
 	}
 	cfg := timings
 	cfg.Name, cfg.Neighbours, cfg.Secret = name, peers, secret
-	n := &node{name: name, addr: ln.Addr().String(), ln: ln, st: store.New(0), m: metrics.New(), serve: make(chan error, 1)}
+	n := &node{name: name, addr: ln.Addr().String(), ln: ln, st: store.New(), m: metrics.New(), serve: make(chan error, 1)}
 	n.mgr = New(cfg, n.st, n.m, log)
 	n.mgr.Start()
 	go func() { n.serve <- n.mgr.Serve(ln) }()
@@ -174,7 +174,7 @@ func (h *herd) restart(name string) {
 // iamat stores a record at a node as a client's IAMAT would.
 func (h *herd) iamat(at, client, pos, t string) store.Record {
 	r := store.Record{Text: client + " " + pos + " " + t, Origin: at, Recv: time.Now().UnixNano()}
-	h.nodes[at].st.Apply(r, store.NoLink)
+	h.nodes[at].st.Apply(r, store.Local)
 	return r
 }
 

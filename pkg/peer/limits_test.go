@@ -80,7 +80,7 @@ func listenPeer(t *testing.T, cfg Config) (string, *Manager, *metrics.Metrics) {
 		cfg.Heartbeat, cfg.BackoffMax = time.Second, time.Second
 	}
 	m := metrics.New()
-	mg := New(cfg, store.New(0), m, testLogger(t, "A"))
+	mg := New(cfg, store.New(), m, testLogger(t, "A"))
 	serve := make(chan error, 1)
 	go func() { serve <- mg.Serve(ln) }()
 	t.Cleanup(func() {

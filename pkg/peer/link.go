@@ -261,11 +261,11 @@ func (l *link) writeLoop(have uint64) string {
 // outbox is what a link's writer has told its neighbour of the change
 // log, and composes each write.
 type outbox struct {
-	from        store.Link // the neighbour's: changes it flooded are not sent back
-	cursor      uint64     // the last change number the neighbour is told of by the writes so far, or by the mark waiting
-	end         uint64     // changes up to end are reconciliation
-	reconciling bool       // the D frame has not gone yet
-	markWaits   bool       // skipped changes after the last frame sent: a mark waits for company
+	from        store.Source // the neighbour's: changes it flooded are not sent back
+	cursor      uint64       // the last change number the neighbour is told of by the writes so far, or by the mark waiting
+	end         uint64       // changes up to end are reconciliation
+	reconciling bool         // the D frame has not gone yet
+	markWaits   bool         // skipped changes after the last frame sent: a mark waits for company
 }
 
 // fill appends to buf, which holds a pong or nothing, the frames for

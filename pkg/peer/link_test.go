@@ -11,8 +11,8 @@ import (
 // every change up to the last one read, so that it may end the wait of a
 // mark; only skipped changes with nothing to write leave a mark waiting.
 func TestOutboxFill(t *testing.T) {
-	const nb, other = store.Link(1), store.Link(2) // the link's neighbour, and another
-	change := func(seq uint64, from store.Link) store.Change {
+	const nb, other = store.Source(1), store.Source(2) // the link's neighbour, and another
+	change := func(seq uint64, from store.Source) store.Change {
 		return store.Change{Seq: seq, From: from, Record: store.Record{Text: "c +1+1 1", Origin: "X", Recv: 5}}
 	}
 	rec := func(kind byte, seq uint64) string { return string(appendRecord(nil, kind, seq, change(seq, 0).Record)) }

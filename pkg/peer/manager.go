@@ -115,7 +115,7 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 	}
 	for i, p := range cfg.Neighbours {
 		n := &neighbour{
-			mgr: mg, id: store.Link(i + 1), name: p.Name, addr: p.Addr,
+			mgr: mg, id: store.Source(i + 1), name: p.Name, addr: p.Addr,
 			log:    mg.log.With("peer", p.Name),
 			offers: make(chan offer),
 			known:  cfg.Known[p.Name],

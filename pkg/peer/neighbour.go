@@ -19,7 +19,7 @@ import (
 // link to the next. Everything but the atomics is owned by its goroutine.
 type neighbour struct {
 	mgr  *Manager
-	id   store.Link
+	id   store.Source
 	name string
 	addr string
 	log  *slog.Logger

@@ -31,7 +31,7 @@ func BenchmarkPipelinedIAMAT(b *testing.B) {
 			defer closeLog()
 			s := New(Config{Name: "Hill", Addr: "127.0.0.1:0", MaxLine: 4096, MaxConns: 100, MaxConnsPerIP: 100,
 				MaxInflight: 16, IdleTimeout: time.Minute, WriteTimeout: time.Minute},
-				store.New(0), &fakePlaces{}, metrics.New(), log.Logger, log.Lines)
+				store.New(), &fakePlaces{}, metrics.New(), log.Logger, log.Lines)
 			if err := s.Listen(); err != nil {
 				b.Fatal(err)
 			}

@@ -431,7 +431,7 @@ func (c *conn) storeBatch() {
 	if len(c.batch) == 0 {
 		return
 	}
-	c.stored = c.s.store.ApplyAll(c.batch, store.NoLink, c.stored[:0])
+	c.stored = c.s.store.ApplyAll(c.batch, store.Local, c.stored[:0])
 	if j := c.s.cfg.Journal; j != nil {
 		// Up to the store's last change, not only this batch's: a record
 		// that was not newer is acknowledged on the strength of the newer

@@ -125,7 +125,7 @@ func newTestServerLines(t *testing.T, cfg Config, level slog.Level, lines LineLo
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
-	ts := &testServer{st: store.New(0), places: &fakePlaces{}, m: metrics.New()}
+	ts := &testServer{st: store.New(), places: &fakePlaces{}, m: metrics.New()}
 	log := testutil.Logger(t, level)
 	if lines == nil {
 		lines = logging.SlogLines(log)

@@ -121,10 +121,10 @@ func TestLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(0)
+			s := New()
 			s.SetLimit(3)
 			for k, st := range tt.steps {
-				if _, ok := s.Apply(st.r, NoLink); ok != st.applied {
+				if _, ok := s.Apply(st.r, Local); ok != st.applied {
 					t.Fatalf("step %d: Apply(%q) = %v, want %v", k, st.r.Text, ok, st.applied)
 				}
 				if got := strings.Join(held(s), " "); got != st.held {
@@ -263,12 +263,12 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 		for order := range 4 {
 			shuffled := slices.Clone(recs)
 			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-			s := New(0)
+			s := New()
 			s.SetLimit(limit)
 			switch order {
 			case 0, 1:
 				for _, r := range shuffled {
-					s.Apply(r, NoLink)
+					s.Apply(r, Local)
 				}
 			case 2:
 				for len(shuffled) > 0 {
@@ -279,7 +279,7 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 			case 3: // unbounded, then bounded: SetLimit evicts as Apply would have
 				s.SetLimit(0)
 				for _, r := range shuffled {
-					s.Apply(r, NoLink)
+					s.Apply(r, Local)
 				}
 				s.SetLimit(limit)
 			}
@@ -289,12 +289,12 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 			}
 		}
 		// A store read back from what another stored holds the same.
-		live := New(0)
+		live := New()
 		live.SetLimit(limit)
 		for _, r := range recs {
-			live.Apply(r, NoLink)
+			live.Apply(r, Local)
 		}
-		back := New(0)
+		back := New()
 		back.SetLimit(limit)
 		for _, r := range recs { // everything, as a journal that logged evicted records too
 			if _, ok := back.Get(r.Client()); ok {
@@ -314,9 +314,9 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 }
 
 func TestSetLimit(t *testing.T) {
-	s := New(0)
+	s := New()
 	for i := range 10 {
-		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(100-i), "Hill", 1), NoLink)
+		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(100-i), "Hill", 1), Local)
 	}
 	if n := s.SetLimit(4); n != 6 || s.Len() != 4 || s.Limit() != 4 || s.Evictions() != 6 {
 		t.Fatalf("SetLimit(4) evicted %d; Len %d, Limit %d, Evictions %d", n, s.Len(), s.Limit(), s.Evictions())
@@ -327,7 +327,7 @@ func TestSetLimit(t *testing.T) {
 	checkStore(t, s)
 	// Evicted records leave the change log's readers; new clients take their slots.
 	for i := range 6 {
-		s.Apply(rec(fmt.Sprint("n", i), "+1+1", fmt.Sprint(200+i), "Hill", 1), NoLink)
+		s.Apply(rec(fmt.Sprint("n", i), "+1+1", fmt.Sprint(200+i), "Hill", 1), Local)
 	}
 	checkStore(t, s)
 	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || len(s.slots) != 10 {
@@ -337,7 +337,7 @@ func TestSetLimit(t *testing.T) {
 		t.Errorf("SetLimit(0) kept a heap")
 	}
 	for i := range 10 {
-		s.Apply(rec(fmt.Sprint("m", i), "+1+1", "1", "Hill", 1), NoLink)
+		s.Apply(rec(fmt.Sprint("m", i), "+1+1", "1", "Hill", 1), Local)
 	}
 	if s.Len() != 14 {
 		t.Errorf("without a limit, Len %d, want 14", s.Len())
@@ -349,11 +349,11 @@ func TestSetLimit(t *testing.T) {
 // checks that every remaining client is still found.
 func TestIndexRemoval(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	s := New(0)
+	s := New()
 	s.SetLimit(40)
 	for i := range 5000 {
 		// Random times: evictions hit every part of the table.
-		s.Apply(rec(fmt.Sprint("client-", i), "+1+1", fmt.Sprint(rng.IntN(100000)), "Hill", 1), NoLink)
+		s.Apply(rec(fmt.Sprint("client-", i), "+1+1", fmt.Sprint(rng.IntN(100000)), "Hill", 1), Local)
 		if i%97 == 0 {
 			checkStore(t, s)
 		}
@@ -367,10 +367,10 @@ func TestIndexRemoval(t *testing.T) {
 // TestCompactionWithEvictions keeps the change log bounded while records
 // are evicted, and keeps Changes in order.
 func TestCompactionWithEvictions(t *testing.T) {
-	s := New(0)
+	s := New()
 	s.SetLimit(100)
 	for i := range 50_000 {
-		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(i), "Hill", 1), NoLink)
+		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(i), "Hill", 1), Local)
 	}
 	if len(s.log) > 2*100+minCompact {
 		t.Errorf("log holds %d entries for 100 clients", len(s.log))
@@ -410,7 +410,7 @@ func BenchmarkRank(b *testing.B) {
 // TestRestoreLowerRecord: Restore takes what the journal says, even a
 // record below the one held; the bound's heap must follow it down.
 func TestRestoreLowerRecord(t *testing.T) {
-	s := New(0)
+	s := New()
 	s.SetLimit(2)
 	for i, r := range []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)} {
 		if err := s.Restore(Change{Seq: uint64(i + 1), Record: r}); err != nil {
@@ -418,7 +418,7 @@ func TestRestoreLowerRecord(t *testing.T) {
 		}
 		checkStore(t, s)
 	}
-	if _, ok := s.Apply(rec("c", "+1+1", "2", "Hill", 1), NoLink); !ok {
+	if _, ok := s.Apply(rec("c", "+1+1", "2", "Hill", 1), Local); !ok {
 		t.Fatal("c, above a's restored record, was refused")
 	}
 	if got := strings.Join(held(s), " "); got != "b c" {

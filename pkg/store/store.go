@@ -11,14 +11,14 @@ import (
 	"sync/atomic"
 )
 
-// Link identifies where a record came from: NoLink for a client of this
-// server (or a record read back from disk), otherwise the number a peer
-// link was given by its owner. A link's reader never gets back the records
-// that came in on it.
-type Link uint16
+// Source says which neighbour a record came from: the number the peer
+// manager gave that neighbour, or Local for a record from a client of
+// this server (or read back from disk). A link's writer never sends a
+// neighbour the records that came from it.
+type Source uint16
 
-// NoLink is the source of records that did not arrive over a peer link.
-const NoLink Link = 0
+// Local is the source of records that did not come from a neighbour.
+const Local Source = 0
 
 // Watermark is what a server holds of another server's changes: every
 // change up to Seq of that server's incarnation Incarnation.
@@ -45,7 +45,7 @@ func NewIncarnation() uint64 {
 type Change struct {
 	Seq    uint64
 	Record Record
-	From   Link
+	From   Source
 }
 
 // Store holds the newest record of every client, numbers every change, and
@@ -82,7 +82,7 @@ type slot struct {
 	recv   int64
 	seq    uint64 // 0 for a free slot
 	origin uint16
-	from   Link
+	from   Source
 	hops   uint8
 }
 
@@ -95,19 +95,17 @@ type entry struct {
 // compaction; below it the log's slack costs less than the copying.
 const minCompact = 4096
 
-// New returns an empty store whose change numbers continue after seq (0 for
-// a fresh store).
-func New(seq uint64) *Store {
-	s := &Store{index: newIndex(), seq: seq, origins: newOrigins()}
-	s.last.Store(seq)
-	return s
+// New returns an empty store whose change numbers start at 1; Advance
+// moves them on, for a store read back from disk.
+func New() *Store {
+	return &Store{index: newIndex(), origins: newOrigins()}
 }
 
 // Apply stores r if it is newer than the client's current record (see
 // Newer) and reports the change number it was given. A record that is not
 // newer is dropped: it changes nothing and must not be forwarded. from is
 // the link r came in on.
-func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
+func (s *Store) Apply(r Record, from Source) (seq uint64, applied bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq, applied = s.apply(r, from)
@@ -121,7 +119,7 @@ func (s *Store) Apply(r Record, from Link) (seq uint64, applied bool) {
 // one notification, and appends to applied whether each was stored. The
 // subscribers, woken once, find every change of the batch: a link's
 // writer sends them in one write rather than waking for the first.
-func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) []bool {
+func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
@@ -137,7 +135,7 @@ func (s *Store) ApplyAll(rs []Record, from Link, applied []bool) []bool {
 }
 
 // apply stores r if it is newer. s.mu is held.
-func (s *Store) apply(r Record, from Link) (uint64, bool) {
+func (s *Store) apply(r Record, from Source) (uint64, bool) {
 	client := r.Client()
 	i, pos, exists := s.index.find(s.slots, client)
 	if exists && !Newer(r, s.slots[i].record(&s.origins)) {

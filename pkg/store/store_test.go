@@ -57,9 +57,9 @@ func TestNewerConvergesInAnyOrder(t *testing.T) {
 	}
 	var want string
 	permute(recs, 0, func(order []Record) {
-		s := New(0)
+		s := New()
 		for _, r := range order {
-			s.Apply(r, NoLink)
+			s.Apply(r, Local)
 		}
 		got, _ := s.Get("k")
 		key := fmt.Sprintf("%+v", got)
@@ -94,7 +94,7 @@ func TestRecordFields(t *testing.T) {
 }
 
 func TestApplyAndGet(t *testing.T) {
-	s := New(0)
+	s := New()
 	if _, ok := s.Get("k"); ok {
 		t.Fatal("empty store has a record")
 	}
@@ -110,7 +110,7 @@ func TestApplyAndGet(t *testing.T) {
 		{rec("k", "+5+5", "11", "Smith", 3), true, 3},
 	}
 	for i, st := range steps {
-		seq, ok := s.Apply(st.r, NoLink)
+		seq, ok := s.Apply(st.r, Local)
 		if ok != st.applied || seq != st.seq {
 			t.Fatalf("step %d: Apply = %d %v, want %d %v", i, seq, ok, st.seq, st.applied)
 		}
@@ -137,9 +137,9 @@ func TestApplyAllIsApplyInOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			one, all := New(0), New(0)
+			one, all := New(), New()
 			for _, s := range []*Store{one, all} {
-				s.Apply(rec("old", "+1+2", "5", "Hill", 1), NoLink)
+				s.Apply(rec("old", "+1+2", "5", "Hill", 1), Local)
 			}
 			c := all.Subscribe()
 			var want []bool
@@ -170,11 +170,11 @@ func TestApplyAllIsApplyInOrder(t *testing.T) {
 }
 
 func TestChanges(t *testing.T) {
-	s := New(0)
-	s.Apply(rec("a", "+1+1", "1", "Hill", 1), NoLink) // 1
-	s.Apply(rec("b", "+1+1", "1", "Hill", 1), 2)      // 2
-	s.Apply(rec("c", "+1+1", "1", "Hill", 1), NoLink) // 3
-	s.Apply(rec("a", "+1+1", "2", "Hill", 1), 1)      // 4, supersedes 1
+	s := New()
+	s.Apply(rec("a", "+1+1", "1", "Hill", 1), Local) // 1
+	s.Apply(rec("b", "+1+1", "1", "Hill", 1), 2)     // 2
+	s.Apply(rec("c", "+1+1", "1", "Hill", 1), Local) // 3
+	s.Apply(rec("a", "+1+1", "2", "Hill", 1), 1)     // 4, supersedes 1
 	tests := []struct {
 		after uint64
 		max   int
@@ -204,11 +204,11 @@ func TestChanges(t *testing.T) {
 }
 
 func TestCompactionKeepsOrder(t *testing.T) {
-	s := New(0)
+	s := New()
 	const clients = 100
 	for round := 0; round < 200; round++ {
 		for c := 0; c < clients; c++ {
-			s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(round), "Hill", 1), NoLink)
+			s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(round), "Hill", 1), Local)
 		}
 	}
 	if len(s.log) > 2*clients+minCompact {
@@ -231,17 +231,17 @@ func TestCompactionKeepsOrder(t *testing.T) {
 }
 
 func TestSubscribe(t *testing.T) {
-	s := New(0)
+	s := New()
 	c := s.Subscribe()
-	s.Apply(rec("a", "+1+1", "1", "Hill", 1), NoLink)
-	s.Apply(rec("b", "+1+1", "1", "Hill", 1), NoLink)
+	s.Apply(rec("a", "+1+1", "1", "Hill", 1), Local)
+	s.Apply(rec("b", "+1+1", "1", "Hill", 1), Local)
 	select {
 	case <-c:
 	default:
 		t.Fatal("no notification after Apply")
 	}
 	s.Unsubscribe(c)
-	s.Apply(rec("c", "+1+1", "1", "Hill", 1), NoLink)
+	s.Apply(rec("c", "+1+1", "1", "Hill", 1), Local)
 	select {
 	case <-c:
 		t.Fatal("notification after Unsubscribe")
@@ -252,14 +252,14 @@ func TestSubscribe(t *testing.T) {
 // TestConcurrentUse runs writers, readers and change readers at once; run
 // it with -race. Whatever the interleaving, the newest record must win.
 func TestConcurrentUse(t *testing.T) {
-	s := New(0)
+	s := New()
 	const writers, clients, rounds = 4, 50, 200
 	var wg, readers sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
 			for r := range rounds {
 				for c := range clients {
-					s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(r*writers+w), "Hill", 1), Link(w))
+					s.Apply(rec(fmt.Sprint(c), "+1+1", fmt.Sprint(r*writers+w), "Hill", 1), Source(w))
 				}
 			}
 		})
@@ -313,21 +313,21 @@ func measureMemory(n, limit int) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	s := New(0)
+	s := New()
 	s.SetLimit(limit)
 	for i := range n {
 		// Realistic sizes: a host name, a six-decimal position, a nanosecond time.
 		s.Apply(Record{
 			Text:   fmt.Sprintf("client-%07d.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", i),
 			Origin: "Hill", Recv: 1621464828223371889,
-		}, NoLink)
+		}, Local)
 	}
 	// And a second round of updates, as a live herd would see.
 	for i := range n {
 		s.Apply(Record{
 			Text:   fmt.Sprintf("client-%07d.cs.ucla.edu +34.068930-118.445127 1621464828.959498503", i),
 			Origin: "Hill", Recv: 1621464829223371889,
-		}, NoLink)
+		}, Local)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -345,12 +345,12 @@ func BenchmarkApplyNew(b *testing.B) {
 	for i := range texts {
 		texts[i] = fmt.Sprintf("client-%d +34.068930-118.445127 1621464827.959498503", i)
 	}
-	s := New(0)
+	s := New()
 	s.SetLimit(benchLimit)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		s.Apply(Record{Text: texts[i], Origin: "Hill", Recv: 1}, NoLink)
+		s.Apply(Record{Text: texts[i], Origin: "Hill", Recv: 1}, Local)
 	}
 }
 
@@ -360,20 +360,20 @@ func BenchmarkApplyUpdate(b *testing.B) {
 	for i := range texts {
 		texts[i] = fmt.Sprintf("client-%d +34.068930-118.445127 1621464827.%09d", i%clients, i)
 	}
-	s := New(0)
+	s := New()
 	s.SetLimit(benchLimit)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		s.Apply(Record{Text: texts[i%len(texts)], Origin: "Hill", Recv: int64(i)}, NoLink)
+		s.Apply(Record{Text: texts[i%len(texts)], Origin: "Hill", Recv: int64(i)}, Local)
 	}
 }
 
 func BenchmarkGet(b *testing.B) {
-	s := New(0)
+	s := New()
 	s.SetLimit(benchLimit)
 	for i := range 10_000 {
-		s.Apply(Record{Text: fmt.Sprintf("client-%d +34.068930-118.445127 1", i), Origin: "Hill", Recv: 1}, NoLink)
+		s.Apply(Record{Text: fmt.Sprintf("client-%d +34.068930-118.445127 1", i), Origin: "Hill", Recv: 1}, Local)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -400,7 +400,7 @@ func BenchmarkLimitUpkeep(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				s.Apply(benchRecord(i%clients, 1621464900+int64(i)), NoLink)
+				s.Apply(benchRecord(i%clients, 1621464900+int64(i)), Local)
 			}
 		})
 		b.Run("new/"+name, func(b *testing.B) {
@@ -408,7 +408,7 @@ func BenchmarkLimitUpkeep(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				s.Apply(benchRecord(clients+i, 1621464900+int64(i)), NoLink)
+				s.Apply(benchRecord(clients+i, 1621464900+int64(i)), Local)
 			}
 		})
 	}
@@ -423,7 +423,7 @@ func BenchmarkApplyAtLimit(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
-			s.Apply(benchRecord(clients+i, 1621464900+int64(i)), NoLink)
+			s.Apply(benchRecord(clients+i, 1621464900+int64(i)), Local)
 		}
 	})
 	b.Run("refuse", func(b *testing.B) {
@@ -431,17 +431,17 @@ func BenchmarkApplyAtLimit(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
-			s.Apply(benchRecord(clients+i, 1000+int64(i%1000)), NoLink)
+			s.Apply(benchRecord(clients+i, 1000+int64(i%1000)), Local)
 		}
 	})
 }
 
 // filled returns a store of n clients with times a second apart.
 func filled(n, limit int) *Store {
-	s := New(0)
+	s := New()
 	s.SetLimit(limit)
 	for i := range n {
-		s.Apply(benchRecord(i, 1621464827-int64(n)+int64(i)), NoLink)
+		s.Apply(benchRecord(i, 1621464827-int64(n)+int64(i)), Local)
 	}
 	return s
 }
