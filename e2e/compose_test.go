@@ -14,6 +14,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // composeProject is the compose project name of every e2e run.
@@ -110,7 +111,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 			}
 			var wantPeers config.Peers
 			for _, nb := range s.Neighbours {
-				wantPeers = append(wantPeers, config.Peer{Name: nb, Addr: fmt.Sprintf("%s:%d", strings.ToLower(nb), containerPeerPort)})
+				wantPeers = append(wantPeers, topology.Peer{Name: nb, Addr: fmt.Sprintf("%s:%d", strings.ToLower(nb), containerPeerPort)})
 			}
 			if !samePeers(peers, wantPeers) {
 				t.Errorf("HERD_PEERS = %q, want the neighbours %q", env("HERD_PEERS"), wantPeers.String())

@@ -22,6 +22,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/protocol"
 	"github.com/herdkit/herd/pkg/secret"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // Config is the whole configuration of one node.
@@ -467,14 +468,8 @@ func validAddr(addr string) error {
 	return nil
 }
 
-// Peer is one neighbour.
-type Peer struct {
-	Name string
-	Addr string // host:port of its peer listener
-}
-
 // Peers is the neighbour list, parsed from "Name=host:port,...".
-type Peers []Peer
+type Peers []topology.Peer
 
 // UnmarshalText parses "Name=host:port,Name=host:port"; spaces around
 // entries are ignored and an empty string is no neighbours.
@@ -497,7 +492,7 @@ func (p *Peers) UnmarshalText(b []byte) error {
 			return fmt.Errorf("%s is listed twice", name)
 		}
 		seen[name] = true
-		*p = append(*p, Peer{Name: name, Addr: addr})
+		*p = append(*p, topology.Peer{Name: name, Addr: addr})
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func TestPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Peers{{"Jaquez", "jaquez:12300"}, {"Smith", "10.0.0.3:12300"}}
+	want := Peers{{Name: "Jaquez", Addr: "jaquez:12300"}, {Name: "Smith", Addr: "10.0.0.3:12300"}}
 	if fmt.Sprint(c.Peers) != fmt.Sprint(want) || c.Peers.String() != "Jaquez=jaquez:12300,Smith=10.0.0.3:12300" {
 		t.Errorf("Peers = %v", c.Peers)
 	}

@@ -46,7 +46,7 @@ func (c *Config) derivePeers() {
 	}
 	base, i, _ := Index(c.Name, c.Servers)
 	for _, j := range topology.Neighbours(i, c.Servers) {
-		c.Peers = append(c.Peers, Peer{Name: base + "-" + strconv.Itoa(j), Addr: PeerAddr(c.PeerTemplate, j)})
+		c.Peers = append(c.Peers, topology.Peer{Name: base + "-" + strconv.Itoa(j), Addr: PeerAddr(c.PeerTemplate, j)})
 	}
 }
 

@@ -60,12 +60,8 @@ func peerTLS(c config.Config) (*peer.TLS, error) {
 }
 
 func peerConfig(c config.Config, incarnation uint64, known map[string]store.Watermark, tls *peer.TLS) peer.Config {
-	neighbours := make([]peer.Endpoint, len(c.Peers))
-	for i, p := range c.Peers {
-		neighbours[i] = peer.Endpoint{Name: p.Name, Addr: p.Addr}
-	}
 	return peer.Config{
-		Name: c.Name, Incarnation: incarnation, Neighbours: neighbours, Secret: c.PeerSecret,
+		Name: c.Name, Incarnation: incarnation, Neighbours: c.Peers, Secret: c.PeerSecret,
 		Heartbeat: c.PeerHeartbeat, Timeout: c.PeerTimeout, BackoffMax: c.PeerBackoffMax, Known: known, TLS: tls,
 	}
 }

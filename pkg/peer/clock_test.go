@@ -12,6 +12,7 @@ import (
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 func TestOffsetDelay(t *testing.T) {
@@ -88,8 +89,8 @@ func TestClockOffsetAcrossMachines(t *testing.T) {
 	lnA, lnB := listen(t), listen(t)
 	ahead := fastTimings
 	ahead.Now = func() time.Time { return time.Now().Add(skew) }
-	a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
-	b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, ahead, nil)
+	a := runNode(t, "A", lnA, []topology.Peer{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
+	b := runNode(t, "B", lnB, []topology.Peer{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, ahead, nil)
 	offsetOf := func(n *node, peer string) float64 {
 		return promtest.ToFloat64(n.m.PeerClockOffset.WithLabelValues(peer))
 	}

@@ -13,6 +13,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/internal/testutil"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 func TestClaims(t *testing.T) {
@@ -87,9 +88,9 @@ func TestClaims(t *testing.T) {
 // the second, and its link stops flapping.
 func TestDuplicateNameStopsFlapping(t *testing.T) {
 	lnJ, ln1, ln2 := listen(t), listen(t), listen(t)
-	toJaquez := []Endpoint{{Name: "Jaquez", Addr: lnJ.Addr().String()}}
+	toJaquez := []topology.Peer{{Name: "Jaquez", Addr: lnJ.Addr().String()}}
 	errors, secondErrors := &errorLog{}, &errorLog{}
-	jaquez := runNode(t, "Jaquez", lnJ, []Endpoint{{Name: "Hill", Addr: ln1.Addr().String()}}, testSecret, fastTimings,
+	jaquez := runNode(t, "Jaquez", lnJ, []topology.Peer{{Name: "Hill", Addr: ln1.Addr().String()}}, testSecret, fastTimings,
 		errors.logger(testLogger(t, "Jaquez")))
 	hill := runNode(t, "Hill", ln1, toJaquez, testSecret, fastTimings, nil)
 	testutil.Eventually(t, 10*time.Second, func() error {

@@ -18,6 +18,7 @@ import (
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -75,9 +76,9 @@ func newHerd(t *testing.T, topology []config.Server, timings Config) *herd {
 // start runs a node with an empty store (a new incarnation) on ln.
 func (h *herd) start(name string, ln net.Listener, timings Config, secret secret.String) {
 	n := h.nodes[name]
-	var peers []Endpoint
+	var peers []topology.Peer
 	for _, nb := range h.topo[name] {
-		peers = append(peers, Endpoint{Name: nb, Addr: h.nodes[nb].addr})
+		peers = append(peers, topology.Peer{Name: nb, Addr: h.nodes[nb].addr})
 	}
 	cfg := timings
 	cfg.Name, cfg.Neighbours, cfg.Secret = name, peers, secret
@@ -94,7 +95,7 @@ func (h *herd) start(name string, ln net.Listener, timings Config, secret secret
 // herd cannot hold (two nodes of one name, or different secrets), on ln,
 // with the given neighbours and logger (nil: to t.Log); it stops at the
 // end of the test.
-func runNode(t *testing.T, name string, ln net.Listener, peers []Endpoint, secret secret.String, timings Config, log *slog.Logger) *node {
+func runNode(t *testing.T, name string, ln net.Listener, peers []topology.Peer, secret secret.String, timings Config, log *slog.Logger) *node {
 	t.Helper()
 	if log == nil {
 		log = testLogger(t, name)

@@ -14,6 +14,7 @@ import (
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 func TestGate(t *testing.T) {
@@ -75,7 +76,7 @@ func listenPeer(t *testing.T, cfg Config) (string, *Manager, *metrics.Metrics) {
 		t.Fatal(err)
 	}
 	cfg.Name, cfg.Secret = "A", testSecret
-	cfg.Neighbours = []Endpoint{{Name: "B", Addr: "127.0.0.1:1"}}
+	cfg.Neighbours = []topology.Peer{{Name: "B", Addr: "127.0.0.1:1"}}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat, cfg.BackoffMax = time.Second, time.Second
 	}

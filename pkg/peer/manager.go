@@ -16,6 +16,7 @@ import (
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // maxFrame bounds a peer frame: a record of the longest client line the
@@ -29,7 +30,7 @@ type Config struct {
 	Incarnation uint64 // this process's incarnation; 0 draws a random one
 	// Neighbours are the servers this one links to, each by its name and
 	// peer address.
-	Neighbours []Endpoint
+	Neighbours []topology.Peer
 	// Secret proves both ends of every link; it keeps its redacting type
 	// down to the HMAC (proof).
 	Secret     secret.String
@@ -77,13 +78,6 @@ type Manager struct {
 	// must not grow from zero during Wait.
 	mu     sync.Mutex
 	closed bool
-}
-
-// Endpoint is one neighbour: its server name and the host:port of its peer
-// listener.
-type Endpoint struct {
-	Name string
-	Addr string
 }
 
 // New returns a manager for cfg.Neighbours; call Start, and Serve with the peer

@@ -17,6 +17,7 @@ import (
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 var pair = []config.Server{{Name: "A", Neighbours: []string{"B"}}, {Name: "B", Neighbours: []string{"A"}}}
@@ -29,8 +30,8 @@ func failures(n *node, reason string) float64 {
 // dials and for the other's, and never protocol.
 func TestWrongSecretIsRefused(t *testing.T) {
 	lnA, lnB := listen(t), listen(t)
-	a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
-	b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
+	a := runNode(t, "A", lnA, []topology.Peer{{Name: "B", Addr: lnB.Addr().String()}}, testSecret, fastTimings, nil)
+	b := runNode(t, "B", lnB, []topology.Peer{{Name: "A", Addr: lnA.Addr().String()}}, "another-secret-of-16+", fastTimings, nil)
 	// Each end counts its own dials and the other's: four means at least
 	// one of each kind at each end.
 	testutil.Eventually(t, 10*time.Second, testutil.AtLeast(a.m.PeerHandshakeFailures.WithLabelValues(reasonBadSecret), 4))

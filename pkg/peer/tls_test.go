@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/herdkit/herd/internal/testutil"
 	"io"
 	"net"
 	"strings"
@@ -13,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
+
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/internal/testcert"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // herdTLS issues a certificate for name from ca.
@@ -70,8 +72,8 @@ func TestTLSLinks(t *testing.T) {
 			lnA, lnB := listen(t), listen(t)
 			closed := listen(t)
 			closed.Close() // A's address for B: A never reaches it, so every link is B's dial
-			a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: closed.Addr().String()}}, testSecret, withTLS(herdTLS(t, herdCA, "A")), nil)
-			b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, tt.dialer, nil)
+			a := runNode(t, "A", lnA, []topology.Peer{{Name: "B", Addr: closed.Addr().String()}}, testSecret, withTLS(herdTLS(t, herdCA, "A")), nil)
+			b := runNode(t, "B", lnB, []topology.Peer{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, tt.dialer, nil)
 			if tt.up {
 				r := store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}
 				a.st.Apply(r, store.Local)
@@ -175,8 +177,8 @@ func TestRelayInjection(t *testing.T) {
 			rel := newRelay(t, lnA.Addr().String(), tt.a.TLS == nil)
 			closed := listen(t)
 			closed.Close()
-			a := runNode(t, "A", lnA, []Endpoint{{Name: "B", Addr: closed.Addr().String()}}, testSecret, tt.a, nil)
-			b := runNode(t, "B", lnB, []Endpoint{{Name: "A", Addr: rel.ln.Addr().String()}}, testSecret, tt.b, nil)
+			a := runNode(t, "A", lnA, []topology.Peer{{Name: "B", Addr: closed.Addr().String()}}, testSecret, tt.a, nil)
+			b := runNode(t, "B", lnB, []topology.Peer{{Name: "A", Addr: rel.ln.Addr().String()}}, testSecret, tt.b, nil)
 			testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 179", func() bool { return a.mgr.Reconciled() && b.mgr.Reconciled() }))
 			forged := fmt.Sprintf("F %d 1 B %d mitm-injected +34.068930-118.445127 %d.0\n", uint64(1)<<40, time.Now().UnixNano(), time.Now().Unix())
 			rel.inject(forged)

@@ -59,3 +59,11 @@ func Neighbours(i, n int) []int {
 	slices.Sort(out)
 	return out
 }
+
+// Peer is one neighbour of a server: its name and the host:port of its
+// peer listener. HERD_PEERS lists them (package config), and the peer
+// links dial them (package peer).
+type Peer struct {
+	Name string
+	Addr string
+}
