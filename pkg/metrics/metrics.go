@@ -201,16 +201,6 @@ func Build() (version, revision string) {
 	return version, revision
 }
 
-// GaugeFunc registers a gauge whose value is read at every scrape.
-func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
-	m.factory().register(name, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
-}
-
-// CounterFunc registers a counter whose value is read at every scrape.
-func (m *Metrics) CounterFunc(name, help string, f func() float64) {
-	m.factory().register(name, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
-}
-
 func (m *Metrics) factory() factory { return factory{r: m.Registry, names: m.names} }
 
 // Names returns the names of the herd_ metrics registered so far, whether

@@ -3,14 +3,14 @@ package metrics
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 )
 
 func TestNamesPassPromlint(t *testing.T) {
 	m := New()
-	m.GaugeFunc("herd_store_records", "Clients whose record this server holds.", func() float64 { return 0 })
-	m.CounterFunc("herd_log_blocked_seconds_total", "Time the log could not take records.", func() float64 { return 0 })
+	m.NodeState(func() bool { return true }, fakeStore{}, func() time.Duration { return 0 })
 	// Give every vector one child so that Gather returns its family.
 	m.ClientRequests.WithLabelValues("IAMAT", "ok").Inc()
 	m.ClientRequestDuration.WithLabelValues("IAMAT").Observe(0.001)

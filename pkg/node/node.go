@@ -120,25 +120,7 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	for _, p := range cfg.Peers {
 		n.metrics.Neighbour(p.Name)
 	}
-	n.metrics.GaugeFunc("herd_ready", "1 when /readyz answers ready, else 0.", func() float64 {
-		if n.Ready() {
-			return 1
-		}
-		return 0
-	})
-	n.metrics.GaugeFunc("herd_store_records", "Clients whose record this server holds.",
-		func() float64 { return float64(n.store.Len()) })
-	n.metrics.GaugeFunc("herd_store_records_limit", "The most clients whose record this server holds (HERD_MAX_RECORDS).",
-		func() float64 { return float64(n.store.Limit()) })
-	n.metrics.CounterFunc("herd_store_evictions_total",
-		"Records evicted at HERD_MAX_RECORDS to make room for a new client's record that ranks higher.",
-		func() float64 { return float64(n.store.Evictions()) })
-	n.metrics.CounterFunc("herd_store_refused_total",
-		"Records of new clients not stored at HERD_MAX_RECORDS because they rank below every record held; also counted in herd_store_updates_dropped_total.",
-		func() float64 { return float64(n.store.Refused()) })
-	n.metrics.CounterFunc("herd_log_blocked_seconds_total",
-		"Time the process's log could not take records because its destination had not taken the earlier ones; client lines wait meanwhile.",
-		func() float64 { return logs.Blocked().Seconds() })
+	n.metrics.NodeState(n.Ready, n.store, logs.Blocked)
 	scfg := serverConfig(cfg)
 	if n.journal != nil {
 		scfg.Journal = n.journal
