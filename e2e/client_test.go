@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -119,7 +120,7 @@ func (h *herd) whatsatExec(t testing.TB, server, id string) string {
 	case code == 1 && out == "? WHATSAT "+id+" 10 1\n":
 		return ""
 	case code == 0:
-		rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 10 1")
+		rs, err := testutil.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 10 1")
 		if err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Raw) == out {
 			if _, ok := parseAT(rs[0].Line); ok {
 				return string(rs[0].Line)
@@ -143,7 +144,7 @@ func (h *herd) forget(id string) {
 func checkAT(t testing.TB, server, id, when, reply string) string {
 	t.Helper()
 	line := "IAMAT " + id + " " + pos + " " + when
-	rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
+	rs, err := testutil.ReadReplies(strings.NewReader(reply), line)
 	var at protocol.AT
 	ok := err == nil && string(rs[0].Raw) == reply
 	if ok {
@@ -205,7 +206,7 @@ func (h *herd) whatsat(t testing.TB, server, id string) string {
 	if reply == "? "+line+"\n" {
 		return ""
 	}
-	rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
+	rs, err := testutil.ReadReplies(strings.NewReader(reply), line)
 	var places struct {
 		Results []json.RawMessage `json:"results"`
 		Status  string            `json:"status"`

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/protocol"
 )
@@ -121,7 +122,7 @@ func TestComposeUp(t *testing.T) {
 	eventually(t, converge, "Campbell answers WHATSAT with Hill's AT line", func() (bool, string) {
 		line := "WHATSAT " + id + " 10 1"
 		reply := send(t, campbell, line)
-		rs, err := protocol.ReadReplies(strings.NewReader(reply), line)
+		rs, err := testutil.ReadReplies(strings.NewReader(reply), line)
 		return err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Line) == at, fmt.Sprintf("%q", reply)
 	})
 

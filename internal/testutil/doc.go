@@ -3,7 +3,8 @@
 // testutil/retry), Logger and LogWriter send logs to t.Log, Buffer is a
 // bytes.Buffer safe for concurrent writers, Gather and Scrape read metrics
 // from a registry or a /metrics URL, FreeLoopbackAddrs and FreePortBase
-// find free ports, and Tmpfs mounts a small file system that can fill up.
+// find free ports, ReadReplies reads the replies to lines sent, and Tmpfs
+// mounts a small file system that can fill up.
 //
 // It is for tests only: non-test code must not import it.
 package testutil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -63,7 +64,7 @@ func TestWhatsatThroughGoogle(t *testing.T) {
 				"HERD_GOOGLE_BASE_URL": srv.URL})
 			lines := []string{"IAMAT kiwi +34.068930-118.445127 1621464827.5", "WHATSAT kiwi 10 2"}
 			out := send(t, n, lines...)
-			rs, err := protocol.ReadReplies(strings.NewReader(out), lines...)
+			rs, err := testutil.ReadReplies(strings.NewReader(out), lines...)
 			if err != nil || rs[1].Kind != protocol.ReplyAT || !strings.HasPrefix(string(rs[1].Line), "AT Hill ") {
 				t.Fatalf("reply %q: %v", out, err)
 			}

@@ -46,7 +46,7 @@ func TestRecordLimitAcrossTheHerd(t *testing.T) {
 	var wg sync.WaitGroup
 	for k, n := range nodes {
 		wg.Go(func() {
-			rs, err := protocol.ReadReplies(strings.NewReader(send(t, n, lines[k]...)), lines[k]...)
+			rs, err := testutil.ReadReplies(strings.NewReader(send(t, n, lines[k]...)), lines[k]...)
 			if err != nil || slices.ContainsFunc(rs, func(r protocol.Reply) bool { return r.Kind != protocol.ReplyAT }) {
 				t.Errorf("%s answered %d of %d IAMATs: %v", n.cfg.Name, len(rs), len(lines[k]), err)
 			}

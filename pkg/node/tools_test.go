@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/tools/bench"
 	"github.com/herdkit/herd/pkg/tools/client"
 )
@@ -27,7 +27,7 @@ func TestClientAgainstNode(t *testing.T) {
 	}
 	at := strings.TrimSuffix(out, "\n")
 	out, _, code = run(addr, "WHATSAT", "kiwi", "10", "3")
-	rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT kiwi 10 3")
+	rs, err := testutil.ReadReplies(strings.NewReader(out), "WHATSAT kiwi 10 3")
 	if code != client.ExitOK || err != nil || string(rs[0].Line) != at || string(rs[0].Raw) != out ||
 		strings.Count(string(rs[0].JSON), `"place_id"`) != 3 {
 		t.Errorf("WHATSAT: exit %d, %q, %v", code, out, err)

@@ -369,22 +369,3 @@ func (rr *ReplyReader) Read(p []byte) (int, error) {
 	}
 	return rr.rd.Read(p)
 }
-
-// ReadReplies reads from rd the replies to lines sent in order, as the
-// client that sent them would (a blank line gets none), and returns copies
-// of them. It stops at the first error, returning the replies read before.
-func ReadReplies(rd io.Reader, lines ...string) ([]Reply, error) {
-	rr := NewReplyReader(rd)
-	var replies []Reply
-	for _, l := range lines {
-		if Parse([]byte(l)).Kind == Blank {
-			continue
-		}
-		r, err := rr.ReadReply(FormOf(l))
-		if err != nil {
-			return replies, err
-		}
-		replies = append(replies, r.Clone())
-	}
-	return replies, nil
-}

@@ -82,17 +82,6 @@ func TestRepliesReadBack(t *testing.T) {
 	}
 }
 
-func TestReadReplies(t *testing.T) {
-	transcript := kiwiAT + "\n" + kiwiAT + "\n" + kiwiJSON + "\n\n? x\n"
-	rs, err := ReadReplies(strings.NewReader(transcript), "IAMAT k +1+1 1", " ", "WHATSAT k 1 1", "x")
-	if err != nil || len(rs) != 3 || rs[0].Kind != ReplyAT || string(rs[1].JSON) != kiwiJSON || rs[2].Kind != ReplyInvalid {
-		t.Fatalf("%d replies %v: %+v", len(rs), err, rs)
-	}
-	if rs, err := ReadReplies(strings.NewReader(kiwiAT+"\n"), "IAMAT k +1+1 1", "IAMAT k +1+1 2"); err != io.EOF || len(rs) != 1 {
-		t.Fatalf("a reply missing: %d replies, %v", len(rs), err)
-	}
-}
-
 type wantReply struct {
 	kind ReplyKind
 	raw  string

@@ -114,7 +114,7 @@ func fillUntilRefused(t *testing.T, addr string) []ack {
 func whatsatAT(t *testing.T, addr, id string) string {
 	t.Helper()
 	out := exchange(t, addr, "WHATSAT "+id+" 1 0\n")
-	rs, err := protocol.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 1 0")
+	rs, err := testutil.ReadReplies(strings.NewReader(out), "WHATSAT "+id+" 1 0")
 	if err != nil {
 		t.Fatalf("reply %q: %v", out, err)
 	}

@@ -174,7 +174,7 @@ func TestServe(t *testing.T) {
 	})
 	t.Run("pipelined with whitespace variants", func(t *testing.T) {
 		out := exchange(t, addr, "IAMAT a +1+1 1\r\n\t IAMAT\tb  +2-2 2 \n\nBOGUS\nIAMAT c +3+3 3")
-		rs, err := protocol.ReadReplies(strings.NewReader(out), "IAMAT a", "IAMAT b", "", "BOGUS", "IAMAT c", "IAMAT extra")
+		rs, err := testutil.ReadReplies(strings.NewReader(out), "IAMAT a", "IAMAT b", "", "BOGUS", "IAMAT c", "IAMAT extra")
 		if err != io.EOF || len(rs) != 4 || !strings.HasSuffix(string(rs[0].Line), " a +1+1 1") || !strings.HasSuffix(string(rs[1].Line), " b +2-2 2") ||
 			string(rs[2].Line) != "? BOGUS" || !strings.HasSuffix(string(rs[3].Line), " c +3+3 3") {
 			t.Errorf("got %q", out)
@@ -188,7 +188,7 @@ func TestServe(t *testing.T) {
 	})
 	t.Run("whatsat from the offline data", func(t *testing.T) {
 		out := exchange(t, addr, kiwi+"\nWHATSAT kiwi.cs.ucla.edu 10 3\n")
-		rs, err := protocol.ReadReplies(strings.NewReader(out), kiwi, "WHATSAT kiwi.cs.ucla.edu 10 3")
+		rs, err := testutil.ReadReplies(strings.NewReader(out), kiwi, "WHATSAT kiwi.cs.ucla.edu 10 3")
 		if err != nil || !strings.HasPrefix(string(rs[0].Line), "AT Hill ") {
 			t.Fatalf("got %q, %v", out, err)
 		}

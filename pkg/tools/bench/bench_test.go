@@ -101,7 +101,7 @@ func TestCompareWithFloorInProcess(t *testing.T) {
 	for _, rounds := range []int{1, 2, 5} {
 		t.Run(fmt.Sprint(rounds, " rounds"), func(t *testing.T) {
 			f := startFloor(t)
-			rep, err := CompareWithFloor(context.Background(), LoadConfig{Addrs: []string{f.Addr()}, Conns: 2, N: 100}, StartFloorInProcess, rounds)
+			rep, err := CompareWithFloor(context.Background(), LoadConfig{Addrs: []string{f.Addr()}, Conns: 2, N: 100}, startFloorInProcess, rounds)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +144,7 @@ func TestCompareWithFloorInProcess(t *testing.T) {
 			}
 		})
 	}
-	if _, err := CompareWithFloor(context.Background(), LoadConfig{}, StartFloorInProcess, 0); err == nil {
+	if _, err := CompareWithFloor(context.Background(), LoadConfig{}, startFloorInProcess, 0); err == nil {
 		t.Error("0 rounds accepted")
 	}
 }

@@ -95,18 +95,6 @@ func startFloorCommand(ctx context.Context, name string, args ...string) (string
 	return "", nil, fmt.Errorf("floor server %s: %w", name, err)
 }
 
-// StartFloorInProcess starts a floor server in this process, on a free
-// port of 127.0.0.1. It is for tests and for machines where a child
-// process is not wanted; the load generator then shares its CPU time.
-func StartFloorInProcess(context.Context) (string, func() error, error) {
-	s, err := ListenFloor("127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	go s.Serve()
-	return s.Addr(), s.Close, nil
-}
-
 // CompareWithFloor runs the load of cfg against a floor server that start
 // starts and then against cfg.Addrs, rounds times in alternation, and
 // reports the round whose rate ratio is the median, with every round's

@@ -38,6 +38,18 @@ func startFloor(t *testing.T) *FloorServer {
 	return s
 }
 
+// startFloorInProcess is a FloorStarter for tests: a floor server in the
+// test's process, on a free port of 127.0.0.1, where TestRunLoadFloorChild
+// covers the child process of `herd bench load -floor`.
+func startFloorInProcess(context.Context) (string, func() error, error) {
+	s, err := ListenFloor("127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go s.Serve()
+	return s.Addr(), s.Close, nil
+}
+
 // lineServer serves each connection with answer, one line at a time, and
 // closes a connection at the end of its input.
 type lineServer struct {
