@@ -71,7 +71,7 @@ func loadComposeEnv(env []string, profiles ...string) (*types.Project, error) {
 }
 
 // TestComposeMatchesTopology checks compose.yaml against the classic herd
-// of PROTOCOL.md (config.Classic). It needs no Docker.
+// of PROTOCOL.md (topology.Classic). It needs no Docker.
 func TestComposeMatchesTopology(t *testing.T) {
 	// An empty environment: what compose.yaml says by itself.
 	p, err := loadComposeEnv(nil)
@@ -80,7 +80,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 	}
 
 	var want []string
-	for _, s := range config.Classic {
+	for _, s := range topology.Classic {
 		want = append(want, strings.ToLower(s.Name))
 	}
 	if got := slices.Sorted(slices.Values(p.ServiceNames())); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
@@ -89,7 +89,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 
 	var image string
 	var build *types.BuildConfig
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		name := strings.ToLower(s.Name)
 		svc, ok := p.Services[name]
 		if !ok {
@@ -244,7 +244,7 @@ func TestComposeBoundsContainerLogs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("loading compose.yaml: %v", err)
 	}
-	if len(p.Services) < len(config.Classic)+2 {
+	if len(p.Services) < len(topology.Classic)+2 {
 		t.Fatalf("%d services with the monitoring profile, want the five servers, Prometheus and Grafana", len(p.Services))
 	}
 	for name, svc := range p.Services {

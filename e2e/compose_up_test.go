@@ -17,6 +17,7 @@ import (
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // composeLabel selects what compose creates for the e2e project.
@@ -41,7 +42,7 @@ func TestComposeUp(t *testing.T) {
 	// crashed run goes first, then anything else on them is an error.
 	compose(t, tool, "down", "-v", "--remove-orphans")
 	var busy []string
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		for _, port := range []int{config.ClassicClientPort + i, config.ClassicMetricsPort + i} {
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			ln, err := net.Listen("tcp", addr)
@@ -101,9 +102,9 @@ func TestComposeUp(t *testing.T) {
 				healthy++
 			}
 		}
-		return len(cs.Items) == len(config.Classic) && healthy == len(config.Classic), strings.Join(states, "; ")
+		return len(cs.Items) == len(topology.Classic) && healthy == len(topology.Classic), strings.Join(states, "; ")
 	})
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		url := fmt.Sprintf("http://127.0.0.1:%d/readyz", config.ClassicMetricsPort+i)
 		eventually(t, 30*time.Second, s.Name+" answers "+url, func() (bool, string) {
 			code, err := httpGet(url)
@@ -126,7 +127,7 @@ func TestComposeUp(t *testing.T) {
 		return err == nil && rs[0].Kind == protocol.ReplyAT && string(rs[0].Line) == at, fmt.Sprintf("%q", reply)
 	})
 
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", config.ClassicMetricsPort+i)
 		m := scrapeURL(t, url)
 		if m.get("herd_build_info", nil) != 1 {

@@ -27,7 +27,7 @@ import (
 	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // Ports inside every node's container, as compose.yaml and the image set
@@ -65,7 +65,7 @@ type herd struct {
 	net   *testcontainers.DockerNetwork
 	cli   *testcontainers.DockerClient
 	nodes map[string]*node // by server name: Hill, Jaquez, ...
-	names []string         // in config.Classic's order
+	names []string         // in topology.Classic's order
 	image string
 	proj  *types.Project
 
@@ -114,7 +114,7 @@ func newHerd(t *testing.T) *herd {
 	t.Cleanup(func() { cli.Close() })
 	h := &herd{net: nw, cli: cli, nodes: map[string]*node{}, image: img, proj: proj, records: map[string]record{}, replaced: map[string]*node{}}
 
-	for _, s := range config.Classic {
+	for _, s := range topology.Classic {
 		alias := strings.ToLower(s.Name)
 		svc, ok := proj.Services[alias]
 		if !ok {
@@ -176,7 +176,7 @@ func (h *herd) isLive(name string) bool {
 // reconciled at both ends (herd_peer_up 1).
 func (h *herd) waitLinks(t testing.TB) {
 	t.Helper()
-	for _, s := range config.Classic {
+	for _, s := range topology.Classic {
 		if !h.isLive(s.Name) {
 			continue
 		}

@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
-// neighbours returns a server's neighbours in config.Classic.
+// neighbours returns a server's neighbours in topology.Classic.
 func neighbours(t testing.TB, name string) []string {
 	t.Helper()
-	for _, s := range config.Classic {
+	for _, s := range topology.Classic {
 		if s.Name == name {
 			return s.Neighbours
 		}
 	}
-	t.Fatalf("%s is not in config.Classic", name)
+	t.Fatalf("%s is not in topology.Classic", name)
 	return nil
 }
 

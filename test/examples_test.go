@@ -14,6 +14,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/tools/client"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // readmeExample is one command of the README's "Talk to it" block and the
@@ -90,9 +91,9 @@ func TestReadmeExamples(t *testing.T) {
 		}
 		p, _ := strconv.Atoi(m[2])
 		switch {
-		case p >= config.ClassicClientPort && p < config.ClassicClientPort+len(config.Classic):
+		case p >= config.ClassicClientPort && p < config.ClassicClientPort+len(topology.Classic):
 			p += ports.Client - config.ClassicClientPort
-		case p >= config.ClassicMetricsPort && p < config.ClassicMetricsPort+len(config.Classic):
+		case p >= config.ClassicMetricsPort && p < config.ClassicMetricsPort+len(topology.Classic):
 			p += ports.Metrics - config.ClassicMetricsPort
 		default:
 			t.Fatalf("README example address %q is no port of the classic herd", addr)

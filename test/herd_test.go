@@ -22,6 +22,7 @@ import (
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/node"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // root is the repository root, relative to this package's directory,
@@ -69,17 +70,17 @@ func stop(t testing.TB, n *node.Node) {
 }
 
 // startLocalHerd starts the classic herd in this process exactly as
-// `herd local` does (node.LocalConfigs), on three runs of five free
+// `herd local` does (config.LocalHerd), on three runs of five free
 // loopback ports instead of 12200, 12300 and 9200. Another process may
 // take a port between the check and the bind; the herd is then started
 // again on new ports.
-func startLocalHerd(t *testing.T) ([]member, node.Ports) {
+func startLocalHerd(t *testing.T) ([]member, config.Ports) {
 	t.Helper()
 	log := testutil.Logger(t, slog.LevelWarn)
 	var lastErr error
 	for range 5 {
 		base := testutil.FreePortBase(t, 15)
-		ports := node.Ports{Client: base, Peer: base + 5, Metrics: base + 10}
+		ports := config.Ports{Client: base, Peer: base + 5, Metrics: base + 10}
 		herd, err := tryLocalHerd(log, ports)
 		if err == nil {
 			t.Cleanup(func() {
@@ -93,11 +94,11 @@ func startLocalHerd(t *testing.T) ([]member, node.Ports) {
 		t.Logf("starting the herd: %v; again on new ports", err)
 	}
 	t.Fatalf("starting the herd: %v", lastErr)
-	return nil, node.Ports{}
+	return nil, config.Ports{}
 }
 
-func tryLocalHerd(log *slog.Logger, ports node.Ports) ([]member, error) {
-	cfgs, err := node.LocalConfigs(map[string]string{"HERD_PEER_BACKOFF_MAX": "250ms"}, ports, 0)
+func tryLocalHerd(log *slog.Logger, ports config.Ports) ([]member, error) {
+	cfgs, err := config.LocalHerd(map[string]string{"HERD_PEER_BACKOFF_MAX": "250ms"}, ports, topology.Classic)
 	if err != nil {
 		return nil, err
 	}

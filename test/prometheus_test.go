@@ -20,8 +20,8 @@ import (
 
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/config"
-	"github.com/herdkit/herd/pkg/node"
 	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // TestPrometheusScrapesHerd runs the classic herd in this process and the
@@ -51,7 +51,7 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 	}
 
 	wantLinks := map[string]bool{}
-	for _, s := range config.Classic {
+	for _, s := range topology.Classic {
 		for _, nb := range s.Neighbours {
 			wantLinks[s.Name+"→"+nb] = true
 		}
@@ -60,7 +60,7 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 	for end := range wantLinks {
 		from, to, _ := strings.Cut(end, "→")
 		if !wantLinks[to+"→"+from] {
-			t.Fatalf("config.Classic lists the link %s one way only", end)
+			t.Fatalf("topology.Classic lists the link %s one way only", end)
 		}
 	}
 
@@ -120,11 +120,11 @@ func TestPrometheusScrapesHerd(t *testing.T) {
 			}
 			held[s.Metric["node"]] = v
 		}
-		last = fmt.Sprintf("herd_store_records by node: %v; want %d at each of %d nodes", held, clients, len(config.Classic))
-		if len(held) != len(config.Classic) {
+		last = fmt.Sprintf("herd_store_records by node: %v; want %d at each of %d nodes", held, clients, len(topology.Classic))
+		if len(held) != len(topology.Classic) {
 			return false
 		}
-		for _, s := range config.Classic {
+		for _, s := range topology.Classic {
 			if held[s.Name] != clients {
 				return false
 			}
@@ -286,7 +286,7 @@ type promServer struct {
 // changed only where a test must: the metrics ports (9200 to 9204 become
 // ports.Metrics to ports.Metrics+4) and the intervals (1s instead of 5s).
 // It waits until Prometheus is ready.
-func startPrometheus(ctx context.Context, t *testing.T, bin string, ports node.Ports) *promServer {
+func startPrometheus(ctx context.Context, t *testing.T, bin string, ports config.Ports) *promServer {
 	t.Helper()
 	dir := t.TempDir()
 	host, err := os.ReadFile(hostConfigFile)
@@ -294,7 +294,7 @@ func startPrometheus(ctx context.Context, t *testing.T, bin string, ports node.P
 		t.Fatal(err)
 	}
 	pairs := []string{"_interval: 5s", "_interval: 1s", "scrape_timeout: 4s", "scrape_timeout: 1s"}
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		pairs = append(pairs, fmt.Sprintf(`"127.0.0.1:%d"`, config.ClassicMetricsPort+i), fmt.Sprintf(`"127.0.0.1:%d"`, ports.Metrics+i))
 	}
 	cfg := strings.NewReplacer(pairs...).Replace(string(host))

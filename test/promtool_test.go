@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/herdkit/herd/pkg/config"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // The Prometheus files, relative to this package's directory.
@@ -30,10 +31,10 @@ func TestPromtoolCheckConfig(t *testing.T) {
 	promtool := prometheusTool(t, "promtool")
 	for _, tc := range []struct {
 		file   string
-		target func(i int, s config.Server) string
+		target func(i int, s topology.Server) string
 	}{
-		{composeConfigFile, func(_ int, s config.Server) string { return strings.ToLower(s.Name) + ":9100" }},
-		{hostConfigFile, func(i int, _ config.Server) string { return fmt.Sprintf("127.0.0.1:%d", config.ClassicMetricsPort+i) }},
+		{composeConfigFile, func(_ int, s topology.Server) string { return strings.ToLower(s.Name) + ":9100" }},
+		{hostConfigFile, func(i int, _ topology.Server) string { return fmt.Sprintf("127.0.0.1:%d", config.ClassicMetricsPort+i) }},
 	} {
 		t.Run(filepath.Base(tc.file), func(t *testing.T) {
 			// Read here, not only by promtool: go test's cache tracks the
@@ -46,7 +47,7 @@ func TestPromtoolCheckConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			text := string(b)
-			for i, s := range config.Classic {
+			for i, s := range topology.Classic {
 				target := `"` + tc.target(i, s) + `"`
 				if !strings.Contains(text, target) {
 					t.Errorf("no target %s", target)

@@ -46,9 +46,29 @@ func (c *Config) derivePeers() {
 	}
 	base, i, _ := Index(c.Name, c.Servers)
 	for _, j := range topology.Neighbours(i, c.Servers) {
-		c.Peers = append(c.Peers, topology.Peer{Name: base + "-" + strconv.Itoa(j), Addr: PeerAddr(c.PeerTemplate, j)})
+		c.Peers = append(c.Peers, topology.Peer{Name: serverName(base, j), Addr: PeerAddr(c.PeerTemplate, j)})
 	}
 }
+
+// Derived returns the servers base-0 to base-(n-1) of a derived herd of
+// n, each linked to the neighbours topology.Neighbours gives its index:
+// the herd that n servers given HERD_SERVERS=n and HERD_NAME=base-i form
+// (`herd local -servers n` runs it). It returns nil for n < 1.
+func Derived(base string, n int) []topology.Server {
+	var herd []topology.Server
+	for i := range n {
+		s := topology.Server{Name: serverName(base, i)}
+		for _, j := range topology.Neighbours(i, n) {
+			s.Neighbours = append(s.Neighbours, serverName(base, j))
+		}
+		herd = append(herd, s)
+	}
+	return herd
+}
+
+// serverName is the name of server i of a derived herd, as Index reads
+// it: base-i.
+func serverName(base string, i int) string { return base + "-" + strconv.Itoa(i) }
 
 // validHerd checks HERD_SERVERS, HERD_NAME's form and HERD_PEER_TEMPLATE
 // when HERD_SERVERS is set, and returns the number of problems it

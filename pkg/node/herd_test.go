@@ -12,6 +12,7 @@ import (
 
 	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/logging"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // herdTestSecret is the peer secret of the test herd.
@@ -49,12 +50,12 @@ func startHerd(t testing.TB, vars ...string) []*Node {
 }
 
 func tryHerd(log *slog.Logger, vars []string) ([]*Node, error) {
-	peerAddrs, err := freeLoopbackAddrs(len(config.Classic))
+	peerAddrs, err := freeLoopbackAddrs(len(topology.Classic))
 	if err != nil {
 		return nil, err
 	}
 	index := map[string]int{}
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		index[s.Name] = i
 	}
 	var nodes []*Node
@@ -65,7 +66,7 @@ func tryHerd(log *slog.Logger, vars []string) ([]*Node, error) {
 			n.Shutdown(ctx)
 		}
 	}
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		var peers []string
 		for _, nb := range s.Neighbours {
 			peers = append(peers, nb+"="+peerAddrs[index[nb]])

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
@@ -48,10 +47,10 @@ type node struct {
 	serve chan error
 }
 
-func newHerd(t *testing.T, topology []config.Server, timings Config) *herd {
+func newHerd(t *testing.T, servers []topology.Server, timings Config) *herd {
 	t.Helper()
 	h := &herd{t: t, net: newFaultNet(), nodes: map[string]*node{}, topo: map[string][]string{}}
-	for _, s := range topology {
+	for _, s := range servers {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -14,13 +14,12 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 	"github.com/herdkit/herd/pkg/topology"
 )
 
-var pair = []config.Server{{Name: "A", Neighbours: []string{"B"}}, {Name: "B", Neighbours: []string{"A"}}}
+var pair = []topology.Server{{Name: "A", Neighbours: []string{"B"}}, {Name: "B", Neighbours: []string{"A"}}}
 
 func failures(n *node, reason string) float64 {
 	return promtest.ToFloat64(n.m.PeerHandshakeFailures.WithLabelValues(reason))

@@ -1,6 +1,7 @@
-// Package topology derives a herd's links from its size alone, so that
-// every server of a herd of N computes the same neighbour sets without a
-// list written by hand.
+// Package topology holds a herd's links: the classic five-server herd of
+// PROTOCOL.md, written by hand (Classic), and the links a herd of N
+// derives from its size alone, so that every server of it computes the
+// same neighbour sets without a list written by hand (Neighbours).
 //
 // Server i of N is linked to i+3^k and i-3^k (mod N) for every k with
 // 3^k < N: a circulant graph C_N(1, 3, 9, ...). A herd of four or fewer

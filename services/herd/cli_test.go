@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,6 +74,44 @@ func TestHealthURL(t *testing.T) {
 			if code != tc.code || last.Load() != tc.path {
 				t.Errorf("herd health %s: exit %d, path %q (stdout %q, stderr %q); want exit %d, path %q",
 					tc.arg, code, last.Load(), out.String(), errOut.String(), tc.code, tc.path)
+			}
+		})
+	}
+}
+
+// TestHealthDefaultURL: without URL, `herd health` asks /readyz on
+// HERD_METRICS_ADDR of this host, a wildcard host on 127.0.0.1, and
+// prints the answer.
+func TestHealthDefaultURL(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	}))
+	defer ts.Close()
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, addr, out string
+		code            int
+	}{
+		{"host:port", "127.0.0.1:" + port, "ready\n", 0},
+		{"every interface", ":" + port, "ready\n", 0},
+		{"every IPv4 interface", "0.0.0.0:" + port, "ready\n", 0},
+		{"every IPv6 interface", "[::]:" + port, "ready\n", 0},
+		{"not host:port", "nonsense", "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("HERD_METRICS_ADDR", tc.addr)
+			var out, errOut strings.Builder
+			code := run(context.Background(), []string{"health"}, strings.NewReader(""), &out, &errOut)
+			if code != tc.code || out.String() != tc.out {
+				t.Errorf("HERD_METRICS_ADDR=%s herd health: exit %d, stdout %q, stderr %q; want exit %d, stdout %q",
+					tc.addr, code, out.String(), errOut.String(), tc.code, tc.out)
 			}
 		})
 	}

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // The crash test's settings. The defaults are the short run CI does; see
@@ -112,7 +112,7 @@ func (c *crashRun) round(r int) roundResult {
 		mode = []string{"whole", "single"}[c.rng.IntN(2)]
 	}
 	h.start()
-	l := startLoad(r, *crashClients, len(config.Classic), *crashInflight, int64(*crashIDs), h.clientAddr)
+	l := startLoad(r, *crashClients, len(topology.Classic), *crashInflight, int64(*crashIDs), h.clientAddr)
 	began := time.Now()
 
 	// Kill at a random moment, or in odd rounds as soon as a node writes a
@@ -126,9 +126,9 @@ func (c *crashRun) round(r int) roundResult {
 		known := dirNames(h.dirs)
 		for time.Now().Before(killAt) {
 			if node, during, ok := snapshotSeen(h.dirs, known); ok {
-				how, killAt, snapshotting = "after a snapshot on "+config.Classic[node].Name, time.Now(), node
+				how, killAt, snapshotting = "after a snapshot on "+topology.Classic[node].Name, time.Now(), node
 				if during {
-					how = "during a snapshot on " + config.Classic[node].Name
+					how = "during a snapshot on " + topology.Classic[node].Name
 				}
 				break
 			}
@@ -139,7 +139,7 @@ func (c *crashRun) round(r int) roundResult {
 	killed := time.Now()
 	victims := []int{0, 1, 2, 3, 4}
 	if mode == "single" {
-		victims = []int{c.rng.IntN(len(config.Classic))}
+		victims = []int{c.rng.IntN(len(topology.Classic))}
 		if snapshotting >= 0 {
 			victims = []int{snapshotting}
 		}
@@ -175,11 +175,11 @@ func (c *crashRun) round(r int) roundResult {
 		t.Errorf("round %d: %v", r, err)
 	}
 	h.stop()
-	nodes := make([]map[string]store.Record, len(config.Classic))
+	nodes := make([]map[string]store.Record, len(topology.Classic))
 	for i, dir := range h.dirs {
 		var err error
 		if nodes[i], err = readDataDir(dir); err != nil {
-			t.Fatalf("round %d: %s: %v", r, config.Classic[i].Name, err)
+			t.Fatalf("round %d: %s: %v", r, topology.Classic[i].Name, err)
 		}
 	}
 
@@ -191,7 +191,7 @@ func (c *crashRun) round(r int) roundResult {
 	res.rate = float64(res.acked) / loadEnd.Sub(began).Seconds()
 	victim := "whole"
 	if mode == "single" {
-		victim = "single " + config.Classic[victims[0]].Name
+		victim = "single " + topology.Classic[victims[0]].Name
 	}
 	line := fmt.Sprintf("round %d/%d %s fsync=%s: sent %s acked %s rate %s/s killed at %.2fs %s lost %s disagree %d unknown %d",
 		r, *crashRounds, victim, *crashFsync, commas(res.sent), commas(res.acked), commas(int64(res.rate)),
@@ -202,7 +202,7 @@ func (c *crashRun) round(r int) roundResult {
 	if res.lost > 0 {
 		var per []string
 		for k, n := range res.lostOn {
-			per = append(per, fmt.Sprintf("%s %s", config.Classic[k].Name, commas(n)))
+			per = append(per, fmt.Sprintf("%s %s", topology.Classic[k].Name, commas(n)))
 		}
 		line += fmt.Sprintf("; lost per node: %s; the oldest acknowledged %v before the kill",
 			strings.Join(per, ", "), res.oldestLost.Round(10*time.Microsecond))
@@ -266,7 +266,7 @@ func (l *load) waitAcked(t *testing.T, node, from int) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no client of %s was answered after its restart", config.Classic[node].Name)
+		return fmt.Errorf("no client of %s was answered after its restart", topology.Classic[node].Name)
 	})
 }
 
@@ -277,7 +277,7 @@ func (h *herdProcs) stop() {
 	}
 	for i, p := range h.procs {
 		if err := p.wait(); err != nil {
-			h.t.Errorf("%s after SIGTERM: %v", config.Classic[i].Name, err)
+			h.t.Errorf("%s after SIGTERM: %v", topology.Classic[i].Name, err)
 		}
 	}
 }
@@ -316,7 +316,7 @@ func (h *herdProcs) waitConverged(timeout time.Duration) error {
 func (h *herdProcs) settled() (updates float64, quiet, equal bool, why string) {
 	records := -1.0
 	equal = true
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		m, err := testutil.Fetch("http://" + h.metricsAddr(i) + "/metrics")
 		if err != nil {
 			return 0, false, false, err.Error()
@@ -336,7 +336,7 @@ func (h *herdProcs) settled() (updates float64, quiet, equal bool, why string) {
 			return 0, false, false, fmt.Sprintf("%s has %v records to journal", s.Name, lag)
 		case records >= 0 && n != records:
 			equal = false
-			why = fmt.Sprintf("%s holds %v records, %s %v", s.Name, n, config.Classic[0].Name, records)
+			why = fmt.Sprintf("%s holds %v records, %s %v", s.Name, n, topology.Classic[0].Name, records)
 		}
 		if i == 0 {
 			records = n

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/journal"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // readDataDir returns the records of a stopped node's data directory. It
@@ -93,7 +93,7 @@ func (v *verdict) example(kind, format string, args ...any) {
 	}
 }
 
-// check compares what every node holds (nodes, in config.Classic order)
+// check compares what every node holds (nodes, in topology.Classic order)
 // with what the sessions sent and had acknowledged. round is the current
 // round; sessions holds every round's sessions.
 func check(sessions []*session, round int, nodes []map[string]store.Record, killed time.Time) verdict {
@@ -121,7 +121,7 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 		for _, rec := range recs {
 			if _, _, ok := requestOf(byTag, rec); !ok {
 				v.unknown++
-				v.example("unknown", "%s holds a record nobody sent: %q from %s", config.Classic[k].Name, rec.Text, rec.Origin)
+				v.example("unknown", "%s holds a record nobody sent: %q from %s", topology.Classic[k].Name, rec.Text, rec.Origin)
 			}
 		}
 	}
@@ -172,7 +172,7 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 					when = fmt.Sprintf("%v after the kill signals began", -before.Round(10*time.Microsecond))
 				}
 				examples = append(examples, fmt.Sprintf("client %s: request %d (acknowledged by %s %s) and %d later acknowledged ones missing on %s, which holds request %d",
-					id, first, config.Classic[s.node].Name, when, worst-1, config.Classic[worstNode].Name, worstHeld))
+					id, first, topology.Classic[s.node].Name, when, worst-1, topology.Classic[worstNode].Name, worstHeld))
 			}
 		}
 		newly := lostNow
@@ -197,9 +197,9 @@ func check(sessions []*session, round int, nodes []map[string]store.Record, kill
 	same := func(a, b store.Record) bool { return a.Text == b.Text && a.Origin == b.Origin && a.Recv == b.Recv }
 	describe := func(k int, id string) string {
 		if rec, ok := nodes[k][id]; ok {
-			return fmt.Sprintf("%s holds %q from %s", config.Classic[k].Name, rec.Text, rec.Origin)
+			return fmt.Sprintf("%s holds %q from %s", topology.Classic[k].Name, rec.Text, rec.Origin)
 		}
-		return config.Classic[k].Name + " holds none"
+		return topology.Classic[k].Name + " holds none"
 	}
 	seen := map[string]bool{}
 	for _, recs := range nodes {
@@ -342,7 +342,7 @@ func TestCrashChecker(t *testing.T) {
 			if tt.round != 0 {
 				s.round = tt.round
 			}
-			nodes := make([]map[string]store.Record, len(config.Classic))
+			nodes := make([]map[string]store.Record, len(topology.Classic))
 			for k := range nodes {
 				nodes[k] = map[string]store.Record{s.id(0): rec(s, 4), s.id(1): rec(s, 3)}
 			}

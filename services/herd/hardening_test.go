@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/internal/testutil"
-	"github.com/herdkit/herd/pkg/config"
 	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/topology"
 )
 
 // herdProcs runs the classic herd as five `herd serve` processes, each
@@ -33,10 +33,10 @@ type herdProcs struct {
 
 func newHerdProcs(t *testing.T, fsync time.Duration) *herdProcs {
 	h := &herdProcs{t: t, base: testutil.FreePortBase(t, 25), fsync: fsync, secret: "kill-test-secret-0123456789"}
-	for range config.Classic {
+	for range topology.Classic {
 		h.dirs = append(h.dirs, t.TempDir())
 	}
-	h.procs = make([]*proc, len(config.Classic))
+	h.procs = make([]*proc, len(topology.Classic))
 	return h
 }
 
@@ -45,10 +45,10 @@ func (h *herdProcs) metricsAddr(i int) string { return fmt.Sprintf("127.0.0.1:%d
 
 // start starts every node and waits until all are ready.
 func (h *herdProcs) start() {
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		h.startNode(i)
 	}
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		waitReady(h.t, h.metricsAddr(i))
 	}
 }
@@ -56,10 +56,10 @@ func (h *herdProcs) start() {
 // startNode starts node i without waiting for it.
 func (h *herdProcs) startNode(i int) {
 	index := map[string]int{}
-	for i, s := range config.Classic {
+	for i, s := range topology.Classic {
 		index[s.Name] = i
 	}
-	s := config.Classic[i]
+	s := topology.Classic[i]
 	var peers []string
 	for _, nb := range s.Neighbours {
 		peers = append(peers, fmt.Sprintf("%s=127.0.0.1:%d", nb, h.base+10+index[nb]))
@@ -109,7 +109,7 @@ func TestKillAllLosesNothingAcknowledged(t *testing.T) {
 	var acks []ack
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		wg.Go(func() {
 			nc, err := net.Dial("tcp", h.clientAddr(i))
 			if err != nil {
@@ -186,10 +186,10 @@ func TestKillAllLosesNothingAcknowledged(t *testing.T) {
 	if len(must) < 1000 {
 		t.Fatalf("only %d records to check", len(must))
 	}
-	for i := range config.Classic {
+	for i := range topology.Classic {
 		missing := h.missing(i, must)
 		if len(missing) > 0 {
-			t.Errorf("%s lost %d acknowledged records, e.g. %v", config.Classic[i].Name, len(missing), missing[0])
+			t.Errorf("%s lost %d acknowledged records, e.g. %v", topology.Classic[i].Name, len(missing), missing[0])
 		}
 	}
 }
