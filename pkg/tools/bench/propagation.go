@@ -281,46 +281,21 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: cfg.Timeout}
-	origin, err := d.DialContext(ctx, "tcp", cfg.Addrs[cfg.From])
+	origin, pollers, err := dialHerd(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer origin.Close()
-	var pollers []*poller
-	for i, a := range cfg.Addrs {
-		if i == cfg.From {
-			continue
+	defer func() {
+		origin.Close()
+		for _, p := range pollers {
+			p.conn.Close()
 		}
-		c, err := d.DialContext(ctx, "tcp", a)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		pollers = append(pollers, &poller{
-			addr: a, conn: c, lr: newReplyReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
-			timeout: cfg.Timeout, hist: newHistogram(), rtt: newHistogram(), stats: ServerPropagation{Addr: a},
-		})
-	}
+	}()
 
 	// The background load, if any, runs while the samples are taken.
-	type loadResult struct {
-		s   *LoadSummary
-		err error
-	}
-	var loaded chan loadResult
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	if cfg.LoadRate > 0 {
-		loaded = make(chan loadResult, 1)
-		go func() {
-			s, err := Load(loadCtx, LoadConfig{
-				Addrs: cfg.Addrs, Conns: cfg.LoadConns, Rate: cfg.LoadRate,
-				Prefix: cfg.Prefix + "-load", Timeout: cfg.Timeout,
-			})
-			loaded <- loadResult{s, err}
-		}()
-	}
+	loaded := backgroundLoad(loadCtx, cfg)
 
 	r := &sampler{cfg: &cfg, origin: origin, lr: newReplyReader(origin, cfg.Timeout), pollers: pollers,
 		iamat: newHistogram(), herd: newHistogram(), results: make(chan found, len(pollers))}
@@ -356,9 +331,69 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	if err != nil {
 		return nil, err
 	}
+	rep.summarize(r)
+	return rep, nil
+}
+
+// dialHerd connects to the origin and to every other server, each with a
+// poller; on an error it closes what it had opened.
+func dialHerd(ctx context.Context, cfg PropagationConfig) (net.Conn, []*poller, error) {
+	d := net.Dialer{Timeout: cfg.Timeout}
+	origin, err := d.DialContext(ctx, "tcp", cfg.Addrs[cfg.From])
+	if err != nil {
+		return nil, nil, err
+	}
+	var pollers []*poller
+	for i, a := range cfg.Addrs {
+		if i == cfg.From {
+			continue
+		}
+		c, err := d.DialContext(ctx, "tcp", a)
+		if err != nil {
+			origin.Close()
+			for _, p := range pollers {
+				p.conn.Close()
+			}
+			return nil, nil, err
+		}
+		pollers = append(pollers, &poller{
+			addr: a, conn: c, lr: newReplyReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
+			timeout: cfg.Timeout, hist: newHistogram(), rtt: newHistogram(), stats: ServerPropagation{Addr: a},
+		})
+	}
+	return origin, pollers, nil
+}
+
+// loadResult is the outcome of a propagation run's background load.
+type loadResult struct {
+	s   *LoadSummary
+	err error
+}
+
+// backgroundLoad starts the open-loop IAMAT load of cfg.LoadRate until
+// ctx is done, and returns the channel its result comes on; nil without
+// a load.
+func backgroundLoad(ctx context.Context, cfg PropagationConfig) chan loadResult {
+	if cfg.LoadRate <= 0 {
+		return nil
+	}
+	loaded := make(chan loadResult, 1)
+	go func() {
+		s, err := Load(ctx, LoadConfig{
+			Addrs: cfg.Addrs, Conns: cfg.LoadConns, Rate: cfg.LoadRate,
+			Prefix: cfg.Prefix + "-load", Timeout: cfg.Timeout,
+		})
+		loaded <- loadResult{s, err}
+	}()
+	return loaded
+}
+
+// summarize adds the latencies and the error counts of the finished run
+// of r.
+func (rep *PropagationReport) summarize(r *sampler) {
 	rep.IAMAT = latencyOf(r.iamat)
 	rep.Herd = latencyOf(r.herd)
-	for _, p := range pollers {
+	for _, p := range r.pollers {
 		p.stats.Latency = latencyOf(p.hist)
 		p.stats.Poll = latencyOf(p.rtt)
 		rep.Servers = append(rep.Servers, p.stats)
@@ -369,7 +404,6 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	}
 	e := &rep.Errors
 	e.Total = e.Rejected + e.Missed + e.Connections
-	return rep, nil
 }
 
 // sampler takes the samples of a propagation run.
