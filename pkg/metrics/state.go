@@ -6,10 +6,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Store is what the store's metrics read of a node's record store at
+// StoreState is what the store's metrics read of a node's record store at
 // every scrape (store.Store has these methods). An interface, so that
 // this package does not import the store.
-type Store interface {
+type StoreState interface {
 	Len() int
 	Limit() int
 	Evictions() uint64
@@ -22,7 +22,7 @@ type Store interface {
 // evictions and refusals, and herd_log_blocked_seconds_total from
 // logBlocked (logging.Log.Blocked). The wiring calls it once, with the
 // node's final store.
-func (m *Metrics) NodeState(ready func() bool, st Store, logBlocked func() time.Duration) {
+func (m *Metrics) NodeState(ready func() bool, st StoreState, logBlocked func() time.Duration) {
 	f := m.factory()
 	f.gaugeFunc("herd_ready", "1 when /readyz answers ready, else 0.", func() float64 {
 		if ready() {
