@@ -63,11 +63,14 @@ var dockerErr = sync.OnceValue(func() (err error) {
 	return err
 })
 
-// requireDocker skips t when no Docker engine is reachable, or fails it
-// when CI is set: in CI a missing engine is a broken runner, not a reason
-// to pass.
+// requireDocker skips t under -short or when no Docker engine is
+// reachable, or fails it when CI is set: in CI a missing engine is a
+// broken runner, not a reason to pass.
 func requireDocker(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: builds the herd image and runs containers; run without -short")
+	}
 	trackSources(t)
 	err := dockerErr()
 	if err == nil {

@@ -1,10 +1,12 @@
 // Package test holds the repository-wide checks, apart from any one
-// package's tests (as CoreDNS keeps its test/): the README against the
-// code and against a real run, every link in README.md and docs/, the
-// Grafana dashboard, the Prometheus configurations and alert rules with
-// promtool and a real Prometheus, and the series that exist from a
-// node's start. It has no code of its own, only tests, and runs under
-// `go test ./...` like every other package.
+// package's tests (as CoreDNS keeps its test/): the reference in docs/
+// (every variable, metric and alert) against the code, the README's
+// example against a real run and its test commands against CI, every
+// link in README.md and docs/, no two paths that differ only in case,
+// the Grafana dashboard, the Prometheus configurations and alert rules
+// with promtool and a real Prometheus, the series that exist from a
+// node's start, and the Dockerfile's stages. It has no code of its own,
+// only tests, and runs under `go test ./...` like every other package.
 package test
 
 import (

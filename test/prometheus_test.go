@@ -30,6 +30,9 @@ import (
 // every link up at both ends, the node label, equal store sizes, and that
 // every dashboard query evaluates.
 func TestPrometheusScrapesHerd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Prometheus server for several seconds of scrapes; run without -short")
+	}
 	prometheus := prometheusTool(t, "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,49 +1,56 @@
 package test
 
 import (
-	"os"
-	"reflect"
-	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/herdkit/herd/pkg/config"
 )
 
-// TestReadmeListsEverything keeps the README true: every environment
-// variable with its default, and every metric a node exports.
-func TestReadmeListsEverything(t *testing.T) {
-	b, err := os.ReadFile(root + "/README.md")
-	if err != nil {
-		t.Fatal(err)
+// The README's two test commands: every test, as CI runs them, and the
+// fast loop.
+const (
+	everyTest = "go test -race -timeout 30m ./... && (cd deploy && go test -race -timeout 20m ./...)"
+	fastLoop  = "go test -short ./..."
+)
+
+// maxReadmeLines is how long the README may grow: what Herd is, how to
+// run it, test it and talk to it, the layout and links; the reference
+// (every variable, metric and alert) is in docs/.
+const maxReadmeLines = 120
+
+// TestReadmeIsShort keeps the README one a newcomer reads in two minutes.
+func TestReadmeIsShort(t *testing.T) {
+	readme := readDoc(t, root+"/README.md")
+	if n := strings.Count(readme, "\n"); n > maxReadmeLines {
+		t.Errorf("README.md has %d lines; at most %d: move reference material to docs/", n, maxReadmeLines)
 	}
-	readme := string(b)
-	row := regexp.MustCompile("(?m)^\\| `(HERD_[A-Z0-9_]+)` \\| ([^|]+) \\|")
-	documented := map[string]string{}
-	for _, m := range row.FindAllStringSubmatch(readme, -1) {
-		documented[m[1]] = strings.TrimSpace(m[2])
-	}
-	typ := reflect.TypeFor[config.Config]()
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		got, ok := documented[name]
-		if !ok {
-			t.Errorf("README lacks %s", name)
-			continue
+}
+
+// TestCICommands checks that the README gives both test commands, and
+// that CI (.ci/run and the GitHub workflow) runs the README's every-test
+// command, with -count=1 so that no result comes from go test's cache,
+// and never -short: the fast loop is for editing, CI runs everything.
+func TestCICommands(t *testing.T) {
+	readme := readDoc(t, root+"/README.md")
+	for _, cmd := range []string{everyTest, fastLoop} {
+		if !strings.Contains(readme, "\n    "+cmd+"\n") {
+			t.Errorf("README.md does not give the command %q", cmd)
 		}
-		if def, has := f.Tag.Lookup("envDefault"); has && got != "`"+def+"`" {
-			t.Errorf("README gives %s the default %s, the code %q", name, got, def)
+	}
+	module, deploy, _ := strings.Cut(everyTest, " && ")
+	uncached := strings.Replace(module, "go test ", "go test -count=1 ", 1)
+	deployTest := strings.TrimSuffix(strings.TrimPrefix(deploy, "(cd deploy && "), ")")
+	for file, want := range map[string][]string{
+		root + "/.ci/run":                  {"\n" + strings.Replace(uncached, "-count=1 -race", "-race -count=1", 1) + "\n", "\n" + deploy + "\n"},
+		root + "/.github/workflows/ci.yml": {"run: " + strings.Replace(uncached, "-count=1 -race", "-race -count=1", 1) + "\n", deployTest + "\n"},
+	} {
+		text := readDoc(t, file)
+		for _, w := range want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s does not run %q", file, strings.TrimSpace(w))
+			}
 		}
-		delete(documented, name)
-	}
-	for name := range documented {
-		t.Errorf("README documents %s, which the code does not read", name)
-	}
-	n := startNode(t, nil) // any node: the metrics do not depend on its configuration
-	for _, m := range n.Metrics().Names() {
-		if !strings.Contains(readme, "| `"+m+"` |") {
-			t.Errorf("README lacks the metric %s", m)
+		if strings.Contains(text, "-short") {
+			t.Errorf("%s uses -short: CI runs every test", file)
 		}
 	}
 }

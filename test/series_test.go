@@ -15,8 +15,8 @@ import (
 // has started, before any client, and checks that every herd_ metric the
 // dashboard or an alerting rule reads already has a series: a panel is
 // never empty and a rule never lacks data for want of a first event. The
-// reasons listed in the README's metrics table are exactly the reason
-// labels of those series.
+// reasons listed in the metrics table of docs/metrics.md are exactly the
+// reason labels of those series.
 func TestSeriesFromTheStart(t *testing.T) {
 	herd, _ := startLocalHerd(t)
 	series := map[string][]string{} // name: the label sets of its samples
@@ -58,15 +58,11 @@ func TestSeriesFromTheStart(t *testing.T) {
 		}
 	}
 
-	readme, err := os.ReadFile(root + "/README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// | `name` | counter | reason | what: a, b, c |
 	row := regexp.MustCompile("(?m)^\\| `(herd_[a-z_]+)` \\| counter \\| [^|]*\\breason\\b[^|]* \\| [^|:]*: ([a-z_, ]+) \\|$")
-	rows := row.FindAllStringSubmatch(string(readme), -1)
+	rows := row.FindAllStringSubmatch(readDoc(t, metricsDoc), -1)
 	if len(rows) < 3 {
-		t.Fatalf("the README lists the reasons of %d counters; want those of the client refusals, client disconnects, peer disconnects and handshake failures", len(rows))
+		t.Fatalf("docs/metrics.md lists the reasons of %d counters; want those of the client refusals, client disconnects, peer disconnects and handshake failures", len(rows))
 	}
 	for _, m := range rows {
 		name := m[1]
@@ -84,7 +80,7 @@ func TestSeriesFromTheStart(t *testing.T) {
 		slices.Sort(got)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
-			t.Errorf("%s: reasons at start %q; the README lists %q", name, got, want)
+			t.Errorf("%s: reasons at start %q; docs/metrics.md lists %q", name, got, want)
 		}
 	}
 }

@@ -12,5 +12,5 @@
 // reads replies from, into a bounded buffer, without allocating per
 // reply. The rules are those of PROTOCOL.md; where it leaves a choice
 // open, the choice is written down next to the code that makes it and in
-// docs/protocol.md.
+// docs/protocol-choices.md.
 package protocol

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,10 @@ import (
 var herdBin string
 
 func TestMain(m *testing.M) {
+	if flag.Parse(); testing.Short() {
+		fmt.Println("skipping services/herd: its tests build the herd binary and run it as processes; run without -short")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "herd-test")
 	if err != nil {
 		panic(err)
