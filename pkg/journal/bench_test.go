@@ -20,7 +20,9 @@ func benchJournal(b *testing.B, always bool) (*Journal, *store.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	j.Run(st.Store, nil)
+	if err := j.Start(st.Store, nil); err != nil {
+		b.Fatal(err)
+	}
 	b.Cleanup(func() { j.Close() })
 	return j, st.Store
 }
