@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -49,9 +50,8 @@ func Open(cfg Config, log *slog.Logger, m *metrics.Metrics) (*Journal, State, er
 		cfg: cfg, log: log, m: m, inc: st.Incarnation, seg: rec.files.last, lock: lock,
 		marks: map[string]store.Watermark{}, stop: make(chan struct{}), done: make(chan struct{}),
 		advanced: make(chan struct{}), snapDone: make(chan snapshotEnd, 1),
-		wlock: make(chan struct{}, 1), slock: make(chan struct{}, 1),
+		wlock: make(chan struct{}, 1), slock: make(chan struct{}, 1), failLog: logging.Throttle{Every: failLogEvery},
 	}
-	j.failLog.Every = failLogEvery
 	if len(rec.files.damage) > 0 {
 		j.damaged = rec.files
 	}

@@ -13,6 +13,10 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
+// The second phase of a journal's life: read the data directory back and
+// decide what its damage means (recoverState). Reading one file's entries
+// is in read.go; what healing writes, at Start, in heal.go.
+
 // seqJump is how far the change numbers jump after a start that follows a
 // crash. A crash can lose the last changes written before it, whose
 // change numbers neighbours may already hold in their watermarks; new
@@ -20,10 +24,6 @@ import (
 // its watermark would miss them. No server hands out 2^40 change numbers
 // between two writes to its journal.
 const seqJump = 1 << 40
-
-// The second phase of a journal's life: read the data directory back and
-// decide what its damage means (recoverState). Reading one file's entries
-// is in read.go; what healing writes, at Start, in heal.go.
 
 // State is what a journal recovered at start.
 type State struct {

@@ -123,9 +123,9 @@ func TestRecoveryFaults(t *testing.T) {
 			func(all, _ int) (int, int) { return all - 1, all - 1 }, true},
 		{"snapshot with one flipped bit and no segment", snap, func(t *testing.T, p string) {
 			flipBit(t, p, 0.5)
-			segs, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "wal-*.log"))
-			for _, s := range segs {
-				os.Remove(s)
+			segs, _ := segmentFile.list(filepath.Dir(p))
+			for _, i := range segs {
+				os.Remove(filepath.Join(filepath.Dir(p), segmentFile.name(i)))
 			}
 		}, true, func(all, seg int) (int, int) { return all - seg - 1, all - seg - 1 }, true},
 		{"empty snapshot", snap, func(t *testing.T, p string) { os.Truncate(p, 0) }, true,
