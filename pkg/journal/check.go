@@ -88,7 +88,7 @@ func Check(dir string) (Report, error) {
 		return Report{}, err
 	}
 	defer lock.Close()
-	return inspect(dir, slog.New(slog.DiscardHandler), false)
+	return inspect(dir, slog.New(slog.DiscardHandler))
 }
 
 // Repair keeps what is valid in a damaged data directory: every valid
@@ -109,12 +109,12 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 	if err := removeLeftovers(dir, log.Warn); err != nil {
 		return Report{}, err
 	}
-	r, err := recoverDir(dir, 0, log, true)
+	r, err := recoverDir(dir, 0, log, truncateTornTail)
 	if err != nil {
 		return Report{}, err
 	}
 	if len(r.damage) > 0 {
-		if _, _, err := heal(dir, r, store.NewIncarnation(), "", log); err != nil {
+		if _, err := heal(dir, r, store.NewIncarnation(), "", log); err != nil {
 			return Report{}, err
 		}
 	}
@@ -124,11 +124,12 @@ func Repair(dir string, log *slog.Logger) (Report, error) {
 	if err := syncDir(dir); err != nil {
 		return Report{}, err
 	}
-	return inspect(dir, log, false)
+	return inspect(dir, log)
 }
 
-// inspect reads dir, locked by the caller, into a report.
-func inspect(dir string, log *slog.Logger, write bool) (Report, error) {
+// inspect reads dir, locked by the caller, into a report. It changes
+// nothing: a torn tail is reported, not cut off.
+func inspect(dir string, log *slog.Logger) (Report, error) {
 	rep := Report{Dir: dir}
 	var err error
 	if rep.Name, err = readSmall(dir, nameFile); err != nil {
@@ -143,13 +144,13 @@ func inspect(dir string, log *slog.Logger, write bool) (Report, error) {
 	}
 	for _, e := range entries {
 		switch {
-		case strings.HasSuffix(e.Name(), ".tmp"):
+		case strings.HasSuffix(e.Name(), tmpSuffix):
 			rep.Leftovers = append(rep.Leftovers, e.Name())
 		case strings.HasSuffix(e.Name(), damagedSuffix):
 			rep.Aside = append(rep.Aside, e.Name())
 		}
 	}
-	r, err := recoverDir(dir, 0, log, write)
+	r, err := recoverDir(dir, 0, log, readOnly)
 	if err != nil {
 		return rep, err
 	}

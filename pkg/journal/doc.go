@@ -15,12 +15,31 @@
 // length and a payload: the incarnation, a record with its change number,
 // a neighbour's watermark, or the end marker of a clean close. When the
 // segments outgrow twice the last snapshot, a snapshot (snap-<index>.snap)
-// of every record before the current segment replaces them. At start the
-// newest complete snapshot and the segments after it are replayed; a torn
-// tail is truncated with a log line. Anything else wrong is data loss
-// (recover.go): logged, counted, and healed under a new incarnation with
-// no watermarks, so that every neighbour sends everything; a read error
-// stops the start and changes nothing. The directory is locked (LOCK)
-// and named (NAME) for one node. After a crash the change numbers jump ahead
-// (seqJump), since neighbours may hold numbers whose changes were lost.
+// of every record before the current segment replaces them. One type,
+// fileKind (names.go), formats and parses those names.
+//
+// A journal's life has three phases, each in its own files:
+//
+//   - Open (open.go) locks the directory (LOCK), checks that it is named
+//     (NAME) for this node, and reads it back (recover.go, read.go): the
+//     newest complete snapshot and the segments after it are replayed; a
+//     torn tail is truncated with a log line. Anything else wrong is data
+//     loss: logged, counted, and decided to heal under a new incarnation
+//     with no watermarks, so that every neighbour sends everything; a read
+//     error stops the start and changes nothing. After a crash the change
+//     numbers jump ahead (seqJump), since neighbours may hold numbers whose
+//     changes were lost. Open writes LOCK and NAME, cuts the torn tail
+//     off and removes the leftovers of interrupted writes (*.tmp); nothing
+//     else.
+//   - Start (journal.go) writes what Open decided (heal.go: the HEALING
+//     marker, a snapshot of what was kept, the damaged files renamed
+//     aside) and the first segment, then writes every change (write.go),
+//     compacts (snapshot.go), and makes changes durable for Wait
+//     (commit.go). The node starts it once every listener is bound, so
+//     that a start that fails earlier leaves the directory as it was.
+//   - Close writes what remains and the end marker, syncs, and releases
+//     the directory.
+//
+// Check and Repair (check.go) report on, and repair, a directory that no
+// node holds, for `herd journal`.
 package journal

@@ -6,97 +6,125 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-
-	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/herdkit/herd/pkg/store"
 )
 
-// prepare reads a locked data directory back for Open: it checks the
-// node's name, removes leftovers of interrupted writes, recovers, and
-// decides what to do about damage. It writes nothing else: what healing
-// writes waits for Create.
-func prepare(cfg Config, log *slog.Logger, m *metrics.Metrics) (*recovery, State, uint64, error) {
-	if err := checkName(cfg.Dir, cfg.Name); err != nil {
-		return nil, State{}, 0, err
-	}
-	if err := removeLeftovers(cfg.Dir, log.Warn); err != nil {
-		return nil, State{}, 0, err
-	}
-	r, err := recoverDir(cfg.Dir, cfg.MaxRecords, log, true)
-	if err != nil {
-		return nil, State{}, 0, err
-	}
-	healing, err := readSmall(cfg.Dir, healingFile)
-	if err != nil {
-		return nil, State{}, 0, err
-	}
-	st := r.state
-	for _, d := range r.damage {
-		if !d.Loss {
-			log.Warn("journal: a damaged file is not needed, other files hold its records; it will be renamed aside",
-				"file", d.File, "offset", d.Offset, "err", d.What)
-		}
-	}
-	switch {
-	case r.lost():
-		for _, d := range r.damage {
-			log.Error("journal: data lost", "file", d.File, "offset", d.Offset, "what", d.What)
-		}
-		st.Incarnation = store.NewIncarnation()
-		st.Watermarks = map[string]store.Watermark{}
-		st.Clean = false
-		st.Damaged, st.Loss = true, r.loss()
-		log.Error("journal: records were lost; kept every valid record, and starting a new incarnation with no "+
-			"watermarks so that every neighbour sends everything", "records_kept", st.Records,
-			"new_incarnation", fmt.Sprintf("%x", st.Incarnation))
-		m.JournalDataLoss.Inc()
-	case healing != "":
-		st.Damaged, st.Loss = true, "still healing from an earlier loss: "+healing
-		log.Warn("journal: the last run lost records and had not got them back from every neighbour", "loss", healing)
-	}
-	if st.Damaged {
-		m.JournalDamaged.Set(1)
-	}
-	fresh := st.Incarnation == 0
-	if fresh {
-		st.Incarnation = store.NewIncarnation()
-	}
-	// After a crash the last changes may be lost while neighbours hold
-	// their change numbers: jump past them (see seqJump). A new
-	// incarnation starts a run of its own.
-	next := r.maxSeq
-	if !fresh && !st.Clean && !r.salvaged {
-		next += seqJump
-	}
-	st.Store.Advance(next)
-	return r, st, next, nil
-}
+// What healing writes: after damage, at Start (or by Repair), what was
+// kept as a fresh snapshot and the damaged files renamed aside; once the
+// neighbours sent back what was lost, Healed.
 
-// Create writes what Open decided, so that a start that fails before it
-// (a port already in use) leaves the data directory as it found it, but
-// for LOCK and NAME: after damage, the HEALING marker, a snapshot of what
-// was kept under the new incarnation, the damaged files renamed aside;
-// then the first new segment. Run calls it if the caller did not.
-func (j *Journal) Create() error {
-	if j.f != nil {
+// healDamage writes what Open decided about damage, for Start: after a
+// loss, the HEALING marker and a snapshot of what was kept under the new
+// incarnation; the damaged files renamed aside. The next segment then
+// follows the snapshot.
+func (j *Journal) healDamage() error {
+	r := j.damaged
+	if r == nil {
 		return nil
 	}
-	if r := j.pending; r != nil {
-		marker := ""
-		if r.lost() {
-			marker = r.loss() + "\n"
+	marker := ""
+	if r.lost() {
+		marker = r.loss() + "\n"
+	}
+	h, err := heal(j.cfg.Dir, r, j.inc, marker, j.log)
+	if err != nil {
+		return err
+	}
+	if h.size > 0 {
+		// rotate starts segment h.snapshot, which the snapshot precedes.
+		j.seg, j.snapSize = h.snapshot-1, h.size
+	}
+	j.damaged = nil
+	return nil
+}
+
+// healed is what heal wrote.
+type healed struct {
+	snapshot uint64 // the snapshot's index, after every file there: the next segment's
+	size     int64  // its size; 0 when there was nothing to rewrite
+}
+
+// heal writes a recovery's records as a fresh snapshot under incarnation
+// inc, with no watermarks, read back and verified, then renames the
+// damaged files aside (<name>.damaged) and removes the rest, which the
+// snapshot replaces. With marker set, the HEALING file is written first, so
+// that a crash meanwhile still knows the node must heal. When nothing was
+// lost (a damaged file that other files cover) it only renames the
+// damaged files aside, and writes no snapshot.
+func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) (healed, error) {
+	if marker != "" {
+		if err := writeAtomic(dir, healingFile, []byte(marker)); err != nil {
+			return healed{}, err
 		}
-		idx, size, err := heal(j.cfg.Dir, r, j.inc, marker, j.log)
+	}
+	if !r.lost() {
+		for _, d := range r.damage {
+			if err := setAside(dir, d.File, log); err != nil {
+				return healed{}, err
+			}
+		}
+		return healed{}, syncDir(dir)
+	}
+	snaps, err := snapshotFile.list(dir)
+	if err != nil {
+		return healed{}, err
+	}
+	h := healed{snapshot: r.last + 1}
+	if len(snaps) > 0 {
+		h.snapshot = max(h.snapshot, snaps[len(snaps)-1]+1)
+	}
+	st := r.state.Store
+	if h.size, _, err = writeSnapshot(dir, h.snapshot, inc, st, max(r.maxSeq, st.Seq()), nil, nil); err != nil {
+		return healed{}, fmt.Errorf("writing the healed snapshot: %w", err)
+	}
+	if err := replaceBefore(dir, h.snapshot, r, log); err != nil {
+		return healed{}, err
+	}
+	log.Warn("journal: wrote what was kept as a new snapshot", "file", snapshotFile.name(h.snapshot),
+		"records", st.Len(), "bytes", h.size, "incarnation", fmt.Sprintf("%x", inc))
+	return h, nil
+}
+
+// replaceBefore leaves the healed snapshot idx in place of every segment
+// and snapshot before it: the damaged ones renamed aside, the others
+// removed.
+func replaceBefore(dir string, idx uint64, r *recovery, log *slog.Logger) error {
+	damaged := map[string]bool{}
+	for _, d := range r.damage {
+		if d.Offset >= 0 {
+			damaged[d.File] = true
+		}
+	}
+	for _, kind := range []fileKind{segmentFile, snapshotFile} {
+		idxs, err := kind.list(dir)
 		if err != nil {
 			return err
 		}
-		if size > 0 {
-			// rotate starts segment idx, which the snapshot precedes.
-			j.seg, j.snapSize = idx-1, size
+		for _, i := range idxs {
+			name := kind.name(i)
+			switch {
+			case i >= idx:
+			case damaged[name]:
+				err = setAside(dir, name, log)
+			default:
+				err = os.Remove(filepath.Join(dir, name))
+			}
+			if err != nil {
+				return err
+			}
 		}
-		j.pending = nil
 	}
-	return j.rotate()
+	return syncDir(dir)
+}
+
+// setAside renames the damaged file name to <name>.damaged, which
+// recovery ignores and an operator may inspect.
+func setAside(dir, name string, log *slog.Logger) error {
+	if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, name+damagedSuffix)); err != nil &&
+		!errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	log.Warn("journal: damaged file renamed aside for inspection", "file", name+damagedSuffix)
+	return nil
 }
 
 // Healed records that the node got back what it lost: every neighbour
@@ -111,91 +139,4 @@ func (j *Journal) Healed() error {
 	j.m.JournalDamaged.Set(0)
 	j.log.Info("journal: healed, every neighbour has sent everything again")
 	return nil
-}
-
-// unlock releases the data directory.
-func (j *Journal) unlock() {
-	if j.lock != nil {
-		j.lock.Close()
-		j.lock = nil
-	}
-}
-
-// heal writes a recovery's records as a fresh snapshot under incarnation
-// inc, with no watermarks, read back and verified, then renames the
-// damaged files aside (<name>.damaged) and removes the rest, which the
-// snapshot replaces. With marker set, the HEALING file is written first, so
-// that a crash meanwhile still knows the node must heal. It returns the
-// snapshot's index, after every file there, which the next segment takes,
-// and its size, or 0 when there was nothing to rewrite (a damaged file
-// that other files cover is only renamed aside).
-func heal(dir string, r *recovery, inc uint64, marker string, log *slog.Logger) (uint64, int64, error) {
-	if marker != "" {
-		if err := writeAtomic(dir, healingFile, []byte(marker)); err != nil {
-			return 0, 0, err
-		}
-	}
-	aside := func(name string) error {
-		if err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, name+damagedSuffix)); err != nil &&
-			!errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		log.Warn("journal: damaged file renamed aside for inspection", "file", name+damagedSuffix)
-		return nil
-	}
-	if !r.lost() {
-		for _, d := range r.damage {
-			if err := aside(d.File); err != nil {
-				return 0, 0, err
-			}
-		}
-		return 0, 0, syncDir(dir)
-	}
-	snaps, err := list(dir, "snap-", ".snap")
-	if err != nil {
-		return 0, 0, err
-	}
-	idx := r.last + 1
-	if len(snaps) > 0 {
-		idx = max(idx, snaps[len(snaps)-1]+1)
-	}
-	st := r.state.Store
-	size, _, err := writeSnapshot(dir, idx, inc, st, max(r.maxSeq, st.Seq()), nil, nil)
-	if err != nil {
-		return 0, 0, fmt.Errorf("writing the healed snapshot: %w", err)
-	}
-	damaged := map[string]bool{}
-	for _, d := range r.damage {
-		if d.Offset >= 0 {
-			damaged[d.File] = true
-		}
-	}
-	for _, kind := range []struct {
-		prefix, suffix string
-		name           func(uint64) string
-	}{{"wal-", ".log", segmentName}, {"snap-", ".snap", snapshotName}} {
-		idxs, err := list(dir, kind.prefix, kind.suffix)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, i := range idxs {
-			name := kind.name(i)
-			switch {
-			case i >= idx:
-			case damaged[name]:
-				err = aside(name)
-			default:
-				err = os.Remove(filepath.Join(dir, name))
-			}
-			if err != nil {
-				return 0, 0, err
-			}
-		}
-	}
-	if err := syncDir(dir); err != nil {
-		return 0, 0, err
-	}
-	log.Warn("journal: wrote what was kept as a new snapshot", "file", snapshotName(idx), "records", r.state.Store.Len(),
-		"bytes", size, "incarnation", fmt.Sprintf("%x", inc))
-	return idx, size, nil
 }

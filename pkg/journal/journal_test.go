@@ -25,8 +25,8 @@ func rec(client, time string) store.Record {
 	return store.Record{Text: client + " +34.068930-118.445127 " + time, Origin: "Hill", Recv: 1621464828223371889, Hops: 1}
 }
 
-// open opens dir and runs the journal on the recovered store; the journal
-// is closed when the test ends, if the test has not closed it.
+// open opens dir and starts the journal on the recovered store; the
+// journal is closed when the test ends, if the test has not closed it.
 func open(t *testing.T, cfg Config, marks func() map[string]store.Watermark) (*Journal, State, *metrics.Metrics) {
 	t.Helper()
 	m := metrics.New()
@@ -34,7 +34,9 @@ func open(t *testing.T, cfg Config, marks func() map[string]store.Watermark) (*J
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.Run(st.Store, marks)
+	if err := j.Start(st.Store, marks); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { j.Close() })
 	return j, st, m
 }
@@ -145,16 +147,16 @@ func TestTornTail(t *testing.T) {
 	waitWritten(t, st.Store, j)
 	crashed := crashCopy(t, dir)
 	j.Close()
-	segs, _ := list(crashed, "wal-", ".log")
-	seg := filepath.Join(crashed, segmentName(segs[len(segs)-1]))
+	segs, _ := segmentFile.list(crashed)
+	seg := filepath.Join(crashed, segmentFile.name(segs[len(segs)-1]))
 	full, _ := os.ReadFile(seg)
 	for cut := max(0, len(full)-200); cut <= len(full); cut++ {
 		d := t.TempDir()
 		for _, i := range segs[:len(segs)-1] {
-			b, _ := os.ReadFile(filepath.Join(crashed, segmentName(i)))
-			os.WriteFile(filepath.Join(d, segmentName(i)), b, 0o644)
+			b, _ := os.ReadFile(filepath.Join(crashed, segmentFile.name(i)))
+			os.WriteFile(filepath.Join(d, segmentFile.name(i)), b, 0o644)
 		}
-		os.WriteFile(filepath.Join(d, segmentName(segs[len(segs)-1])), full[:cut], 0o644)
+		os.WriteFile(filepath.Join(d, segmentFile.name(segs[len(segs)-1])), full[:cut], 0o644)
 		m := metrics.New()
 		j2, st2, err := Open(Config{Dir: d, FsyncInterval: time.Hour}, slog.New(slog.DiscardHandler), m)
 		if err != nil {
@@ -190,8 +192,8 @@ func TestCorruptEntryKeepsTheRest(t *testing.T) {
 		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
 	}
 	j.Close()
-	segs, _ := list(dir, "wal-", ".log")
-	seg := filepath.Join(dir, segmentName(segs[0]))
+	segs, _ := segmentFile.list(dir)
+	seg := filepath.Join(dir, segmentFile.name(segs[0]))
 	b, _ := os.ReadFile(seg)
 	i := bytes.Index(b, []byte("c5 "))
 	b[i] ^= 0xff
@@ -240,8 +242,8 @@ func TestSnapshotCompacts(t *testing.T) {
 	if n := promtest.ToFloat64(m.JournalSnapshots); n == 0 {
 		t.Fatal("no snapshot was written")
 	}
-	segs, _ := list(dir, "wal-", ".log")
-	snaps, _ := list(dir, "snap-", ".snap")
+	segs, _ := segmentFile.list(dir)
+	snaps, _ := snapshotFile.list(dir)
 	if len(snaps) != 1 || len(segs) > 20 {
 		t.Errorf("%d snapshots and %d segments left", len(snaps), len(segs))
 	}

@@ -1,22 +1,21 @@
 package journal
 
 import (
-	"bytes"
-	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
+
+// The second phase of a journal's life: read the data directory back and
+// decide what its damage means (recoverState). Reading one file's entries
+// is in read.go; what healing writes, at Start, in heal.go.
 
 // seqJump is how far the change numbers jump after a start that follows a
 // crash. A crash can lose the last changes written before it, whose
@@ -52,32 +51,83 @@ type State struct {
 	Loss string
 }
 
-// File names: segments wal-<index>.log, and snapshots snap-<index>.snap
-// holding everything written before segment <index>. A file found damaged
-// is renamed <name>.damaged, which recovery ignores.
-func segmentName(i uint64) string  { return fmt.Sprintf("wal-%016x.log", i) }
-func snapshotName(i uint64) string { return fmt.Sprintf("snap-%016x.snap", i) }
+// recovered is what Open read back from a data directory and decided
+// about it.
+type recovered struct {
+	// state is what the node starts from: after a loss, every valid
+	// record kept, under a new incarnation with no watermarks.
+	state State
+	// files is what was read: every file, its damage, the last segment.
+	// Start heals the damage it lists.
+	files *recovery
+	// next is the last change number taken, after any jump (seqJump): the
+	// store's changes continue after it.
+	next uint64
+}
 
-const damagedSuffix = ".damaged"
-
-// list returns the indexes of the files matching prefix and suffix, sorted.
-func list(dir, prefix, suffix string) ([]uint64, error) {
-	names, err := os.ReadDir(dir)
+// recoverState reads dir back (recoverDir), cutting a torn tail off, and
+// decides what its damage means (decide). It writes nothing else: what
+// healing writes waits for Start.
+func recoverState(dir string, limit int, log *slog.Logger, m *metrics.Metrics) (recovered, error) {
+	r, err := recoverDir(dir, limit, log, truncateTornTail)
 	if err != nil {
-		return nil, err
+		return recovered{}, err
 	}
-	var idx []uint64
-	for _, e := range names {
-		n := e.Name()
-		if !strings.HasPrefix(n, prefix) || !strings.HasSuffix(n, suffix) {
-			continue
-		}
-		if i, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(n, prefix), suffix), 16, 64); err == nil {
-			idx = append(idx, i)
+	healing, err := readSmall(dir, healingFile)
+	if err != nil {
+		return recovered{}, err
+	}
+	st := r.decide(healing, log, m)
+	fresh := st.Incarnation == 0
+	if fresh {
+		st.Incarnation = store.NewIncarnation()
+	}
+	// After a crash the last changes may be lost while neighbours hold
+	// their change numbers: jump past them (see seqJump). A new
+	// incarnation starts a run of its own.
+	next := r.maxSeq
+	if !fresh && !st.Clean && !r.salvaged {
+		next += seqJump
+	}
+	st.Store.Advance(next)
+	return recovered{state: st, files: r, next: next}, nil
+}
+
+// decide returns the state a node starts from after what r read back,
+// and logs and counts the damage. A loss (records may be missing) draws a
+// new incarnation with no watermarks, so that every neighbour sends
+// everything; so does a node still healing from an earlier one (healing,
+// the HEALING marker's text), without a new incarnation. A damaged file
+// whose records other files hold costs nothing: it will be renamed aside.
+func (r *recovery) decide(healing string, log *slog.Logger, m *metrics.Metrics) State {
+	st := r.state
+	for _, d := range r.damage {
+		if !d.Loss {
+			log.Warn("journal: a damaged file is not needed, other files hold its records; it will be renamed aside",
+				"file", d.File, "offset", d.Offset, "err", d.What)
 		}
 	}
-	slices.Sort(idx)
-	return idx, nil
+	switch {
+	case r.lost():
+		for _, d := range r.damage {
+			log.Error("journal: data lost", "file", d.File, "offset", d.Offset, "what", d.What)
+		}
+		st.Incarnation = store.NewIncarnation()
+		st.Watermarks = map[string]store.Watermark{}
+		st.Clean = false
+		st.Damaged, st.Loss = true, r.loss()
+		log.Error("journal: records were lost; kept every valid record, and starting a new incarnation with no "+
+			"watermarks so that every neighbour sends everything", "records_kept", st.Records,
+			"new_incarnation", fmt.Sprintf("%x", st.Incarnation))
+		m.JournalDataLoss.Inc()
+	case healing != "":
+		st.Damaged, st.Loss = true, "still healing from an earlier loss: "+healing
+		log.Warn("journal: the last run lost records and had not got them back from every neighbour", "loss", healing)
+	}
+	if st.Damaged {
+		m.JournalDamaged.Set(1)
+	}
+	return st
 }
 
 // Damage is one thing found wrong in a data directory.
@@ -103,13 +153,21 @@ type FileInfo struct {
 	Records int // record entries among them
 }
 
+// access says whether reading a data directory back may change it.
+type access uint8
+
+const (
+	readOnly         access = iota // change nothing: a check
+	truncateTornTail               // cut a torn tail off: a start, or a repair
+)
+
 // recovery reads a data directory back.
 type recovery struct {
-	dir   string
-	limit int // the store's limit on records, 0 for none
-	log   *slog.Logger
-	write bool // truncate a torn tail; false for a read-only check
-	state State
+	dir    string
+	limit  int // the store's limit on records, 0 for none
+	log    *slog.Logger
+	access access
+	state  State
 	// truncated counts the torn tails cut off.
 	truncated int
 	last      uint64 // the index of the last segment
@@ -147,18 +205,18 @@ func (r *recovery) newState() State {
 
 // recoverDir reads dir back: the newest complete snapshot, then the
 // segments after it. A torn tail (a bad last entry of the last segment,
-// with no valid entry after it) is cut off when write is set. A read
+// with no valid entry after it) is cut off with truncateTornTail. A read
 // error fails, naming the file, and changes nothing. Anything else wrong
 // is damage; when it may have cost records, every valid entry of every
 // file is read instead (salvage).
-func recoverDir(dir string, limit int, log *slog.Logger, write bool) (*recovery, error) {
-	r := &recovery{dir: dir, limit: limit, log: log, write: write}
+func recoverDir(dir string, limit int, log *slog.Logger, a access) (*recovery, error) {
+	r := &recovery{dir: dir, limit: limit, log: log, access: a}
 	r.state = r.newState()
-	snaps, err := list(dir, "snap-", ".snap")
+	snaps, err := snapshotFile.list(dir)
 	if err != nil {
 		return nil, err
 	}
-	segs, err := list(dir, "wal-", ".log")
+	segs, err := segmentFile.list(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +265,7 @@ func recoverDir(dir string, limit int, log *slog.Logger, write bool) (*recovery,
 	// A bad snapshot replaced the segments before it: unless they are
 	// all here, it held records nothing else holds.
 	for _, d := range r.damage {
-		var i uint64
-		if _, err := fmt.Sscanf(d.File, "snap-%016x.snap", &i); err == nil && i > next {
+		if i, ok := snapshotFile.parse(d.File); ok && i > next {
 			gaps = append(gaps, missing(next, i-1))
 			next = i
 		}
@@ -216,7 +273,7 @@ func recoverDir(dir string, limit int, log *slog.Logger, write bool) (*recovery,
 	if len(gaps) > 0 {
 		// A bad snapshot newer than base was what held these records.
 		for k := range r.damage {
-			if strings.HasPrefix(r.damage[k].File, "snap-") {
+			if _, ok := snapshotFile.parse(r.damage[k].File); ok {
 				r.damage[k].Loss = true
 			}
 		}
@@ -230,14 +287,14 @@ func recoverDir(dir string, limit int, log *slog.Logger, write bool) (*recovery,
 
 // missing describes segments from to to that should be there and are not.
 func missing(from, to uint64) Damage {
-	d := Damage{Offset: -1, Loss: true, File: segmentName(from)}
+	d := Damage{Offset: -1, Loss: true, File: segmentFile.name(from)}
 	if from == to {
 		d.What = "missing, with every record only it held"
 	} else {
-		d.File += " to " + segmentName(to)
+		d.File += " to " + segmentFile.name(to)
 		d.What = fmt.Sprintf("%d segments missing, with every record only they held", to-from+1)
 	}
-	d.What += fmt.Sprintf(" (no valid snapshot %s replaces them)", snapshotName(to+1))
+	d.What += fmt.Sprintf(" (no valid snapshot %s replaces them)", snapshotFile.name(to+1))
 	return d
 }
 
@@ -272,9 +329,9 @@ func (r *recovery) apply(e entry) error {
 // incomplete) is returned as damage, not yet counted as a loss: the
 // segments may still hold everything.
 func (r *recovery) snapshot(i uint64) (FileInfo, *Damage, error) {
-	name := snapshotName(i)
+	name := snapshotFile.name(i)
 	complete := false
-	fi, bad, err := r.read(name, false, func(e entry) error {
+	fi, bad, err := r.read(name, stopAtBad, func(e entry) error {
 		complete = e.kind == entryEnd
 		return r.apply(e)
 	})
@@ -298,8 +355,8 @@ func (r *recovery) snapshot(i uint64) (FileInfo, *Damage, error) {
 // segment replays segment i. A bad entry with nothing valid after it in
 // the last segment is a torn tail, cut off; anywhere else it is a loss.
 func (r *recovery) segment(i uint64, last bool) error {
-	name := segmentName(i)
-	fi, bad, err := r.read(name, false, r.apply)
+	name := segmentFile.name(i)
+	fi, bad, err := r.read(name, stopAtBad, r.apply)
 	if err != nil {
 		return err
 	}
@@ -318,7 +375,7 @@ func (r *recovery) segment(i uint64, last bool) error {
 	}
 	r.torn = &bad.Damage
 	r.state.Clean = false
-	if !r.write {
+	if r.access == readOnly {
 		return nil
 	}
 	r.truncated++
@@ -326,168 +383,5 @@ func (r *recovery) segment(i uint64, last bool) error {
 	if err := os.Truncate(filepath.Join(r.dir, name), bad.Offset); err != nil {
 		return fmt.Errorf("truncating %s: %w", filepath.Join(r.dir, name), err)
 	}
-	return nil
-}
-
-// badRegion is where a file stops being valid.
-type badRegion struct {
-	Damage
-	torn bool // nothing valid follows
-}
-
-// read reads the file name, calling fn for each valid entry. Without
-// salvage it stops at the first bad entry, and only looks whether a valid
-// entry follows (bad.torn if none); with salvage it skips every bad region
-// and goes on with the valid entries after it. A failure to read the file
-// is an error naming it: it says nothing about its content, and nothing
-// may be deleted because of it.
-func (r *recovery) read(name string, salvage bool, fn func(entry) error) (FileInfo, *badRegion, error) {
-	path := filepath.Join(r.dir, name)
-	fi := FileInfo{Name: name}
-	count := func(e entry) error {
-		if err := fn(e); err != nil {
-			return err
-		}
-		fi.Entries++
-		if e.kind == entryRecord {
-			fi.Records++
-		}
-		return nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fi, nil, fmt.Errorf("reading %s: %w (not treated as corruption: nothing was changed)", path, err)
-	}
-	defer f.Close()
-	readErr := func(err error) error {
-		return fmt.Errorf("reading %s: %w (not treated as corruption: nothing was changed)", path, err)
-	}
-	good, cerr := readEntries(f, count)
-	if st, err := f.Stat(); err == nil {
-		fi.Size = st.Size()
-	}
-	var re *readError
-	if errors.As(cerr, &re) {
-		return fi, nil, readErr(re.err)
-	}
-	if cerr == nil {
-		return fi, nil, nil
-	}
-	// Past the bad entry: read the rest, to see whether valid entries
-	// follow (then it is not a torn tail) and, salvaging, to keep them.
-	rest := make([]byte, max(fi.Size-good, 0))
-	if _, err := f.ReadAt(rest, good); err != nil && !errors.Is(err, io.EOF) {
-		return fi, nil, readErr(err)
-	}
-	bad := &badRegion{Damage: Damage{File: name, Offset: good, Loss: true}}
-	off := int64(0) // in rest
-	skipped := int64(0)
-	for {
-		at := resync(rest, off+1)
-		if at < 0 {
-			skipped += int64(len(rest)) - off
-			break
-		}
-		skipped += at - off
-		if !salvage {
-			break
-		}
-		n, err := readEntries(bytes.NewReader(rest[at:]), count)
-		off = at + n
-		if err == nil {
-			break
-		}
-	}
-	bad.torn = resync(rest, 1) < 0
-	if !salvage {
-		bad.What = fmt.Sprintf("%v; %d entries read before it", cerr, fi.Entries)
-		if !bad.torn {
-			bad.What += "; valid entries follow"
-		}
-	} else {
-		bad.What = fmt.Sprintf("%v; %d bytes skipped, %d entries read", cerr, skipped, fi.Entries)
-	}
-	return fi, bad, nil
-}
-
-// resync returns the first offset at or after from where a whole, valid
-// entry starts in b, or -1. After a corrupt entry the framing is lost;
-// a checksum match on a plausible length is how entries are found again
-// (a false match has odds of 1 in 2^32 per offset).
-func resync(b []byte, from int64) int64 {
-	for off := from; off+headerSize < int64(len(b)); off++ {
-		n := int64(binary.LittleEndian.Uint32(b[off+4:]))
-		if n == 0 || n > maxPayload || off+headerSize+n > int64(len(b)) {
-			continue
-		}
-		p := b[off+headerSize : off+headerSize+n]
-		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(b[off:]) {
-			continue
-		}
-		if _, err := decode(p); err == nil {
-			return off
-		}
-	}
-	return -1
-}
-
-// salvage replaces the state with every valid record of every snapshot
-// and segment, the newest of each client by change number (one data
-// directory numbers its changes in one increasing run), and describes
-// each bad file's damage in full. The incarnation and watermarks are
-// dropped: the caller starts a new incarnation.
-func (r *recovery) salvage(snaps, segs []uint64) error {
-	newest := map[string]store.Change{}
-	collect := func(e entry) error {
-		if e.kind == entryRecord {
-			if c, ok := newest[e.record.Client()]; !ok || e.seq > c.Seq {
-				newest[e.record.Client()] = store.Change{Seq: e.seq, Record: e.record}
-			}
-		}
-		return nil
-	}
-	var damage []Damage
-	for _, d := range r.damage {
-		if d.Offset < 0 {
-			damage = append(damage, d) // missing files
-		}
-	}
-	files := make([]string, 0, len(snaps)+len(segs))
-	for _, i := range snaps {
-		files = append(files, snapshotName(i))
-	}
-	for _, i := range segs {
-		files = append(files, segmentName(i))
-	}
-	for _, name := range files {
-		_, bad, err := r.read(name, true, collect)
-		if err != nil {
-			return err
-		}
-		if bad != nil && !(r.torn != nil && r.torn.File == name && bad.torn) {
-			damage = append(damage, bad.Damage)
-		}
-	}
-	for _, d := range r.damage { // empty and incomplete snapshots
-		if d.Offset >= 0 && !slices.ContainsFunc(damage, func(x Damage) bool { return x.File == d.File }) {
-			damage = append(damage, d)
-		}
-	}
-	r.damage = damage
-	changes := make([]store.Change, 0, len(newest))
-	for _, c := range newest {
-		changes = append(changes, c)
-	}
-	slices.SortFunc(changes, func(a, b store.Change) int { return cmp.Compare(a.Seq, b.Seq) })
-	r.state = r.newState()
-	r.maxSeq = 0
-	for _, c := range changes {
-		if err := r.state.Store.Restore(c); err != nil {
-			return err
-		}
-		r.maxSeq = c.Seq
-	}
-	r.state.Records = len(changes)
-	r.salvaged = true
 	return nil
 }

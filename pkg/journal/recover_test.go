@@ -28,8 +28,8 @@ func fixture(t *testing.T) (string, []string, uint64) {
 	// segments, after the layout was seen; try again then.
 	for range 20 {
 		dir, want, inc := fixtureTry(t)
-		snaps, _ := list(dir, "snap-", ".snap")
-		segs, _ := list(dir, "wal-", ".log")
+		snaps, _ := snapshotFile.list(dir)
+		segs, _ := segmentFile.list(dir)
 		if len(snaps) == 1 && segs[0] == snaps[0] && len(segs) >= 4 && segs[0] > 1 {
 			return dir, want, inc
 		}
@@ -50,8 +50,8 @@ func fixtureTry(t *testing.T) (string, []string, uint64) {
 			continue
 		}
 		waitWritten(t, st.Store, j)
-		snaps, _ := list(dir, "snap-", ".snap")
-		segs, _ := list(dir, "wal-", ".log")
+		snaps, _ := snapshotFile.list(dir)
+		segs, _ := segmentFile.list(dir)
 		if len(snaps) == 1 && segs[0] == snaps[0] && len(segs) >= 4 && segs[0] > 1 {
 			break
 		}
@@ -108,9 +108,9 @@ func flipBit(t *testing.T, path string, at float64) {
 // under a new incarnation with no watermarks, keeping every valid record
 // and inventing none, with the damaged files renamed aside.
 func TestRecoveryFaults(t *testing.T) {
-	snap := func(snaps, segs []uint64) string { return snapshotName(snaps[0]) }
-	mid := func(snaps, segs []uint64) string { return segmentName(segs[1]) }
-	last := func(snaps, segs []uint64) string { return segmentName(segs[len(segs)-1]) }
+	snap := func(snaps, segs []uint64) string { return snapshotFile.name(snaps[0]) }
+	mid := func(snaps, segs []uint64) string { return segmentFile.name(segs[1]) }
+	last := func(snaps, segs []uint64) string { return segmentFile.name(segs[len(segs)-1]) }
 	cases := []struct {
 		name    string
 		file    func(snaps, segs []uint64) string
@@ -123,9 +123,9 @@ func TestRecoveryFaults(t *testing.T) {
 			func(all, _ int) (int, int) { return all - 1, all - 1 }, true},
 		{"snapshot with one flipped bit and no segment", snap, func(t *testing.T, p string) {
 			flipBit(t, p, 0.5)
-			segs, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "wal-*.log"))
-			for _, s := range segs {
-				os.Remove(s)
+			segs, _ := segmentFile.list(filepath.Dir(p))
+			for _, i := range segs {
+				os.Remove(filepath.Join(filepath.Dir(p), segmentFile.name(i)))
 			}
 		}, true, func(all, seg int) (int, int) { return all - seg - 1, all - seg - 1 }, true},
 		{"empty snapshot", snap, func(t *testing.T, p string) { os.Truncate(p, 0) }, true,
@@ -147,19 +147,19 @@ func TestRecoveryFaults(t *testing.T) {
 		{"leftover of an interrupted snapshot", func(_, _ []uint64) string { return "snap.tmp" },
 			func(t *testing.T, p string) { os.WriteFile(p, []byte("half a snapshot"), 0o644) }, false,
 			func(all, _ int) (int, int) { return all, all }, false},
-		{"bad newer snapshot that the segments cover", func(snaps, _ []uint64) string { return snapshotName(snaps[0] + 1) },
+		{"bad newer snapshot that the segments cover", func(snaps, _ []uint64) string { return snapshotFile.name(snaps[0] + 1) },
 			func(t *testing.T, p string) { os.WriteFile(p, []byte("garbage garbage garbage"), 0o644) }, false,
 			func(all, _ int) (int, int) { return all, all }, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir, want, inc := fixture(t)
-			snaps, _ := list(dir, "snap-", ".snap")
-			segs, _ := list(dir, "wal-", ".log")
+			snaps, _ := snapshotFile.list(dir)
+			segs, _ := segmentFile.list(dir)
 			inSegments := 0
 			for _, i := range segs {
 				r := &recovery{dir: dir, log: testutil.Logger(t, slog.LevelInfo)}
-				fi, _, _ := r.read(segmentName(i), false, func(entry) error { return nil })
+				fi, _, _ := r.read(segmentFile.name(i), stopAtBad, func(entry) error { return nil })
 				inSegments += fi.Records
 			}
 			name := c.file(snaps, segs)
@@ -199,7 +199,7 @@ func TestRecoveryFaults(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "snap.tmp")); err == nil {
 				t.Error("snap.tmp left behind")
 			}
-			if err := j.Create(); err != nil {
+			if err := j.Start(st.Store, nil); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := os.Stat(filepath.Join(dir, name+damagedSuffix)); (err == nil) != c.aside {
@@ -221,7 +221,7 @@ func TestRecoveryFaults(t *testing.T) {
 						again.Damaged, again.Loss, healing, promtest.ToFloat64(m.JournalDataLoss),
 						again.Incarnation, st.Incarnation, again.Records, len(got))
 				}
-				if err := j.Create(); err != nil {
+				if err := j.Start(again.Store, nil); err != nil {
 					t.Fatal(err)
 				}
 				if healing {
@@ -244,15 +244,15 @@ func TestReadErrorIsNotCorruption(t *testing.T) {
 		name string
 		file func(snaps, segs []uint64) string
 	}{
-		{"snapshot", func(snaps, _ []uint64) string { return snapshotName(snaps[0]) }},
-		{"middle segment", func(_, segs []uint64) string { return segmentName(segs[1]) }},
-		{"last segment", func(_, segs []uint64) string { return segmentName(segs[len(segs)-1]) }},
+		{"snapshot", func(snaps, _ []uint64) string { return snapshotFile.name(snaps[0]) }},
+		{"middle segment", func(_, segs []uint64) string { return segmentFile.name(segs[1]) }},
+		{"last segment", func(_, segs []uint64) string { return segmentFile.name(segs[len(segs)-1]) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir, _, _ := fixture(t)
-			snaps, _ := list(dir, "snap-", ".snap")
-			segs, _ := list(dir, "wal-", ".log")
+			snaps, _ := snapshotFile.list(dir)
+			segs, _ := segmentFile.list(dir)
 			name := c.file(snaps, segs)
 			path := filepath.Join(dir, name)
 			os.Rename(path, path+".real")
@@ -324,7 +324,7 @@ func TestWrongName(t *testing.T) {
 }
 
 // TestOpenWritesNothing opens a new directory and closes it without
-// Create: only LOCK and NAME are there, so a start that fails later
+// Start: only LOCK and NAME are there, so a start that fails later
 // leaves no trace.
 func TestOpenWritesNothing(t *testing.T) {
 	dir := t.TempDir()
@@ -337,5 +337,46 @@ func TestOpenWritesNothing(t *testing.T) {
 	}
 	if got := listing(t, dir); got != "LOCK:0:false NAME:5:false" {
 		t.Errorf("after Open and Close: %s", got)
+	}
+}
+
+// TestStartReturnsItsError takes the first segment's name with a
+// directory, so that Start cannot create it: Start says so at once,
+// writes nothing, and Close releases the directory; once the name is
+// free, the journal starts, once.
+func TestStartReturnsItsError(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, FsyncInterval: time.Hour, Name: "Hill"}
+	j, st, err := Open(cfg, testutil.Logger(t, slog.LevelInfo), metrics.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(dir, segmentFile.name(1))
+	if err := os.Mkdir(first, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, dir)
+	if err := j.Start(st.Store, nil); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("Start: %v, want EISDIR", err)
+	}
+	if after := listing(t, dir); after != before {
+		t.Errorf("the directory changed:\n%s\n%s", before, after)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatalf("Close after a failed Start: %v", err)
+	}
+	os.Remove(first)
+	j2, st2, err := Open(cfg, testutil.Logger(t, slog.LevelInfo), metrics.New())
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if err := j2.Start(st2.Store, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Start(st2.Store, nil); err == nil {
+		t.Error("a second Start succeeded")
+	}
+	if err := j2.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

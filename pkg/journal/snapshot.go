@@ -65,11 +65,8 @@ func (j *Journal) snapshot(st *store.Store, cursor, seg uint64, marks map[string
 	if err != nil {
 		return 0, err
 	}
-	for _, kind := range []struct {
-		prefix, suffix string
-		name           func(uint64) string
-	}{{"wal-", ".log", segmentName}, {"snap-", ".snap", snapshotName}} {
-		if idx, err := list(j.cfg.Dir, kind.prefix, kind.suffix); err == nil {
+	for _, kind := range []fileKind{segmentFile, snapshotFile} {
+		if idx, err := kind.list(j.cfg.Dir); err == nil {
 			for _, i := range idx {
 				if i < seg {
 					os.Remove(filepath.Join(j.cfg.Dir, kind.name(i)))
@@ -89,7 +86,7 @@ func (j *Journal) snapshot(st *store.Store, cursor, seg uint64, marks map[string
 // when stop (may be nil) is closed.
 func writeSnapshot(dir string, idx, inc uint64, st *store.Store, upTo uint64, marks map[string]store.Watermark,
 	stop <-chan struct{}) (int64, int, error) {
-	tmp := filepath.Join(dir, snapshotName(idx)+".tmp")
+	tmp := filepath.Join(dir, snapshotFile.name(idx)+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return 0, 0, err
@@ -109,7 +106,7 @@ func writeSnapshot(dir string, idx, inc uint64, st *store.Store, upTo uint64, ma
 		err = verifySnapshot(tmp, inc, records, upTo)
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, snapshotName(idx)))
+		err = os.Rename(tmp, filepath.Join(dir, snapshotFile.name(idx)))
 	}
 	if err == nil {
 		err = syncDir(dir)

@@ -135,7 +135,7 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 					t.Fatalf("append %d while a snapshot is written: %v", i, err)
 				}
 			}
-			before, _ := list(dir, "wal-", ".log")
+			before, _ := segmentFile.list(dir)
 			close(release)
 			want := contents(st.Store)
 			testutil.Eventually(t, 5*time.Second, func() error {
@@ -144,7 +144,7 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 				}
 				return nil
 			})
-			after, _ := list(dir, "wal-", ".log")
+			after, _ := segmentFile.list(dir)
 			if corrupt {
 				if promtest.ToFloat64(m.JournalSnapshots) != 0 || after[0] != before[0] {
 					t.Errorf("a snapshot that did not read back was kept, or segments deleted: %v -> %v", before, after)

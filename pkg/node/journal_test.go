@@ -111,7 +111,7 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
 		snaps, _ := filepath.Glob(filepath.Join(dirA, "snap-*.snap"))
-		if w, seq := a.journal.Written(), a.Store().Seq(); w < seq || len(snaps) == 0 {
+		if w, seq := a.journal.Durable(), a.Store().Seq(); w < seq || len(snaps) == 0 {
 			return fmt.Errorf("A journaled %d of %d changes, %d snapshots", w, seq, len(snaps))
 		}
 		return nil

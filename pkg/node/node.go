@@ -157,7 +157,13 @@ func (n *Node) Start() error {
 	if n.journal != nil {
 		// Only now, with every listener bound, does the journal write: a
 		// start that fails earlier leaves the data directory as it was.
-		if err := n.journal.Create(); err != nil {
+		// It reads every change from here on, before any client or
+		// neighbour can make one.
+		var marks func() map[string]store.Watermark
+		if n.peers != nil {
+			marks = n.peers.Watermarks
+		}
+		if err := n.journal.Start(n.store, marks); err != nil {
 			n.server.Shutdown(context.Background())
 			n.httpLn.Close()
 			if n.peerLn != nil {
@@ -166,13 +172,6 @@ func (n *Node) Start() error {
 			n.closeJournal()
 			return fmt.Errorf("HERD_DATA_DIR: %w", err)
 		}
-		// The journal reads every change from here on, before any client
-		// or neighbour can make one.
-		var marks func() map[string]store.Watermark
-		if n.peers != nil {
-			marks = n.peers.Watermarks
-		}
-		n.journal.Run(n.store, marks)
 	}
 	if n.peers != nil {
 		n.peers.Start()
