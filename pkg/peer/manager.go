@@ -131,7 +131,7 @@ func (mg *Manager) hello() hello {
 // Start starts a supervisor per neighbour.
 func (mg *Manager) Start() {
 	for _, n := range mg.neighbours {
-		mg.wg.Go(func() { n.run(mg.ctx) })
+		mg.wg.Go(newSupervisor(mg.ctx, n).run)
 	}
 }
 
