@@ -131,6 +131,13 @@ func (in *inbound) handle(f frame) error {
 		in.l.n.sampleClock(f.stamps, in.l.n.mgr.cfg.Now().UnixNano())
 		return nil
 	}
+	return in.progress(f)
+}
+
+// progress takes a frame that tells how far the neighbour's changes have
+// come (a mark, or the end of reconciliation), after the records before
+// it are applied.
+func (in *inbound) progress(f frame) error {
 	in.flush()
 	switch f.kind {
 	case frameMark:

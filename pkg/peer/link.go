@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/herdkit/herd/pkg/protocol"
-	"github.com/herdkit/herd/pkg/store"
 )
 
 // Reasons a link goes down; labels of herd_peer_disconnects_total.
@@ -24,16 +23,6 @@ const (
 	downReplaced = "replaced" // a newer or preferred link to the neighbour took over
 	downShutdown = "shutdown" // this server is stopping
 )
-
-// batchSize bounds the changes read from the store and written per write.
-const batchSize = 512
-
-// markDelay is how long a mark frame that would travel alone waits for a
-// record frame to carry it. Most changes a link skips came from its own
-// neighbour, and under load a mark for each would cost one write per
-// change; a watermark late by markDelay only makes a reconnect resend the
-// few records the neighbour already holds.
-const markDelay = 10 * time.Millisecond
 
 // link is one authenticated connection to a neighbour. Its writer streams
 // the store's change log from the neighbour's watermark: first what the
@@ -152,172 +141,6 @@ func (l *link) readFailure(err error) string {
 		l.n.log.Warn("frame too long from neighbour, dropping link")
 	}
 	return downError
-}
-
-// writeLoop streams changes to the neighbour until the link fails.
-func (l *link) writeLoop(have uint64) string {
-	mgr := l.n.mgr
-	st := mgr.store
-	notify := st.Subscribe()
-	defer st.Unsubscribe(notify)
-	// Changes up to end are reconciliation, after it flooding. It is taken
-	// before our sync frame goes out: the neighbour streams nothing before
-	// it gets that frame, so no record of this link is in the range, and
-	// the records this link brings are not sent back to it.
-	end := st.Seq()
-	var buf []byte
-	buf = appendSync(buf, l.remoteInc, have)
-	if !l.write(buf) {
-		return downError
-	}
-	var peerSync frame
-	select {
-	case peerSync = <-l.sync:
-	case <-mgr.ctx.Done():
-		return downShutdown
-	case <-l.stop:
-		return downError
-	}
-	// Where to start: after the neighbour's watermark of our changes if it
-	// knows this incarnation of ours, from the beginning otherwise.
-	out := outbox{from: l.n.id, cursor: peerSync.seq, end: end, reconciling: true}
-	if peerSync.inc != mgr.cfg.Incarnation || out.cursor > st.Seq() {
-		out.cursor = 0
-	}
-	var batch []store.Change
-	heartbeat := time.NewTicker(mgr.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	lastWrite := time.Now()
-	markTimer := time.NewTimer(markDelay)
-	markTimer.Stop()
-	defer markTimer.Stop()
-	var markDue <-chan time.Time // armed while a mark waits
-	for {
-		var next uint64
-		batch, next = st.Changes(out.cursor, batchSize, batch[:0])
-		buf = buf[:0]
-		select {
-		case p := <-l.pongs:
-			// First in the write, so that records do not delay it.
-			buf = appendPong(buf, p[0], p[1], mgr.cfg.Now().UnixNano())
-		default:
-		}
-		var flood, reconcile int
-		buf, flood, reconcile = out.fill(buf, batch, next)
-		if out.markWaits && markDue == nil {
-			markTimer.Reset(markDelay)
-			markDue = markTimer.C
-		}
-		if len(buf) > 0 {
-			if !l.write(buf) {
-				return downTimeout
-			}
-			lastWrite = time.Now()
-			markDue = nil
-			markTimer.Stop()
-			l.sent[kindFlood].Add(float64(flood))
-			l.sent[kindReconcile].Add(float64(reconcile))
-		}
-		if len(batch) == batchSize {
-			l.backlog.Set(float64(st.Seq() - out.cursor))
-			continue
-		}
-		l.backlog.Set(0) // Changes read up to the last change
-		select {
-		case <-notify:
-		case <-markDue:
-			markDue, out.markWaits = nil, false
-			if !l.write(appendSeq(buf[:0], frameMark, out.cursor)) {
-				return downTimeout
-			}
-			lastWrite = time.Now()
-		case p := <-l.pongs:
-			if !l.write(appendPong(buf[:0], p[0], p[1], mgr.cfg.Now().UnixNano())) {
-				return downTimeout
-			}
-			lastWrite = time.Now()
-		case <-heartbeat.C:
-			if l.clocks {
-				// Every heartbeat, busy or idle, so that the offset is
-				// measured under load too.
-				if !l.write(appendPing(buf[:0], mgr.cfg.Now().UnixNano())) {
-					return downTimeout
-				}
-				lastWrite = time.Now()
-			} else if time.Since(lastWrite) >= mgr.cfg.Heartbeat {
-				if !l.write(append(buf[:0], framePing, '\n')) {
-					return downTimeout
-				}
-				lastWrite = time.Now()
-			}
-		case <-l.stop:
-			return downError
-		case <-mgr.ctx.Done():
-			return downShutdown
-		}
-	}
-}
-
-// outbox is what a link's writer has told its neighbour of the change
-// log, and composes each write.
-type outbox struct {
-	from        store.Source // the neighbour's: changes it flooded are not sent back
-	cursor      uint64       // the last change number the neighbour is told of by the writes so far, or by the mark waiting
-	end         uint64       // changes up to end are reconciliation
-	reconciling bool         // the D frame has not gone yet
-	markWaits   bool         // skipped changes after the last frame sent: a mark waits for company
-}
-
-// fill appends to buf, which holds a pong or nothing, the frames for
-// batch, the changes after o.cursor up to next, and returns it with the
-// records of each kind it holds. A buf it returns non-empty tells the
-// neighbour every change up to next, since writing it ends the wait of a
-// mark: a mark follows records that leave changes after them skipped, and
-// a pong alone while a mark waits. Skipped changes with nothing to write
-// set o.markWaits; the writer sends the mark after markDelay unless
-// another write goes first.
-func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, flood, reconcile int) {
-	last := o.cursor // the last change number the neighbour will have been told of
-	for _, c := range batch {
-		inRange := c.Seq <= o.end
-		// A flooded record is not sent back where it came from: this
-		// link's neighbour holds it, or a newer one. Reconciliation sends
-		// everything after the watermark, since a neighbour that
-		// restarted may have lost what it sent on an earlier link.
-		if c.From == o.from && !inRange {
-			continue
-		}
-		kind := byte(frameFlood)
-		if inRange {
-			kind = frameReconcile
-			reconcile++
-		} else {
-			flood++
-		}
-		buf = appendRecord(buf, kind, c.Seq, c.Record)
-		last = c.Seq
-	}
-	switch {
-	case o.reconciling && next >= o.end:
-		buf = appendSeq(buf, frameSynced, next)
-		o.reconciling = false
-	case last < next && len(buf) > 0, o.markWaits && last == o.cursor && len(buf) > 0:
-		buf = appendSeq(buf, frameMark, next)
-	case last < next:
-		o.markWaits = true
-	}
-	o.cursor = next
-	if len(buf) > 0 {
-		o.markWaits = false
-	}
-	return buf, flood, reconcile
-}
-
-// write sends b within PeerTimeout.
-func (l *link) write(b []byte) bool {
-	l.nc.SetWriteDeadline(time.Now().Add(l.n.mgr.cfg.Timeout))
-	_, err := l.nc.Write(b)
-	return err == nil
 }
 
 func truncate(b []byte, n int) string {

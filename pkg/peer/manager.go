@@ -4,15 +4,15 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/herdkit/herd/pkg/accept"
+	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
@@ -69,7 +69,12 @@ type Manager struct {
 	wg         sync.WaitGroup
 	gate       *gate
 
-	refusals refusalLog
+	// refusals logs inbound connections refused, before or in their
+	// handshake, at most one line a second whatever the reason, so that a
+	// flood of connections cannot flood the log too (a key per reason
+	// would let a flood that alternates reasons through); the metric
+	// counts every one.
+	refusals logging.Throttle
 
 	serverTLS, clientTLS *tls.Config // from cfg.TLS, nil without
 
@@ -102,7 +107,8 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 	mg := &Manager{
 		cfg: cfg, store: st, metrics: met, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
-		gate: newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
+		gate:     newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
+		refusals: logging.Throttle{Every: time.Second},
 	}
 	if cfg.TLS != nil {
 		mg.serverTLS, mg.clientTLS = cfg.TLS.serverConfig(), cfg.TLS.clientConfig()
@@ -131,81 +137,50 @@ func (mg *Manager) hello() hello {
 // Start starts a supervisor per neighbour.
 func (mg *Manager) Start() {
 	for _, n := range mg.neighbours {
-		mg.wg.Go(func() { n.run(mg.ctx) })
+		mg.wg.Go(newSupervisor(mg.ctx, n).run)
 	}
 }
 
-// Serve accepts neighbours' links on ln until ln is closed.
+// Serve accepts neighbours' links on ln until ln is closed, and returns
+// nil. A connection accepted after Close is closed at once.
 func (mg *Manager) Serve(ln net.Listener) error {
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || mg.ctx.Err() != nil {
-				return nil
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			mg.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-mg.ctx.Done():
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		// The handshake time-out runs from here, so a connection that
-		// never sends a byte is gone after it too.
-		deadline := time.Now().Add(mg.cfg.Timeout)
-		src := sourceOf(nc.RemoteAddr())
-		if reason := mg.gate.enter(src); reason != "" {
-			mg.refuseAtOnce(nc, reason)
-			continue
-		}
-		mg.mu.Lock()
-		if mg.closed {
-			mg.mu.Unlock()
-			mg.gate.leave(src)
-			nc.Close()
-			return nil
-		}
-		mg.wg.Go(func() { mg.accept(nc, src, deadline) })
-		mg.mu.Unlock()
+	accept.Loop(ln, mg.ctx.Done(), mg.log, mg.admit)
+	return nil
+}
+
+// admit starts the handshake of a connection accepted, in a goroutine
+// Close waits for, or refuses it at once when too many are in their
+// handshake (limits.go) or the manager is closed.
+func (mg *Manager) admit(nc net.Conn) {
+	// The handshake time-out runs from here, so a connection that never
+	// sends a byte is gone after it too.
+	deadline := time.Now().Add(mg.cfg.Timeout)
+	src := sourceOf(nc.RemoteAddr())
+	if reason := mg.gate.enter(src); reason != "" {
+		mg.refuseAtOnce(nc, reason)
+		return
 	}
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	if mg.closed {
+		mg.gate.leave(src)
+		nc.Close()
+		return
+	}
+	mg.wg.Go(func() { mg.accept(nc, src, deadline) })
 }
 
 // refuseAtOnce tells a connection over the handshake bounds why, and
 // closes it. It runs in the accept loop: on a new connection a short
 // write does not block, and a goroutine per refusal would be the cost the
-// bounds are there to avoid. The log is at most one line a second.
+// bounds are there to avoid.
 func (mg *Manager) refuseAtOnce(nc net.Conn, reason string) {
 	nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	nc.Write([]byte("ERR " + reason + "\n"))
 	nc.Close()
 	mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-	mg.refusals.warn(mg.log, "peer connection refused: too many handshakes in progress", "remote", nc.RemoteAddr().String(),
+	mg.refusals.Log(mg.log, slog.LevelWarn, "", "peer connection refused: too many handshakes in progress", "remote", nc.RemoteAddr().String(),
 		"reason", reason, "max", mg.cfg.MaxHandshakes, "max_per_ip", mg.cfg.MaxHandshakesPerIP)
-}
-
-// refusalLog logs refusals of inbound connections at WARN, at most one a
-// second with the number left out before it, so that a flood of
-// connections cannot flood the log too; the metric counts every one.
-type refusalLog struct {
-	last    atomic.Int64 // Unix nanoseconds of the last line
-	skipped atomic.Int64
-}
-
-func (r *refusalLog) warn(log *slog.Logger, msg string, args ...any) {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	if now-last < int64(time.Second) || !r.last.CompareAndSwap(last, now) {
-		r.skipped.Add(1)
-		return
-	}
-	if n := r.skipped.Swap(0); n > 0 {
-		args = append(args, "refusals_not_logged", n)
-	}
-	log.Warn(msg, args...)
 }
 
 // accept authenticates an inbound connection by deadline and hands it to
@@ -229,7 +204,7 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 		nc.Close()
 		reason := reasonOf(err)
 		mg.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-		mg.refusals.warn(mg.log, "peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
+		mg.refusals.Log(mg.log, slog.LevelWarn, "", "peer link refused", "remote", nc.RemoteAddr().String(), "claimed_name", other.name,
 			"reason", reason, "err", err)
 		return
 	}

@@ -3,9 +3,7 @@ package peer
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,10 +11,11 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
-// neighbour supervises the link to one configured neighbour: it dials with
-// jittered exponential backoff while there is no link, decides which link
-// to keep when both ends dial at once, and carries the watermark from one
-// link to the next. Everything but the atomics is owned by its goroutine.
+// neighbour is one configured neighbour: what this server knows of it
+// (the watermark of the last link, the incarnations claiming its name,
+// its clock), shared by its links and its supervisor (supervisor.go), which
+// keeps one link to it up. It decides which link to keep when both ends
+// dial at once, and carries the watermark from one link to the next.
 type neighbour struct {
 	mgr  *Manager
 	id   store.Source
@@ -42,152 +41,6 @@ type offer struct {
 	// refusal receives the supervisor's answer: the reason the link is
 	// refused, or "" if it is adopted.
 	refusal chan string
-}
-
-// Backoff between dials: from backoffBase doubling up to cfg.BackoffMax,
-// each wait drawn uniformly from its upper half ("equal jitter").
-const backoffBase = 50 * time.Millisecond
-
-func (n *neighbour) backoff(attempt int) time.Duration {
-	d := n.mgr.cfg.BackoffMax
-	if attempt < 30 {
-		d = min(d, backoffBase<<attempt)
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// run supervises until ctx is done.
-func (n *neighbour) run(ctx context.Context) {
-	var (
-		cur      *link
-		curDone  <-chan struct{}
-		dialed   = make(chan *link)
-		failed   = make(chan error)
-		dialing  bool
-		attempt  int
-		retry    <-chan time.Time
-		lastLog  time.Time
-		lastErr  string
-		upSince  time.Time
-		stopLink = func(reason string) {
-			if cur != nil {
-				cur.close(reason)
-				<-cur.done
-				n.ended(cur, upSince)
-				cur, curDone = nil, nil
-			}
-		}
-	)
-	dial := func() {
-		dialing, retry = true, nil
-		go func() {
-			l, err := n.dial(ctx)
-			if err != nil {
-				select {
-				case failed <- err:
-				case <-ctx.Done():
-				}
-				return
-			}
-			select {
-			case dialed <- l:
-			case <-ctx.Done():
-				l.close(downShutdown)
-			}
-		}()
-	}
-	// adopt makes l the current link, or returns why not.
-	adopt := func(l *link) (refusal string) {
-		if reason := n.refusal(l.remoteInc); reason != "" {
-			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reason).Inc()
-			return reason
-		}
-		if !n.prefer(cur, l) {
-			n.mgr.metrics.PeerHandshakeFailures.WithLabelValues(reasonDuplicate).Inc()
-			return reasonDuplicate
-		}
-		if cur != nil && cur.remoteInc != l.remoteInc && cur.live() && n.takeover(cur, l) {
-			// l came from the claimant kept; cur, the newer one, goes below.
-			n.log.Error("duplicate server name: two live servers claim this neighbour's name; refusing the newer",
-				"kept_remote", l.nc.RemoteAddr().String(), "kept_incarnation", fmt.Sprintf("%x", l.remoteInc),
-				"refused_remote", cur.nc.RemoteAddr().String(), "refused_incarnation", fmt.Sprintf("%x", cur.remoteInc))
-			n.mgr.metrics.PeerDuplicateNames.WithLabelValues(n.name).Inc()
-		}
-		stopLink(downReplaced)
-		cur, curDone, upSince = l, l.done, time.Now()
-		if known := n.watermark(); known.Incarnation == l.remoteInc {
-			l.watermark.Store(known.Seq)
-		}
-		n.current.Store(l)
-		n.mgr.metrics.PeerConnects.WithLabelValues(n.name).Inc()
-		n.log.Info("peer link up", "dialled", l.dialled, "remote", l.nc.RemoteAddr().String())
-		return ""
-	}
-	dial()
-	for {
-		select {
-		case <-ctx.Done():
-			stopLink(downShutdown)
-			return
-		case o := <-n.offers:
-			o.refusal <- adopt(o.l)
-		case l := <-dialed:
-			dialing = false
-			if adopt(l) == "" {
-				go l.run()
-			} else {
-				l.close(downReplaced)
-				retry = time.After(n.backoff(attempt))
-			}
-		case err := <-failed:
-			dialing = false
-			if reasonOf(err) == reasonDuplicate {
-				// Both ends dialled at once and the other end kept its own
-				// link, which reaches us as an offer: not a failure.
-				n.log.Debug("neighbour kept the link it dialled")
-				if cur == nil {
-					retry = time.After(n.backoff(0))
-				}
-				continue
-			}
-			attempt++
-			// Rate-limited: the first failure, a new error, or every 30 s.
-			// While a link is up (the neighbour's own dial won the race),
-			// a failed dial is no news.
-			duplicateName := reasonOf(err) == reasonDuplicateName
-			if cur != nil {
-				n.log.Debug("dialling neighbour failed while linked", "err", err)
-			} else if duplicateName && !told(err) {
-				// Its address answered with the claimant refused here: the
-				// episode is logged once already.
-				n.log.Debug("dialling neighbour refused", "err", err)
-			} else if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
-				if duplicateName {
-					n.log.Error("the neighbour holds a link to another live server of this server's name", "err", err, "attempt", attempt)
-				} else {
-					n.log.Warn("dialling neighbour failed", "err", err, "attempt", attempt)
-				}
-				lastErr, lastLog = msg, time.Now()
-			}
-			if cur == nil {
-				retry = time.After(n.backoff(attempt))
-			}
-		case <-curDone:
-			n.ended(cur, upSince)
-			cur, curDone = nil, nil
-			if time.Since(upSince) > n.mgr.cfg.BackoffMax {
-				attempt = 0 // it was a working link: redial at once
-			}
-			if !dialing {
-				retry = time.After(n.backoff(attempt))
-				attempt++
-			}
-		case <-retry:
-			if cur == nil && !dialing {
-				dial()
-			}
-		}
-	}
 }
 
 // prefer decides whether link l should replace cur (possibly nil). Both

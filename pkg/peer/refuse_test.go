@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -247,5 +248,24 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	testutil.Eventually(t, 20*time.Second, testutil.ValueIs(a.m.PeerDisconnects.WithLabelValues("B", downTimeout), 1))
 	if got := promtest.ToFloat64(a.m.PeerBacklog.WithLabelValues("B")); got != 0 {
 		t.Errorf("backlog gauge %v after the link dropped", got)
+	}
+}
+
+// TestRefusalsAreLoggedOnceASecond: a flood of refused connections is
+// counted in full but logged once, whatever the reasons.
+func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
+	logs := testutil.NewLogWriter(t)
+	mg := testManager(t, logs.Logger(slog.LevelDebug))
+	for i := range 100 {
+		mg.refuseAtOnce(&fakeConn{}, []string{reasonTooMany, reasonPerIP}[i%2])
+	}
+	if got := strings.Count(logs.String(), "level=WARN"); got != 1 {
+		t.Errorf("%d lines at WARN for 100 refusals within a second, want 1", got)
+	}
+	counted := func(reason string) float64 {
+		return promtest.ToFloat64(mg.metrics.PeerHandshakeFailures.WithLabelValues(reason))
+	}
+	if got := counted(reasonTooMany) + counted(reasonPerIP); got != 100 {
+		t.Errorf("%v refusals counted, want 100", got)
 	}
 }

@@ -1,0 +1,77 @@
+package peer
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/herdkit/herd/internal/testutil"
+	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
+)
+
+// BenchmarkLinkFlood measures one peer link alone, without client
+// connections: b.N records stored at A are flooded to B, timed until B
+// holds them all. The link's writer at A and reader at B are its path.
+func BenchmarkLinkFlood(b *testing.B) {
+	lnA, lnB := benchListen(b), benchListen(b)
+	a := benchNode(b, "A", lnA, topology.Peer{Name: "B", Addr: lnB.Addr().String()})
+	bb := benchNode(b, "B", lnB, topology.Peer{Name: "A", Addr: lnA.Addr().String()})
+	testutil.Eventually(b, 20*time.Second, func() error {
+		if !a.Reconciled() || !bb.Reconciled() {
+			return fmt.Errorf("A and B have not reconciled")
+		}
+		return nil
+	})
+	recs := make([]store.Record, b.N)
+	for i := range recs {
+		recs[i] = store.Record{Text: fmt.Sprintf("flood-%d +34.068930-118.445127 1621464827.5", i), Origin: "A", Recv: 1}
+	}
+	note := bb.store.Subscribe()
+	defer bb.store.Unsubscribe(note)
+	b.ResetTimer()
+	start := time.Now()
+	for _, r := range recs {
+		a.store.Apply(r, store.Local)
+	}
+	for bb.store.Len() < b.N {
+		select {
+		case <-note:
+		case <-time.After(time.Minute):
+			b.Fatalf("B holds %d records of %d", bb.store.Len(), b.N)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+func benchListen(b *testing.B) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ln
+}
+
+// benchNode runs a manager named name on ln, linked to peer, until the
+// benchmark ends; it logs nothing.
+func benchNode(b *testing.B, name string, ln net.Listener, peer topology.Peer) *Manager {
+	cfg := Config{Name: name, Secret: testSecret, Neighbours: []topology.Peer{peer},
+		Heartbeat: time.Second, Timeout: 10 * time.Second, BackoffMax: 100 * time.Millisecond}
+	mg := New(cfg, store.New(), metrics.New(), slog.New(slog.DiscardHandler))
+	mg.Start()
+	served := make(chan struct{})
+	go func() {
+		mg.Serve(ln)
+		close(served)
+	}()
+	b.Cleanup(func() {
+		ln.Close()
+		mg.Close()
+		<-served
+	})
+	return mg
+}
