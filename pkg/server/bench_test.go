@@ -18,6 +18,21 @@ import (
 // requests pipelined on each of 8 connections, with the protocol log on
 // (JSON, to io.Discard) as in production, or off.
 func BenchmarkPipelinedIAMAT(b *testing.B) {
+	benchIAMAT(b, 8, 16)
+}
+
+// BenchmarkIAMAT measures the server's cost per IAMAT sent alone on one
+// connection, each waiting for the reply to the one before (depth 1): a
+// read, a store, a write and a log record per request, with the protocol
+// log on or off.
+func BenchmarkIAMAT(b *testing.B) {
+	benchIAMAT(b, 1, 1)
+}
+
+// benchIAMAT runs b.N IAMATs over conns connections of a server on a real
+// socket, depth of them written together on a connection before their
+// replies are read.
+func benchIAMAT(b *testing.B, conns, depth int) {
 	for _, logged := range []bool{true, false} {
 		b.Run(fmt.Sprintf("log=%v", logged), func(b *testing.B) {
 			cfg := logging.Config{Level: slog.LevelInfo, Format: "json"}
@@ -37,7 +52,6 @@ func BenchmarkPipelinedIAMAT(b *testing.B) {
 			}
 			go s.Serve()
 			defer s.Shutdown(b.Context())
-			const conns, depth = 8, 16
 			b.ResetTimer()
 			done := make(chan struct{}, conns)
 			for c := range conns {
