@@ -162,7 +162,7 @@ func (c *conn) serve() {
 	c.nc.Close()
 	c.s.m.ClientDisconnects.WithLabelValues(reason).Inc()
 	c.log.Info("connection closed", "reason", reason)
-	c.s.track(c, false)
+	c.s.remove(c)
 }
 
 // readLoop returns why the connection should close.
