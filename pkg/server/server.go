@@ -208,7 +208,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.closing) // the accept loop's back-off ends at once
 	}
 	for c := range s.conns {
-		c.interrupt()
+		c.dc.interrupt()
 	}
 	s.mu.Unlock()
 	if s.ln != nil {
