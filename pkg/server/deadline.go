@@ -51,8 +51,11 @@ type deadlineConn struct {
 	interrupted atomic.Bool // set by shutdown
 }
 
-func newDeadlineConn(nc net.Conn, idle, write time.Duration, log *slog.Logger, cancel context.CancelFunc) deadlineConn {
-	return deadlineConn{nc: nc, log: log, cancel: cancel, idleTimeout: idle, last: monotonic(), writeTimeout: write}
+// init makes d the connection nc, opened now, with the time-outs idle and
+// write; cancel stops its lookups, and log says why writing stopped.
+func (d *deadlineConn) init(nc net.Conn, idle, write time.Duration, log *slog.Logger, cancel context.CancelFunc) {
+	d.nc, d.log, d.cancel = nc, log, cancel
+	d.idleTimeout, d.last, d.writeTimeout = idle, monotonic(), write
 }
 
 // Read reads from the connection and notes when it brought data.

@@ -120,8 +120,9 @@ func (f *fakeConn) lastReadDeadline(t *testing.T) time.Time {
 func newTestDeadlineConn(t *testing.T, idle, write time.Duration) (*deadlineConn, *fakeConn, *int) {
 	fc := newFakeConn()
 	cancels := new(int)
-	d := newDeadlineConn(fc, idle, write, testutil.Logger(t, slog.LevelDebug), func() { *cancels++ })
-	return &d, fc, cancels
+	d := &deadlineConn{}
+	d.init(fc, idle, write, testutil.Logger(t, slog.LevelDebug), func() { *cancels++ })
+	return d, fc, cancels
 }
 
 // near reports whether got is within a second of want: what a test sees
