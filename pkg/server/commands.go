@@ -9,23 +9,6 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
-// execute runs one command. Its reply joins out when it is ready at once;
-// the reply to a WHATSAT that needs a lookup follows later, in order.
-func (c *conn) execute(line []byte) {
-	cmd := protocol.Parse(line)
-	switch cmd.Kind {
-	case protocol.IAMAT:
-		c.iamat(line, &cmd)
-	case protocol.WHATSAT:
-		c.whatsat(line, &cmd)
-	case protocol.Blank:
-		c.logIAMATs() // the lines before this one first
-		c.s.lines.Line(c.readAt, c.id, c.remote, line, nil, "", "")
-	default:
-		c.invalid(line, cmd.Verb, cmd.Reason)
-	}
-}
-
 // iamat answers an IAMAT; its record joins the batch stored before the
 // reply goes out.
 func (c *conn) iamat(line []byte, cmd *protocol.Command) {

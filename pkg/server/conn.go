@@ -196,6 +196,23 @@ func (c *conn) readLine(line []byte) string {
 	return ""
 }
 
+// execute runs one command. Its reply joins out when it is ready at once;
+// the reply to a WHATSAT that needs a lookup follows later, in order.
+func (c *conn) execute(line []byte) {
+	cmd := protocol.Parse(line)
+	switch cmd.Kind {
+	case protocol.IAMAT:
+		c.iamat(line, &cmd)
+	case protocol.WHATSAT:
+		c.whatsat(line, &cmd)
+	case protocol.Blank:
+		c.logIAMATs() // the lines before this one first
+		c.s.lines.Line(c.readAt, c.id, c.remote, line, nil, "", "")
+	default:
+		c.invalid(line, cmd.Verb, cmd.Reason)
+	}
+}
+
 // tooLong sends what is ready and returns why the connection closes on a
 // line longer than MaxLine, logging attrs.
 func (c *conn) tooLong(attrs ...any) string {
