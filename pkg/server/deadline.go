@@ -27,11 +27,13 @@ import (
 // time-outs thus count as they would with a deadline set before every
 // read and write. They use the monotonic clock, not the server's.
 //
-// stopWriting and interrupt wake the reader by setting the read deadline
-// to now. The reader sets the idle deadline only when the connection opens
-// and when one passed, and checks ended after setting it and before it
-// blocks: a wake-up that came before the setting, which the setting undid,
-// is seen by the check.
+// stopWriting and interrupt wake the reader: each records why first
+// (werr, interrupted), then sets the read deadline to now. The reader sets
+// the idle deadline only when the connection opens and when one passed,
+// and checks ended after setting it and before it blocks. So either the
+// check sees why, or the wake-up's deadline comes after the setting, and
+// ends the read; a wake-up is never undone by a setting that follows it
+// unseen.
 type deadlineConn struct {
 	nc     net.Conn
 	log    *slog.Logger
