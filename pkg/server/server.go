@@ -14,13 +14,13 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/herdkit/herd/pkg/accept"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/places"
 	"github.com/herdkit/herd/pkg/store"
@@ -82,10 +82,10 @@ type Server struct {
 	ln      net.Listener
 	ctx     context.Context // cancelled when shutdown gives up waiting
 	cancel  context.CancelFunc
+	closing chan struct{} // closed when Shutdown begins, under mu
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	perIP   map[string]int // open connections by source address
-	closing bool
 	wg      sync.WaitGroup
 	nextID  atomic.Uint64
 }
@@ -97,7 +97,7 @@ func New(cfg Config, st *store.Store, pl places.Provider, m *metrics.Metrics, lo
 	peek, _ := pl.(places.Peeker)
 	return &Server{
 		cfg: cfg, store: st, places: pl, peek: peek, m: m, log: log.With("component", "client"), lines: lines, now: time.Now,
-		stats: newStats(m), ahead: int64(cfg.MaxClockAhead / time.Second), ctx: ctx, cancel: cancel, conns: make(map[*conn]struct{}), perIP: make(map[string]int),
+		stats: newStats(m), ahead: int64(cfg.MaxClockAhead / time.Second), ctx: ctx, cancel: cancel, closing: make(chan struct{}), conns: make(map[*conn]struct{}), perIP: make(map[string]int),
 	}
 }
 
@@ -114,50 +114,30 @@ func (s *Server) Listen() error {
 // Addr returns the address the server listens on, once Listen returned.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Serve accepts connections until Shutdown. It returns nil after Shutdown.
+// Serve accepts connections until Shutdown, and then returns nil. Accept
+// errors (out of file descriptors and the like) are logged and waited out
+// (accept.Loop); Shutdown ends the wait at once.
 func (s *Server) Serve() error {
-	var backoff time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
-				// Out of file descriptors and the like: back off, 5 ms
-				// doubling to 1 s, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed", "err", err, "retry_in", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		s.m.ClientAccepted.Inc()
-		c := s.newConn(nc)
-		switch reason := s.track(c, true); reason {
-		case "":
-			go c.serve()
-		case refuseShutdown:
-			c.cancel()
-			nc.Close()
-			return nil
-		default:
-			// Closed at once, without a reply: there is no line to answer.
-			s.m.ClientRefused.WithLabelValues(reason).Inc()
-			s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
-			c.cancel()
-			nc.Close()
-		}
-	}
+	accept.Loop(s.ln, s.closing, s.log, s.handle)
+	return nil
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+// handle serves an accepted connection, or closes it at once when it is
+// refused, without a reply: there is no line to answer.
+func (s *Server) handle(nc net.Conn) {
+	s.m.ClientAccepted.Inc()
+	c := s.newConn(nc)
+	reason := s.admit(c)
+	if reason == "" {
+		go c.serve()
+		return
+	}
+	if reason != refuseShutdown {
+		s.m.ClientRefused.WithLabelValues(reason).Inc()
+		s.log.Debug("connection refused", "remote", nc.RemoteAddr().String(), "reason", reason)
+	}
+	c.cancel()
+	nc.Close()
 }
 
 // Reasons a connection is refused; refuseMaxConns and refusePerIP are
@@ -168,23 +148,13 @@ const (
 	refuseShutdown = "shutdown"
 )
 
-// track adds a connection, or says why it is refused; with add false it
-// removes one.
-func (s *Server) track(c *conn, add bool) (refused string) {
+// admit adds a connection to those open, or says why it is refused.
+func (s *Server) admit(c *conn) (refused string) {
 	ip := remoteIP(c.nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !add {
-		delete(s.conns, c)
-		if s.perIP[ip]--; s.perIP[ip] == 0 {
-			delete(s.perIP, ip)
-		}
-		s.wg.Done()
-		s.m.ClientConnections.Dec()
-		return ""
-	}
 	switch {
-	case s.closing:
+	case s.shuttingDown():
 		return refuseShutdown
 	case len(s.conns) >= s.cfg.MaxConns:
 		return refuseMaxConns
@@ -196,6 +166,29 @@ func (s *Server) track(c *conn, add bool) (refused string) {
 	s.wg.Add(1)
 	s.m.ClientConnections.Inc()
 	return ""
+}
+
+// remove removes a connection that closed from those open.
+func (s *Server) remove(c *conn) {
+	ip := remoteIP(c.nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.perIP[ip]--; s.perIP[ip] == 0 {
+		delete(s.perIP, ip)
+	}
+	s.wg.Done()
+	s.m.ClientConnections.Dec()
+}
+
+// shuttingDown reports whether Shutdown began. s.mu is held.
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
 }
 
 func remoteIP(nc net.Conn) string {
@@ -211,9 +204,11 @@ func remoteIP(nc net.Conn) string {
 // remaining connections closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	if !s.shuttingDown() {
+		close(s.closing) // the accept loop's back-off ends at once
+	}
 	for c := range s.conns {
-		c.interrupt()
+		c.dc.interrupt()
 	}
 	s.mu.Unlock()
 	if s.ln != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -658,6 +659,50 @@ func TestShutdownGivesUp(t *testing.T) {
 	}
 }
 
+// failingListener is a listener whose Accept fails, as it does when the
+// process is out of file descriptors, until it is closed.
+type failingListener struct {
+	accepts atomic.Int64
+	closed  chan struct{}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.closed:
+		return nil, net.ErrClosed
+	default:
+		l.accepts.Add(1)
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errors.New("too many open files"))}
+	}
+}
+
+func (l *failingListener) Close() error   { close(l.closed); return nil }
+func (l *failingListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestShutdownEndsAcceptBackoff: Serve backs off from accept errors, and
+// Shutdown ends its wait at once rather than after it.
+func TestShutdownEndsAcceptBackoff(t *testing.T) {
+	log := testutil.Logger(t, slog.LevelError)
+	s := New(Config{Name: "Hill", MaxConns: 1, MaxConnsPerIP: 1, MaxInflight: 1, IdleTimeout: time.Minute, WriteTimeout: time.Minute},
+		store.New(), &fakePlaces{}, metrics.New(), log, logging.SlogLines(log))
+	ln := &failingListener{closed: make(chan struct{})}
+	s.ln = ln
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	// The waits double from 5 ms: after the ninth failure, a second.
+	testutil.Eventually(t, 5*time.Second, testutil.Holds("nine accept failures", func() bool { return ln.accepts.Load() >= 9 }))
+	start := time.Now()
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("Serve returned %v after Shutdown, waiting out its back-off", took)
+	}
+}
+
 func TestMetricsCountRequests(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	c := dial(t, ts.Addr())
@@ -750,7 +795,7 @@ func TestLongReadIsAnsweredInParts(t *testing.T) {
 	defer client.Close()
 	counted := &countingConn{Conn: server}
 	c := ts.newConn(counted)
-	if refused := ts.track(c, true); refused != "" {
+	if refused := ts.admit(c); refused != "" {
 		t.Fatal(refused)
 	}
 	go c.serve()
