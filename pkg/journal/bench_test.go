@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -46,7 +47,7 @@ func BenchmarkWait(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		seq, _ := st.Apply(recs[i], store.Local)
+		seq, _ := testutil.Apply(st, recs[i], store.Local)
 		if err := j.Wait(seq, 5*time.Second); err != nil {
 			b.Fatal(err)
 		}
@@ -67,7 +68,7 @@ func BenchmarkWaitParallel(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					seq, _ := st.Apply(recs[next.Add(1)-1], store.Local)
+					seq, _ := testutil.Apply(st, recs[next.Add(1)-1], store.Local)
 					if err := j.Wait(seq, 10*time.Second); err != nil {
 						b.Error(err)
 						return

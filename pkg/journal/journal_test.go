@@ -68,7 +68,7 @@ func TestCleanRestart(t *testing.T) {
 	cfg := Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}
 	j, st, _ := open(t, cfg, func() map[string]store.Watermark { return marks })
 	for i := range 100 {
-		st.Store.Apply(rec(fmt.Sprint("c", i%30), fmt.Sprint(i)), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i%30), fmt.Sprint(i)), store.Local)
 	}
 	want, wantSeq := contents(st.Store), st.Store.Seq()
 	if err := j.Close(); err != nil {
@@ -111,7 +111,7 @@ func TestCrashRestartJumpsChangeNumbers(t *testing.T) {
 	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
 	defer j.Close()
 	for i := range 50 {
-		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i), "1"), store.Local)
 	}
 	waitWritten(t, st.Store, j)
 	crashed := crashCopy(t, dir)
@@ -124,7 +124,7 @@ func TestCrashRestartJumpsChangeNumbers(t *testing.T) {
 		t.Errorf("next change number after %d, want %d", got, 50+seqJump)
 	}
 	// New changes are numbered after the jump, and survive another restart.
-	seq, _ := st2.Store.Apply(rec("new", "2"), store.Local)
+	seq, _ := testutil.Apply(st2.Store, rec("new", "2"), store.Local)
 	if seq != 51+seqJump {
 		t.Errorf("new change got %d", seq)
 	}
@@ -142,7 +142,7 @@ func TestTornTail(t *testing.T) {
 	dir := t.TempDir()
 	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
 	for i := range 20 {
-		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i), "1"), store.Local)
 	}
 	waitWritten(t, st.Store, j)
 	crashed := crashCopy(t, dir)
@@ -189,7 +189,7 @@ func TestCorruptEntryKeepsTheRest(t *testing.T) {
 	dir := t.TempDir()
 	j, st, _ := open(t, Config{Dir: dir, FsyncInterval: 10 * time.Millisecond}, nil)
 	for i := range 10 {
-		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i), "1"), store.Local)
 	}
 	j.Close()
 	segs, _ := segmentFile.list(dir)
@@ -225,7 +225,7 @@ func TestSnapshotCompacts(t *testing.T) {
 		return marks
 	})
 	for i := range 3000 {
-		st.Store.Apply(rec(fmt.Sprint("c", i%100), fmt.Sprint(i)), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i%100), fmt.Sprint(i)), store.Local)
 		if i%500 == 0 {
 			mu.Lock()
 			marks = map[string]store.Watermark{"Smith": {Incarnation: 3, Seq: uint64(i)}}
@@ -292,7 +292,7 @@ func TestRecoveryAppliesTheLimit(t *testing.T) {
 		t.Fatalf("recovered store's limit %d, want 50", st.Store.Limit())
 	}
 	for i := range 400 { // 200 clients, times rising: the first 150 are evicted
-		st.Store.Apply(rec(fmt.Sprint("c", i%200), fmt.Sprint(i)), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i%200), fmt.Sprint(i)), store.Local)
 	}
 	waitWritten(t, st.Store, j)
 	want := contents(st.Store)

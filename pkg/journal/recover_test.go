@@ -45,7 +45,7 @@ func fixtureTry(t *testing.T) (string, []string, uint64) {
 	marks := map[string]store.Watermark{"Smith": {Incarnation: 3, Seq: 9}}
 	j, st, _ := open(t, cfg, func() map[string]store.Watermark { return marks })
 	for i := 0; ; i++ {
-		st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("c", i), "1"), store.Local)
 		if i%50 != 49 {
 			continue
 		}
@@ -60,7 +60,7 @@ func fixtureTry(t *testing.T) (string, []string, uint64) {
 		}
 	}
 	for i := range 5 { // records in the last segment
-		st.Store.Apply(rec(fmt.Sprint("last", i), "1"), store.Local)
+		testutil.Apply(st.Store, rec(fmt.Sprint("last", i), "1"), store.Local)
 	}
 	want := contents(st.Store)
 	if err := j.Close(); err != nil {
@@ -285,7 +285,7 @@ func TestOneOwner(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, FsyncInterval: time.Hour, Name: "Hill"}
 	j, st, _ := open(t, cfg, nil)
-	st.Store.Apply(rec("kiwi", "1"), store.Local)
+	testutil.Apply(st.Store, rec("kiwi", "1"), store.Local)
 	waitWritten(t, st.Store, j)
 	before := listing(t, dir)
 	if _, _, err := Open(cfg, testutil.Logger(t, slog.LevelInfo), metrics.New()); err == nil ||

@@ -30,7 +30,7 @@ func TestWaitMeansWritten(t *testing.T) {
 			j, st, m := open(t, Config{Dir: dir, FsyncInterval: time.Hour, Always: always}, nil)
 			defer j.Close()
 			for i := range 20 {
-				seq, _ := st.Store.Apply(rec(fmt.Sprint("c", i), "1"), store.Local)
+				seq, _ := testutil.Apply(st.Store, rec(fmt.Sprint("c", i), "1"), store.Local)
 				if err := j.Wait(seq, 5*time.Second); err != nil {
 					t.Fatal(err)
 				}
@@ -68,7 +68,7 @@ func TestWaitGroupCommit(t *testing.T) {
 	for w := range writers {
 		go func() {
 			for i := range each {
-				seq, _ := st.Store.Apply(rec(fmt.Sprintf("w%d-%d", w, i), "1"), store.Local)
+				seq, _ := testutil.Apply(st.Store, rec(fmt.Sprintf("w%d-%d", w, i), "1"), store.Local)
 				if err := j.Wait(seq, 10*time.Second); err != nil {
 					errs <- err
 					return
@@ -119,7 +119,7 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 			j, st, m := open(t, cfg, nil)
 			var tmp string
 			for i := 0; tmp == ""; i++ {
-				seq, _ := st.Store.Apply(rec(fmt.Sprint("c", i%100), fmt.Sprint(i)), store.Local)
+				seq, _ := testutil.Apply(st.Store, rec(fmt.Sprint("c", i%100), fmt.Sprint(i)), store.Local)
 				if err := j.Wait(seq, 5*time.Second); err != nil {
 					t.Fatal(err)
 				}
@@ -130,7 +130,7 @@ func TestSnapshotDoesNotStopAppends(t *testing.T) {
 			}
 			// The snapshot is stopped before its read-back; appends go on.
 			for i := range 500 {
-				seq, _ := st.Store.Apply(rec(fmt.Sprint("during", i), "1"), store.Local)
+				seq, _ := testutil.Apply(st.Store, rec(fmt.Sprint("during", i), "1"), store.Local)
 				if err := j.Wait(seq, 5*time.Second); err != nil {
 					t.Fatalf("append %d while a snapshot is written: %v", i, err)
 				}
@@ -183,7 +183,7 @@ func TestFullDisk(t *testing.T) {
 	var failed atomic.Bool
 	for i := 0; !failed.Load(); i++ {
 		id := fmt.Sprintf("client-%06d", i)
-		seq, _ := st.Store.Apply(rec(id, "1"), store.Local)
+		seq, _ := testutil.Apply(st.Store, rec(id, "1"), store.Local)
 		if err := j.Wait(seq, 200*time.Millisecond); err != nil {
 			if !errors.Is(err, ErrNotDurable) || j.Fault() == nil || !strings.Contains(j.Fault().Error(), "no space") {
 				t.Fatalf("Wait: %v, fault %v", err, j.Fault())
@@ -198,7 +198,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	t.Logf("%d records acknowledged before the disk filled; fault: %v", len(acked), j.Fault())
 	// Still full: nothing more is acknowledged.
-	seq, _ := st.Store.Apply(rec("while-full", "1"), store.Local)
+	seq, _ := testutil.Apply(st.Store, rec("while-full", "1"), store.Local)
 	if err := j.Wait(seq, 100*time.Millisecond); err == nil {
 		t.Fatal("acknowledged while the disk is full")
 	}

@@ -279,7 +279,7 @@ func TestJournalSegmentSize(t *testing.T) {
 			n := startNode(t, vars)
 			// About 500 KB of journal: eight 64 KiB segments.
 			for i := range 15000 {
-				n.Store().Apply(store.Record{Text: fmt.Sprintf("client-%d +1+1 %d", i, i), Origin: "Hill", Recv: 1}, 0)
+				testutil.Apply(n.Store(), store.Record{Text: fmt.Sprintf("client-%d +1+1 %d", i, i), Origin: "Hill", Recv: 1}, 0)
 			}
 			testutil.Eventually(t, 10*time.Second, func() error {
 				fams := scrape(t, n)

@@ -35,7 +35,7 @@ func BenchmarkLinkFlood(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for _, r := range recs {
-		a.store.Apply(r, store.Local)
+		testutil.Apply(a.store, r, store.Local)
 	}
 	for bb.store.Len() < b.N {
 		select {

@@ -100,7 +100,7 @@ func TestClockOffsetAcrossMachines(t *testing.T) {
 	// clock: corrected, A sees it 200 ms old (give or take the estimate's
 	// error and the trip); uncorrected, 4.8 s in the future.
 	const age = 200 * time.Millisecond
-	b.st.Apply(store.Record{Text: "skewed +1+1 1", Origin: "B", Recv: time.Now().Add(skew - age).UnixNano()}, store.Local)
+	testutil.Apply(b.st, store.Record{Text: "skewed +1+1 1", Origin: "B", Recv: time.Now().Add(skew - age).UnixNano()}, store.Local)
 	testutil.Eventually(t, 10*time.Second, testutil.Holds("A has B's record", func() bool { _, ok := a.st.Get("skewed"); return ok }))
 	sum, count := delaySum(t, a.m)
 	if count != 1 || sum < age.Seconds()-0.05 || sum > 1 {
@@ -108,7 +108,7 @@ func TestClockOffsetAcrossMachines(t *testing.T) {
 	}
 	// A record of an origin whose clock A does not measure, stamped 5 s
 	// ahead: its delay is not corrected, and below zero it counts as zero.
-	b.st.Apply(store.Record{Text: "unmeasured +1+1 1", Origin: "C", Recv: time.Now().Add(skew).UnixNano()}, store.Local)
+	testutil.Apply(b.st, store.Record{Text: "unmeasured +1+1 1", Origin: "C", Recv: time.Now().Add(skew).UnixNano()}, store.Local)
 	testutil.Eventually(t, 10*time.Second, testutil.Holds("A has C's record", func() bool { _, ok := a.st.Get("unmeasured"); return ok }))
 	if sum2, count2 := delaySum(t, a.m); count2 != 2 || sum2 != sum {
 		t.Errorf("after a record from an unmeasured clock ahead: %v delays summing to %v s; want 2 summing to %v", count2, sum2, sum)

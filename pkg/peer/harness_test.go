@@ -174,7 +174,7 @@ func (h *herd) restart(name string) {
 // iamat stores a record at a node as a client's IAMAT would.
 func (h *herd) iamat(at, client, pos, t string) store.Record {
 	r := store.Record{Text: client + " " + pos + " " + t, Origin: at, Recv: time.Now().UnixNano()}
-	h.nodes[at].st.Apply(r, store.Local)
+	testutil.Apply(h.nodes[at].st, r, store.Local)
 	return r
 }
 

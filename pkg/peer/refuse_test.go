@@ -41,7 +41,7 @@ func TestWrongSecretIsRefused(t *testing.T) {
 			t.Errorf("%s counted %v wrong-secret handshakes as protocol", n.name, p)
 		}
 	}
-	a.st.Apply(store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}, store.Local)
+	testutil.Apply(a.st, store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}, store.Local)
 	for _, n := range []*node{a, b} {
 		peer := map[string]string{"A": "B", "B": "A"}[n.name]
 		if n.mgr.Status()[0].Up || promtest.ToFloat64(n.m.PeerUp.WithLabelValues(peer)) != 0 {
@@ -238,7 +238,7 @@ func TestStuckNeighbourBlocksNobody(t *testing.T) {
 	big := strings.Repeat("x", 2000)
 	start := time.Now()
 	for i := range 20_000 {
-		a.st.Apply(store.Record{Text: fmt.Sprintf("%s-%d +1+1 1", big, i), Origin: "A", Recv: 1}, store.Local)
+		testutil.Apply(a.st, store.Record{Text: fmt.Sprintf("%s-%d +1+1 1", big, i), Origin: "A", Recv: 1}, store.Local)
 	}
 	took := time.Since(start)
 	if !a.mgr.Status()[0].Up {

@@ -76,7 +76,7 @@ func TestTLSLinks(t *testing.T) {
 			b := runNode(t, "B", lnB, []topology.Peer{{Name: "A", Addr: lnA.Addr().String()}}, testSecret, tt.dialer, nil)
 			if tt.up {
 				r := store.Record{Text: "k +1+1 1", Origin: "A", Recv: time.Now().UnixNano()}
-				a.st.Apply(r, store.Local)
+				testutil.Apply(a.st, r, store.Local)
 				testutil.Eventually(t, 10*time.Second, testutil.Holds("the condition of line 77", func() bool { _, ok := b.st.Get("k"); return ok && b.mgr.Reconciled() && a.mgr.Reconciled() }))
 				return
 			}

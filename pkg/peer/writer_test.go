@@ -9,6 +9,7 @@ import (
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -127,7 +128,7 @@ func TestWriterSync(t *testing.T) {
 			w, nc := testWriter(t, true)
 			mg := w.l.n.mgr
 			for i := range 3 {
-				mg.store.Apply(store.Record{Text: fmt.Sprintf("c%d +1+1 1", i), Origin: "A", Recv: 5}, store.Local)
+				testutil.Apply(mg.store, store.Record{Text: fmt.Sprintf("c%d +1+1 1", i), Origin: "A", Recv: 5}, store.Local)
 			}
 			if tt.theirs.kind != 0 {
 				if tt.theirs.inc == 0 {
@@ -190,7 +191,7 @@ func TestWriterRound(t *testing.T) {
 			for r, sources := range tt.rounds {
 				for i, from := range sources {
 					rec := store.Record{Text: fmt.Sprintf("c%d-%d +1+1 1", r, i), Origin: "A", Recv: 5}
-					w.st.Apply(rec, from)
+					testutil.Apply(w.st, rec, from)
 				}
 				if r == len(tt.rounds)-1 && tt.pong {
 					w.l.pongs <- [2]int64{1, 2}
@@ -237,7 +238,7 @@ func TestWriterWake(t *testing.T) {
 		reason string
 	}{
 		{name: "a change stored: the next round reads it", ready: func(w *writer) {
-			w.st.Apply(store.Record{Text: "c +1+1 1", Origin: "A", Recv: 5}, store.Local)
+			testutil.Apply(w.st, store.Record{Text: "c +1+1 1", Origin: "A", Recv: 5}, store.Local)
 		}},
 		{name: "a mark due", want: "M 7\n", ready: func(w *writer) {
 			w.out.cursor, w.out.markWaits = 7, true
@@ -282,7 +283,7 @@ func beatNow(w *writer) { w.heartbeat.Reset(time.Nanosecond) }
 func TestWriterRoundAllocatesNothing(t *testing.T) {
 	w, nc := testWriter(t, true)
 	for i := range 100 {
-		w.st.Apply(store.Record{Text: fmt.Sprintf("c%d +1+1 1", i), Origin: "A", Recv: 5}, store.Local)
+		testutil.Apply(w.st, store.Record{Text: fmt.Sprintf("c%d +1+1 1", i), Origin: "A", Recv: 5}, store.Local)
 	}
 	nc.written = make([]byte, 0, 1<<20)
 	round := func() {

@@ -311,7 +311,7 @@ func TestWhatsat(t *testing.T) {
 // that first received the IAMAT, not its own.
 func TestWhatsatShowsOriginAT(t *testing.T) {
 	ts := newTestServer(t, Config{})
-	ts.st.Apply(store.Record{Text: "k +1+1 100", Origin: "Smith", Recv: 100_500_000_000}, 1)
+	testutil.Apply(ts.st, store.Record{Text: "k +1+1 100", Origin: "Smith", Recv: 100_500_000_000}, 1)
 	c := dial(t, ts.Addr())
 	c.send("WHATSAT k 1 1\n")
 	c.expectWhatsat("AT Smith +0.500000000 k +1+1 100", 1)

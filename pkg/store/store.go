@@ -101,24 +101,13 @@ func New() *Store {
 	return &Store{index: newIndex(), origins: newOrigins()}
 }
 
-// Apply stores r if it is newer than the client's current record (see
-// Newer) and reports the change number it was given. A record that is not
-// newer is dropped: it changes nothing and must not be forwarded. from is
-// the link r came in on.
-func (s *Store) Apply(r Record, from Source) (seq uint64, applied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	seq, applied = s.apply(r, from)
-	if applied {
-		s.notify()
-	}
-	return seq, applied
-}
-
-// ApplyAll applies rs in order as Apply would, under one lock and with
-// one notification, and appends to applied whether each was stored. The
-// subscribers, woken once, find every change of the batch: a link's
-// writer sends them in one write rather than waking for the first.
+// ApplyAll stores each record of rs, in order, if it is newer than the
+// client's current record (see Newer), under one lock and with one
+// notification, and appends to applied whether each was stored. A record
+// that is not newer is dropped: it changes nothing and must not be
+// forwarded. from is where the records came from. The subscribers, woken
+// once, find every change of the batch: a link's writer sends them in one
+// write rather than waking for the first.
 func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,7 +158,7 @@ func (s *Store) notify() {
 // Restore puts back a change read from disk under the change number it
 // had, and the change numbers continue after it. Changes must come in
 // increasing change-number order, as they were written. The limit applies
-// as in Apply, so that a store read back holds what it held.
+// as in ApplyAll, so that a store read back holds what it held.
 func (s *Store) Restore(c Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -304,7 +293,7 @@ func (s *Store) Evictions() uint64 {
 
 // Refused returns the number of records of new clients not stored because
 // the store was at its limit and they ranked below every record held.
-// Apply and ApplyAll report them as not applied, like records that are
+// ApplyAll reports them as not applied, like records that are
 // not newer.
 func (s *Store) Refused() uint64 {
 	s.mu.RLock()

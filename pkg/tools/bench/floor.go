@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herdkit/herd/pkg/accept"
 	"github.com/herdkit/herd/pkg/protocol"
 )
 
@@ -59,6 +60,7 @@ type FloorServer struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	done   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 }
 
@@ -69,7 +71,7 @@ func ListenFloor(addr string) (*FloorServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FloorServer{Name: DefaultFloorName, ln: ln, conns: map[net.Conn]struct{}{}}, nil
+	return &FloorServer{Name: DefaultFloorName, ln: ln, conns: map[net.Conn]struct{}{}, done: make(chan struct{})}, nil
 }
 
 // Addr returns the address the server listens on.
@@ -81,45 +83,29 @@ func (s *FloorServer) Counts() FloorCounts {
 }
 
 // Serve accepts connections until Close, and returns nil then. Errors of
-// accept do not stop it: it backs off from 5 ms doubling to 1 s.
+// accept do not stop it: accept.Loop backs off from them.
 func (s *FloorServer) Serve() error {
-	backoff := 5 * time.Millisecond
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			// Too many open files and the like pass; back off meanwhile.
-			time.Sleep(backoff)
-			backoff = min(2*backoff, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return nil
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			s.serveConn(c)
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			c.Close()
-		}()
-	}
+	accept.Loop(s.ln, s.done, nil, s.handle)
+	return nil
 }
 
-func (s *FloorServer) isClosed() bool {
+// handle serves one accepted connection in a goroutine of its own, or
+// closes it when the server is closing.
+func (s *FloorServer) handle(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closed
+	if s.closed {
+		c.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Go(func() {
+		s.serveConn(c)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+	})
 }
 
 // Close stops the server: it closes the listener and every connection,
@@ -131,6 +117,7 @@ func (s *FloorServer) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	err := s.ln.Close()
 	for c := range s.conns {
 		c.Close()
