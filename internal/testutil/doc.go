@@ -5,8 +5,8 @@
 // from a registry or a /metrics URL, FreeLoopbackAddrs and FreePortBase
 // find free ports, ReadReplies reads the replies to lines sent, Apply
 // stores a record as a node does (the store exports no single-record
-// Apply of its own), and Tmpfs
-// mounts a small file system that can fill up.
+// Apply of its own), and Tmpfs mounts a small file system that can fill
+// up.
 //
 // It is for tests only: non-test code must not import it.
 package testutil

@@ -4,8 +4,8 @@
 // Names follow Prometheus conventions: a herd_ prefix, the subsystem, base
 // units (seconds), _total on counters, and labels only from small closed
 // sets (command, outcome, reason, source, neighbour name, provider,
-// status), never a client id. The README lists them all; a test keeps the
-// README, the Grafana dashboard and this file in step.
+// status), never a client id. docs/metrics.md lists them all; tests in
+// test/ keep it, the Grafana dashboard and this file in step.
 package metrics
 
 import (

@@ -4,7 +4,7 @@ package metrics
 // at zero, so that they exist from a node's start: a dashboard panel or an
 // alerting rule that reads them has data before the first event, and a
 // rate() sees the first event as an increase from 0 rather than the
-// start of a new series. The README's metrics table lists the same values,
+// start of a new series. docs/metrics.md's table lists the same values,
 // which a test in test/ checks against a fresh node's scrape.
 var (
 	// ClientRefusedReasons label herd_client_connections_refused_total.

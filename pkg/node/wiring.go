@@ -19,8 +19,8 @@ import (
 // This file is the one place where the environment, read and checked by
 // package config, becomes each component's own Config. A component knows
 // nothing of HERD_ variables; a new variable is a field of config.Config,
-// a row of the README, a field of the one component that uses it, and a
-// line here.
+// a row of docs/configuration.md, a field of the one component that uses
+// it, and a line here.
 
 // LogConfig returns the log's settings.
 func LogConfig(c config.Config) logging.Config {

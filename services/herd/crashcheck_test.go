@@ -19,8 +19,8 @@ import (
 )
 
 // readDataDir returns the records of a stopped node's data directory. It
-// opens a copy, since journal.Open writes (it starts a new segment), and
-// the node runs again from the original.
+// opens a copy, since journal.Open writes (its LOCK and NAME files, and it
+// cuts a torn tail), and the node runs again from the original.
 func readDataDir(dir string) (map[string]store.Record, error) {
 	cp, err := os.MkdirTemp("", "herd-crash-read")
 	if err != nil {

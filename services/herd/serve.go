@@ -13,8 +13,8 @@ import (
 const serveUsage = `usage: herd serve
 
 Runs one node of a herd, configured only by HERD_ environment variables
-(HERD_NAME is required; README.md lists every variable, its default and
-its range). It serves the client protocol, the peer links and
+(HERD_NAME is required; docs/configuration.md lists every variable, its
+default and its range). It serves the client protocol, the peer links and
 /metrics, /healthz and /readyz, until SIGINT or SIGTERM.
 `
 
