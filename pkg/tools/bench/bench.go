@@ -114,6 +114,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Prefix, "prefix", "", "client id prefix (default: random for each run)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "time at the start left out of the results")
 	fs.DurationVar(&cfg.Timeout, "timeout", DefaultTimeout, "dial time-out, and how long a connection waits for a reply it is owed")
+	fs.StringVar(&cfg.Protocol, "protocol", ProtocolHerd, "wire protocol: herd (IAMAT, WHATSAT), or resp to measure Redis the same way (GEOADD, GEOPOS on the key "+RESPKey+")")
 	asJSON := fs.Bool("json", false, "write the summary as JSON (LoadReport)")
 	floor := fs.Bool("floor", false, "run the same load against a floor server in a child process first, and report the ratio")
 	rounds := fs.Int("rounds", 1, "with -floor: alternate floor and target runs this many times and report the median round")
@@ -126,6 +127,10 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *rounds < 1 || isSet(fs, "rounds") && !*floor {
 		fmt.Fprintln(stderr, "herd bench load: -rounds takes a count of at least 1, with -floor")
+		return ExitFailure
+	}
+	if *floor && cfg.Protocol != ProtocolHerd {
+		fmt.Fprintln(stderr, "herd bench load: -floor speaks the herd's protocol only")
 		return ExitFailure
 	}
 	if isSet(fs, "n") && !isSet(fs, "d") {
@@ -182,7 +187,8 @@ func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&cfg.Prefix, "prefix", "", "client id prefix (default: random for each run)")
 	fs.Float64Var(&cfg.LoadRate, "load-rate", 0, "background open-loop IAMAT load, requests per second, while sampling")
 	fs.IntVar(&cfg.LoadConns, "load-c", DefaultLoadConns, "connections of the background load")
-	fs.StringVar(&cfg.Since, "since", SinceReceipt, "where delays count from: the origin's `receipt` of the IAMAT, read from its AT reply (the servers must share this machine's clock), or its send")
+	fs.StringVar(&cfg.Since, "since", "", "where delays count from: the origin's `receipt` of the IAMAT, read from its AT reply (the servers must share this machine's clock; the default with -protocol herd), or its send (the default with -protocol resp)")
+	fs.StringVar(&cfg.Protocol, "protocol", ProtocolHerd, "wire protocol: herd, or resp to measure Redis (a GEOADD at the primary, GEOPOS polls at its replicas)")
 	asJSON := fs.Bool("json", false, "write the summary as JSON (PropagationReport)")
 	if st := parse(fs, args, stderr, "propagation [flags]"); st >= 0 {
 		return st

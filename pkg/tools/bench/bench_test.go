@@ -247,7 +247,11 @@ func TestLoadCancel(t *testing.T) {
 
 func TestGenerator(t *testing.T) {
 	cfg := LoadConfig{Mix: 0.3, Clients: 7, Prefix: "p", Radius: "2.5", Bound: 3}
-	g := newGenerator(2, 4, &cfg)
+	d, err := newDialect(ProtocolHerd, cfg.Radius, cfg.Bound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGenerator(2, 4, &cfg, d)
 	g.setTime(1621464827959498503)
 	if string(g.time) != "1621464827.959498503" {
 		t.Errorf("time %q", g.time)

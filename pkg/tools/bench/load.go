@@ -85,11 +85,17 @@ type LoadConfig struct {
 	// Timeout bounds a dial, and how long a connection waits for a reply
 	// it is owed before it gives up. Default DefaultTimeout.
 	Timeout time.Duration
+	// Protocol is the wire protocol: ProtocolHerd or ProtocolRESP.
+	// Default ProtocolHerd.
+	Protocol string
 	// Progress, if not nil, gets a progress line every second.
 	Progress io.Writer
 }
 
 func (c LoadConfig) withDefaults() LoadConfig {
+	if c.Protocol == "" {
+		c.Protocol = ProtocolHerd
+	}
 	if len(c.Addrs) == 0 {
 		c.Addrs = []string{DefaultAddr}
 	}
@@ -143,8 +149,11 @@ func (c LoadConfig) Validate() error {
 			return fmt.Errorf("address %q: %v", a, err)
 		}
 	}
+	if _, err := newDialect(c.Protocol, c.Radius, c.Bound); err != nil {
+		return err
+	}
 	w := protocol.Parse([]byte("WHATSAT k " + c.Radius + " " + strconv.Itoa(c.Bound)))
-	if w.Kind != protocol.WHATSAT {
+	if w.Kind != protocol.WHATSAT && c.Protocol == ProtocolHerd {
 		return fmt.Errorf("radius %q and bound %d: %s (radius above 0 and at most %d km, bound 0 to %d)",
 			c.Radius, c.Bound, w.Reason, protocol.MaxRadiusKm, protocol.MaxBound)
 	}
@@ -162,6 +171,7 @@ const (
 // they start, but for the stop flags.
 type plan struct {
 	cfg      *LoadConfig
+	d        dialect
 	base     time.Time // time zero of the run
 	warmupNs int64     // end of the warm-up, since base
 	endNs    int64     // end of sending, since base; 0 for none
@@ -192,7 +202,8 @@ func Load(ctx context.Context, cfg LoadConfig) (*LoadSummary, error) {
 	if dialErrs == len(conns) {
 		return nil, fmt.Errorf("no connection to %s", strings.Join(cfg.Addrs, ","))
 	}
-	p := &plan{cfg: &cfg, stopCh: make(chan struct{})}
+	d, _ := newDialect(cfg.Protocol, cfg.Radius, cfg.Bound) // Validate checked it
+	p := &plan{cfg: &cfg, d: d, stopCh: make(chan struct{})}
 	if cfg.Rate > 0 {
 		p.nsPerReq = 1e9 / cfg.Rate
 	}

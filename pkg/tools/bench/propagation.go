@@ -66,14 +66,19 @@ type PropagationConfig struct {
 	Prefix string
 	// LoadRate, when positive, runs an open-loop IAMAT load of that many
 	// requests per second against the herd while sampling, with client
-	// ids of its own.
+	// ids of its own; with ProtocolRESP, against the origin alone.
 	LoadRate float64
 	// LoadConns is the number of connections of that load. Default
 	// DefaultLoadConns.
 	LoadConns int
 	// Since is where delays count from: SinceReceipt or SinceSend.
-	// Default SinceReceipt.
+	// Default SinceReceipt, or SinceSend with ProtocolRESP, whose replies
+	// carry no receive time.
 	Since string
+	// Protocol is the wire protocol: ProtocolHerd or ProtocolRESP (a
+	// GEOADD at the origin, GEOPOS polls at the others). Default
+	// ProtocolHerd.
+	Protocol string
 	// Progress, if not nil, gets a progress line every second.
 	Progress io.Writer
 }
@@ -140,8 +145,8 @@ type found struct {
 type poller struct {
 	addr    string
 	conn    net.Conn
-	lr      *replyReader
-	tail    []byte // " radius 0\n"
+	d       dialect
+	lr      replySource
 	timeout time.Duration
 	hist    *hdrhistogram.Histogram
 	rtt     *hdrhistogram.Histogram // every poll's round trip
@@ -154,7 +159,7 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 	if p.err != nil {
 		return 0, false
 	}
-	p.buf = append(append(append(p.buf[:0], "WHATSAT "...), s.id...), p.tail...)
+	p.buf = p.d.appendRead(p.buf[:0], []byte(s.id))
 	deadline := s.t0.Add(p.timeout)
 	for {
 		select {
@@ -190,13 +195,13 @@ func (p *poller) poll(s sample) (time.Duration, bool) {
 
 // readOneReply reads one complete reply to a request of kind k. It also
 // returns its first line, an IAMAT's only line, valid until the next read.
-func readOneReply(rr *replyReader, k kind) (protocol.ReplyKind, []byte, error) {
+func readOneReply(rr replySource, k kind) (protocol.ReplyKind, []byte, error) {
 	for {
-		if reply, ok := rr.next(k); ok {
-			if reply.Kind == protocol.ReplyMalformed {
-				return reply.Kind, nil, errMalformed
+		if r, line, ok := rr.next(k); ok {
+			if r == protocol.ReplyMalformed {
+				return r, nil, errMalformed
 			}
-			return reply.Kind, reply.Line, nil
+			return r, line, nil
 		}
 		if err := rr.fill(time.Now()); err != nil {
 			return protocol.ReplyMalformed, nil, readError(err)
@@ -237,8 +242,14 @@ func (c PropagationConfig) withDefaults() PropagationConfig {
 	if c.LoadConns == 0 {
 		c.LoadConns = DefaultLoadConns
 	}
+	if c.Protocol == "" {
+		c.Protocol = ProtocolHerd
+	}
 	if c.Since == "" {
 		c.Since = SinceReceipt
+		if c.Protocol == ProtocolRESP {
+			c.Since = SinceSend
+		}
 	}
 	return c
 }
@@ -258,6 +269,8 @@ func (c PropagationConfig) Validate() error {
 		return fmt.Errorf("time-out %v: want more than 0", c.Timeout)
 	case c.LoadRate < 0:
 		return fmt.Errorf("load rate %g: want 0 or more", c.LoadRate)
+	case c.Protocol == ProtocolRESP && c.Since == SinceReceipt:
+		return fmt.Errorf("since %s: RESP replies carry no receive time; use %s", c.Since, SinceSend)
 	case c.LoadConns < 1:
 		return fmt.Errorf("load connections %d: want at least 1", c.LoadConns)
 	case c.Since != SinceReceipt && c.Since != SinceSend:
@@ -297,7 +310,7 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 	defer stopLoad()
 	loaded := backgroundLoad(loadCtx, cfg)
 
-	r := &sampler{cfg: &cfg, origin: origin, lr: newReplyReader(origin, cfg.Timeout), pollers: pollers,
+	r := &sampler{cfg: &cfg, d: pollers[0].d, origin: origin, lr: pollers[0].d.newReader(origin, cfg.Timeout), pollers: pollers,
 		iamat: newHistogram(), herd: newHistogram(), results: make(chan found, len(pollers))}
 	for i, p := range pollers {
 		in := make(chan sample)
@@ -338,6 +351,10 @@ func Propagation(ctx context.Context, cfg PropagationConfig) (*PropagationReport
 // dialHerd connects to the origin and to every other server, each with a
 // poller; on an error it closes what it had opened.
 func dialHerd(ctx context.Context, cfg PropagationConfig) (net.Conn, []*poller, error) {
+	wire, err := newDialect(cfg.Protocol, cfg.Radius, 0)
+	if err != nil {
+		return nil, nil, err
+	}
 	d := net.Dialer{Timeout: cfg.Timeout}
 	origin, err := d.DialContext(ctx, "tcp", cfg.Addrs[cfg.From])
 	if err != nil {
@@ -357,7 +374,7 @@ func dialHerd(ctx context.Context, cfg PropagationConfig) (net.Conn, []*poller, 
 			return nil, nil, err
 		}
 		pollers = append(pollers, &poller{
-			addr: a, conn: c, lr: newReplyReader(c, cfg.Timeout), tail: []byte(" " + cfg.Radius + " 0\n"),
+			addr: a, conn: c, d: wire, lr: wire.newReader(c, cfg.Timeout),
 			timeout: cfg.Timeout, hist: newHistogram(), rtt: newHistogram(), stats: ServerPropagation{Addr: a},
 		})
 	}
@@ -378,10 +395,14 @@ func backgroundLoad(ctx context.Context, cfg PropagationConfig) chan loadResult 
 		return nil
 	}
 	loaded := make(chan loadResult, 1)
+	addrs := cfg.Addrs
+	if cfg.Protocol == ProtocolRESP {
+		addrs = addrs[cfg.From : cfg.From+1] // Redis's replicas take no writes
+	}
 	go func() {
 		s, err := Load(ctx, LoadConfig{
-			Addrs: cfg.Addrs, Conns: cfg.LoadConns, Rate: cfg.LoadRate,
-			Prefix: cfg.Prefix + "-load", Timeout: cfg.Timeout,
+			Addrs: addrs, Conns: cfg.LoadConns, Rate: cfg.LoadRate,
+			Prefix: cfg.Prefix + "-load", Timeout: cfg.Timeout, Protocol: cfg.Protocol,
 		})
 		loaded <- loadResult{s, err}
 	}()
@@ -409,8 +430,9 @@ func (rep *PropagationReport) summarize(r *sampler) {
 // sampler takes the samples of a propagation run.
 type sampler struct {
 	cfg     *PropagationConfig
+	d       dialect
 	origin  net.Conn
-	lr      *replyReader // the origin's replies
+	lr      replySource // the origin's replies
 	pollers []*poller
 	inputs  []chan sample // one per poller
 	results chan found
@@ -424,7 +446,7 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 	// Every sample is at one position, so that a server that caches
 	// places answers all polls but its first from the cache: a poll's
 	// places work is in the delay it measures.
-	pos := positions()[0]
+	var t []byte
 	wait := time.NewTimer(time.Hour)
 	defer wait.Stop()
 	for i := 0; i < r.cfg.N && ctx.Err() == nil; i++ {
@@ -438,10 +460,9 @@ func (r *sampler) run(ctx context.Context, rep *PropagationReport) error {
 		}
 		s := sample{id: r.cfg.Prefix + "-p" + strconv.Itoa(i), cancel: make(chan struct{})}
 		s.t0 = time.Now()
-		buf = append(append(buf[:0], "IAMAT "...), s.id...)
-		buf = append(append(append(buf, ' '), pos...), ' ')
 		ns := s.t0.UnixNano()
-		buf = fmt.Appendf(buf, "%d.%09d\n", ns/1e9, ns%1e9)
+		t = fmt.Appendf(t[:0], "%d.%09d", ns/1e9, ns%1e9)
+		buf = r.d.appendWrite(buf[:0], []byte(s.id), 0, t)
 		if err := r.origin.SetWriteDeadline(s.t0.Add(r.cfg.Timeout)); err != nil {
 			return err
 		}

@@ -41,9 +41,13 @@ func newReplyReader(conn net.Conn, timeout time.Duration) *replyReader {
 }
 
 // next returns the next reply to a request of kind k if the whole of it
-// has arrived.
-func (rr *replyReader) next(k kind) (*protocol.Reply, bool) {
-	return rr.Next(replyForm[k])
+// has arrived, with its first line.
+func (rr *replyReader) next(k kind) (protocol.ReplyKind, []byte, bool) {
+	r, ok := rr.Next(replyForm[k])
+	if !ok {
+		return 0, nil, false
+	}
+	return r.Kind, r.Line, true
 }
 
 // fill reads once from the connection. The read times out when nothing

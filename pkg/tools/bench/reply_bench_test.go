@@ -57,12 +57,12 @@ func BenchmarkReadReplies(b *testing.B) {
 					b.Fatal(err)
 				}
 				for {
-					r, ok := lr.next(kinds[n%len(kinds)])
+					r, _, ok := lr.next(kinds[n%len(kinds)])
 					if !ok {
 						break
 					}
-					if r.Kind != protocol.ReplyAT {
-						b.Fatalf("reply %d: %v", n, r.Kind)
+					if r != protocol.ReplyAT {
+						b.Fatalf("reply %d: %v", n, r)
 					}
 					n++
 				}

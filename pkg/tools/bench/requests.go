@@ -52,30 +52,31 @@ var positions = sync.OnceValue(func() [][]byte {
 // client id this connection has already sent in an IAMAT: on one
 // connection the server handles the IAMAT first, so the id is known.
 type generator struct {
-	conn, conns int64  // this connection's index and how many there are
-	clients     int64  // distinct client ids of the run
-	prefix      []byte // "prefix-"
-	whatsatTail []byte // " radius bound\n"
-	mix         uint64 // a request is a WHATSAT when hash>>11 < mix, out of 1<<53
+	conn, conns int64   // this connection's index and how many there are
+	clients     int64   // distinct client ids of the run
+	prefix      []byte  // "prefix-"
+	d           dialect // how requests are written
+	mix         uint64  // a request is a WHATSAT when hash>>11 < mix, out of 1<<53
 	seed        uint64
 
 	iamats int64  // IAMATs written so far
 	rng    uint64 // state for picking ids and positions
 	time   []byte // the client time of the current batch
+	id     []byte // the id of the request being written
 }
 
-func newGenerator(conn, conns int, cfg *LoadConfig) *generator {
+func newGenerator(conn, conns int, cfg *LoadConfig, d dialect) *generator {
 	mix := uint64(cfg.Mix * (1 << 53))
 	return &generator{
-		conn:        int64(conn),
-		conns:       int64(conns),
-		clients:     int64(cfg.Clients),
-		prefix:      []byte(cfg.Prefix + "-"),
-		whatsatTail: []byte(" " + cfg.Radius + " " + strconv.Itoa(cfg.Bound) + "\n"),
-		mix:         mix,
-		seed:        splitmix64(uint64(conn) + 1),
-		rng:         uint64(conn) << 32,
-		time:        make([]byte, 0, 32),
+		conn:    int64(conn),
+		conns:   int64(conns),
+		clients: int64(cfg.Clients),
+		prefix:  []byte(cfg.Prefix + "-"),
+		d:       d,
+		mix:     mix,
+		seed:    splitmix64(uint64(conn) + 1),
+		rng:     uint64(conn) << 32,
+		time:    make([]byte, 0, 32),
 	}
 }
 
@@ -118,17 +119,10 @@ func (g *generator) appendID(dst []byte, j int64) []byte {
 // appendRequest appends request k, which has the kind kindOf(k).
 func (g *generator) appendRequest(dst []byte, k int64) []byte {
 	if g.kindOf(k) == kindWHATSAT {
-		dst = append(dst, "WHATSAT "...)
-		dst = g.appendID(dst, int64(g.next()%uint64(g.iamats)))
-		return append(dst, g.whatsatTail...)
+		g.id = g.appendID(g.id[:0], int64(g.next()%uint64(g.iamats)))
+		return g.d.appendRead(dst, g.id)
 	}
-	dst = append(dst, "IAMAT "...)
-	dst = g.appendID(dst, g.iamats)
+	g.id = g.appendID(g.id[:0], g.iamats)
 	g.iamats++
-	dst = append(dst, ' ')
-	p := positions()
-	dst = append(dst, p[g.next()%uint64(len(p))]...)
-	dst = append(dst, ' ')
-	dst = append(dst, g.time...)
-	return append(dst, '\n')
+	return g.d.appendWrite(dst, g.id, int(g.next()%uint64(len(positions()))), g.time)
 }

@@ -60,7 +60,7 @@ func newWorker(p *plan, id int, conn *net.TCPConn) *worker {
 		p:     p,
 		id:    int64(id),
 		conn:  conn,
-		gen:   newGenerator(id, p.cfg.Conns, p.cfg),
+		gen:   newGenerator(id, p.cfg.Conns, p.cfg, p.d),
 		quota: -1,
 		hist:  newHistogram(),
 		dead:  make(chan struct{}),
@@ -133,7 +133,7 @@ func (w *worker) closedLoop() {
 	head, outstanding := 0, 0
 	var k, rk, measuredSent int64 // requests written, replies read, measured requests written
 	buf := make([]byte, 0, depth*128)
-	lr := newReplyReader(w.conn, p.cfg.Timeout)
+	lr := g.d.newReader(w.conn, p.cfg.Timeout)
 	// finished reports whether there is nothing more to send.
 	finished := func(ns int64) bool {
 		return p.stop.Load() || (p.endNs > 0 && ns >= p.endNs) ||
@@ -177,11 +177,10 @@ func (w *worker) closedLoop() {
 		recvNs := int64(time.Since(p.base))
 		var got, bad int64
 		for {
-			reply, ok := lr.next(g.kindOf(rk))
+			r, _, ok := lr.next(g.kindOf(rk))
 			if !ok {
 				break
 			}
-			r := reply.Kind
 			w.reply(g.kindOf(rk), sentAt[head], recvNs, r)
 			head = (head + 1) % depth
 			outstanding--
@@ -307,7 +306,7 @@ func (w *worker) sendOpen(written *atomic.Int64) {
 
 func (w *worker) receiveOpen(written, replied, final *atomic.Int64) {
 	p, g := w.p, w.gen
-	lr := newReplyReader(w.conn, p.cfg.Timeout)
+	lr := g.d.newReader(w.conn, p.cfg.Timeout)
 	var rk int64
 	for {
 		replied.Store(rk)
@@ -318,11 +317,10 @@ func (w *worker) receiveOpen(written, replied, final *atomic.Int64) {
 		recvNs := int64(time.Since(p.base))
 		var got, bad int64
 		for {
-			reply, ok := lr.next(g.kindOf(rk))
+			r, _, ok := lr.next(g.kindOf(rk))
 			if !ok {
 				break
 			}
-			r := reply.Kind
 			w.reply(g.kindOf(rk), w.due(rk), recvNs, r)
 			rk++
 			got++
