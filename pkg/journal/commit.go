@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 )
 
@@ -62,6 +63,10 @@ func (j *Journal) Wait(seq uint64, timeout time.Duration) error {
 				return fmt.Errorf("%w: %w", ErrNotDurable, fault)
 			}
 		case j.writtenSeq.Load() < seq:
+			// Let the goroutines already runnable store their changes
+			// first, so that one write covers them: under load, the
+			// connections woken with this one; alone, at once.
+			runtime.Gosched()
 			if !j.acquire(j.wlock, expired) {
 				return ErrNotDurable
 			}

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/herdkit/herd/pkg/store"
@@ -159,7 +160,15 @@ func (w *writer) wake() (reason string) {
 	ok := true
 	select {
 	case <-w.notify:
-		// The next round reads the change.
+		// The next round reads the change, once every goroutine already
+		// runnable has run: under load, the connections the same wake-up
+		// of the poller made runnable store their records first, and one
+		// write carries them all, as Redis writes to a replica once per
+		// turn of its event loop. A change that comes alone goes out at
+		// once: with nothing else runnable, Gosched returns at once. At
+		// depth 1 this halved the writes per request of the classic herd
+		// (docs/benchmarks.md, "Herd against Redis").
+		runtime.Gosched()
 	case <-w.markDue:
 		ok = w.sendMark()
 	case p := <-w.l.pongs:
