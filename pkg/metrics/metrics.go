@@ -57,6 +57,10 @@ type Metrics struct {
 	PeerBacklog           *prometheus.GaugeVec   // peer
 	PeerRecordsSent       *prometheus.CounterVec // peer, kind
 	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
+	PeerAnnounced         *prometheus.CounterVec // peer: announcements sent
+	PeerAnnouncedReceived *prometheus.CounterVec // peer
+	PeerTreeChanges       *prometheus.CounterVec // peer, change
+	PeerWrites            *prometheus.CounterVec // peer
 	PeerHandshakeFailures *prometheus.CounterVec // reason
 	PeerDuplicateNames    *prometheus.CounterVec // peer
 	PeerClockOffset       *prometheus.GaugeVec   // peer
@@ -123,6 +127,15 @@ func New() *Metrics {
 			"Records sent to a neighbour, by kind (flood, reconcile).", "peer", "kind"),
 		PeerRecordsReceived: f.counterVec("herd_peer_records_received_total",
 			"Records received from a neighbour, by kind (flood, reconcile), newer or not.", "peer", "kind"),
+		PeerAnnounced: f.counterVec("herd_peer_announcements_sent_total",
+			"Changes announced to a neighbour instead of sent whole: the links of its broadcast trees it reaches another way (docs/topology.md).", "peer"),
+		PeerAnnouncedReceived: f.counterVec("herd_peer_announcements_received_total",
+			"Changes a neighbour announced instead of sending them whole.", "peer"),
+		PeerTreeChanges: f.counterVec("herd_peer_tree_changes_total",
+			"Changes of the broadcast trees on a neighbour's link, by change (prune_sent, prune_received: an origin's records to go lazily, as a copy came another way first; "+
+				"graft_sent, graft_received: a missing record asked for, and its origin's records to go eagerly again).", "peer", "change"),
+		PeerWrites: f.counterVec("herd_peer_writes_total",
+			"Writes (messages) on a neighbour's link, each carrying any number of frames.", "peer"),
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",
 			"Peer connections refused during the handshake, by reason (bad_secret, unknown_peer, wrong_peer, protocol, timeout, "+
 				"duplicate, duplicate_name, too_many_handshakes, per_ip, refused, tls); a refusal the other end explained counts under its reason.",

@@ -20,6 +20,8 @@ var (
 	// PeerRecordKinds label herd_peer_records_sent_total and
 	// herd_peer_records_received_total.
 	PeerRecordKinds = []string{SourceFlood, SourceReconcile}
+	// PeerTreeChanges label herd_peer_tree_changes_total.
+	PeerTreeChanges = []string{"prune_sent", "prune_received", "graft_sent", "graft_received"}
 	// PlacesStatuses label herd_places_requests_total: the statuses of
 	// Google's legacy API, and OTHER for anything else.
 	PlacesStatuses = []string{"OK", "ZERO_RESULTS", "INVALID_REQUEST", "OVER_QUERY_LIMIT", "REQUEST_DENIED", "UNKNOWN_ERROR", "OTHER"}
@@ -61,6 +63,12 @@ func (m *Metrics) Neighbour(name string) {
 		m.PeerRecordsSent.WithLabelValues(name, k)
 		m.PeerRecordsReceived.WithLabelValues(name, k)
 	}
+	m.PeerAnnounced.WithLabelValues(name)
+	m.PeerAnnouncedReceived.WithLabelValues(name)
+	for _, c := range PeerTreeChanges {
+		m.PeerTreeChanges.WithLabelValues(name, c)
+	}
+	m.PeerWrites.WithLabelValues(name)
 }
 
 // Provider creates the series of a places provider's requests, by status,

@@ -38,10 +38,14 @@ const clockWindow = 8
 // it, and an old server checks only a nonce's length.
 const clockTag = "ck"
 
-// newNonce returns a handshake nonce: 15 random bytes in hex (120 bits)
-// and clockTag, 32 characters as in every version 1 hello.
+// nonceLen is the length of a handshake nonce in every version 1 hello.
+const nonceLen = 32
+
+// newNonce returns a handshake nonce: 14 random bytes in hex (112 bits),
+// then treeTag and clockTag, the frames this server speaks beyond the
+// first version 1 servers', nonceLen characters in all.
 func newNonce() string {
-	return randomHex(15) + clockTag
+	return randomHex(14) + treeTag + clockTag
 }
 
 // speaksClock reports whether a hello's nonce says its server speaks timed

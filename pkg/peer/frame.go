@@ -18,6 +18,14 @@ const (
 	framePing      = 'P' // P [t1]: the link is alive; with t1, a timed ping (clock.go)
 	framePong      = 'Q' // Q t1 t2 t3: the answer to a timed ping
 	frameSync      = 'S' // S incarnation seq: what the sender holds of the receiver's changes
+
+	// The frames of broadcast trees (tree.go), sent only to a neighbour
+	// that speaks them.
+	frameAnnounce = 'I' // I seq origin recv client time: a change, announced on a lazy link
+	framePrune    = 'X' // X origin: send me origin's records lazily
+	frameGraft    = 'G' // G origin client: send me the client's record, and origin's records eagerly
+	frameRepair   = 'R' // R hops origin recv client pos time: a record a graft asked for
+	frameNone     = 'N' // N client: no record of the client to answer a graft with
 )
 
 // frame is one parsed frame. Its byte slices point into the read buffer.
@@ -29,6 +37,8 @@ type frame struct {
 	origin []byte
 	recv   int64
 	text   []byte   // client pos time
+	client []byte   // frameAnnounce, frameGraft, frameNone
+	time   []byte   // frameAnnounce: the client's time
 	stamps [3]int64 // framePing (t1 if timed) and framePong (t1 t2 t3), Unix nanoseconds
 	timed  bool     // a ping with its t1
 }
@@ -69,9 +79,69 @@ func parseFrame(line []byte) (frame, error) {
 		return f, err
 	case frameFlood, frameReconcile:
 		return parseRecord(f, rest)
+	case frameRepair:
+		// A record frame without the change number: it answers a graft,
+		// out of the stream's order.
+		return parseRecordFields(f, rest)
+	case frameAnnounce:
+		return parseAnnounce(f, rest)
+	case framePrune:
+		f.origin = rest
+		return f, validOrigin(rest)
+	case frameGraft:
+		origin, client, ok := bytes.Cut(rest, []byte{' '})
+		f.origin, f.client = origin, client
+		if !ok || validOrigin(origin) != nil || !validClient(client) {
+			return f, errFrame
+		}
+		return f, nil
+	case frameNone:
+		f.client = rest
+		if !validClient(rest) {
+			return f, errFrame
+		}
+		return f, nil
 	}
 	return f, errFrame
 }
+
+// parseAnnounce parses the fields of an announcement: seq origin recv
+// client time.
+func parseAnnounce(f frame, b []byte) (frame, error) {
+	var fields [4][]byte
+	for i := range fields {
+		j := bytes.IndexByte(b, ' ')
+		if j < 0 {
+			return f, errFrame
+		}
+		fields[i], b = b[:j], b[j+1:]
+	}
+	var err error
+	if f.seq, err = parseUint(fields[0]); err != nil || f.seq == 0 {
+		return f, errFrame
+	}
+	f.origin = fields[1]
+	recv, err := parseUint(fields[2])
+	if err != nil || recv > 1<<62 || validOrigin(f.origin) != nil || !validClient(fields[3]) {
+		return f, errFrame
+	}
+	if _, _, ok := protocol.ParseTime(b); !ok {
+		return f, errFrame
+	}
+	f.recv, f.client, f.time = int64(recv), fields[3], b
+	return f, nil
+}
+
+func validOrigin(b []byte) error {
+	if !protocol.ValidName(string(b)) {
+		return errFrame
+	}
+	return nil
+}
+
+// validClient reports whether b is a client id: a run of bytes with no
+// whitespace.
+func validClient(b []byte) bool { return len(b) > 0 && !hasSpace(b) }
 
 // parseStamps parses n timestamps separated by single spaces into
 // f.stamps: Unix nanoseconds, from 0 to 2^62 as a record's receive time.
@@ -94,8 +164,20 @@ func parseStamps(f *frame, b []byte, n int) error {
 	return nil
 }
 
+// parseRecord parses a record frame's fields: seq, then those of
+// parseRecordFields.
 func parseRecord(f frame, b []byte) (frame, error) {
-	var fields [4][]byte
+	seq, rest, ok := bytes.Cut(b, []byte{' '})
+	var err error
+	if f.seq, err = parseUint(seq); !ok || err != nil || f.seq == 0 {
+		return f, errFrame
+	}
+	return parseRecordFields(f, rest)
+}
+
+// parseRecordFields parses hops origin recv client pos time.
+func parseRecordFields(f frame, b []byte) (frame, error) {
+	var fields [3][]byte
 	for i := range fields {
 		j := bytes.IndexByte(b, ' ')
 		if j < 0 {
@@ -103,20 +185,16 @@ func parseRecord(f frame, b []byte) (frame, error) {
 		}
 		fields[i], b = b[:j], b[j+1:]
 	}
-	var err error
-	if f.seq, err = parseUint(fields[0]); err != nil || f.seq == 0 {
-		return f, errFrame
-	}
-	hops, err := parseUint(fields[1])
+	hops, err := parseUint(fields[0])
 	if err != nil || hops > 255 {
 		return f, errFrame
 	}
 	f.hops = uint8(hops)
-	f.origin = fields[2]
+	f.origin = fields[1]
 	if !protocol.ValidName(string(f.origin)) {
 		return f, errFrame
 	}
-	recv, err := parseUint(fields[3])
+	recv, err := parseUint(fields[2])
 	if err != nil || recv > 1<<62 {
 		return f, errFrame
 	}
@@ -218,4 +296,34 @@ func hasSpace(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// appendAnnounce appends the announcement of a change: its change number
+// and the record's identity, its origin, receive time, client and time.
+func appendAnnounce(dst []byte, seq uint64, r store.Record) []byte {
+	dst = append(dst, frameAnnounce, ' ')
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(append(append(dst, ' '), r.Origin...), ' ')
+	dst = strconv.AppendInt(dst, r.Recv, 10)
+	dst = append(append(append(dst, ' '), r.Client()...), ' ')
+	return append(append(dst, r.Time()...), '\n')
+}
+
+// appendRepair appends a record that answers a graft.
+func appendRepair(dst []byte, r store.Record) []byte {
+	dst = append(dst, frameRepair, ' ')
+	dst = strconv.AppendUint(dst, uint64(min(int(r.Hops)+1, 255)), 10)
+	dst = append(append(append(dst, ' '), r.Origin...), ' ')
+	dst = strconv.AppendInt(dst, r.Recv, 10)
+	return append(append(append(dst, ' '), r.Text...), '\n')
+}
+
+// appendControl appends a frame of a tree's control: a prune (its
+// origin), a graft (origin and client) or a none (client).
+func appendControl(dst []byte, kind byte, fields ...string) []byte {
+	dst = append(dst, kind)
+	for _, f := range fields {
+		dst = append(append(dst, ' '), f...)
+	}
+	return append(dst, '\n')
 }

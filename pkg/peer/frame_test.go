@@ -23,7 +23,22 @@ func TestParseFrame(t *testing.T) {
 		{"ping", "P", true, framePing, 0},
 		{"sync", "S 7b4f06e1ab4 12", true, frameSync, 12},
 		{"empty", "", false, 0, 0},
-		{"unknown kind", "X 1", false, 0, 0},
+		{"unknown kind", "Z 1", false, 0, 0},
+		{"announce", "I 7 Hill 1621464828223371889 kiwi 1621464827.959498503", true, frameAnnounce, 7},
+		{"announce seq zero", "I 0 Hill 1 kiwi 1", false, 0, 0},
+		{"announce bad time", "I 7 Hill 1 kiwi 1x", false, 0, 0},
+		{"announce bad origin", "I 7 H!ll 1 kiwi 1", false, 0, 0},
+		{"announce missing time", "I 7 Hill 1 kiwi", false, 0, 0},
+		{"announce extra field", "I 7 Hill 1 kiwi 1 2", false, 0, 0},
+		{"prune", "X Hill", true, framePrune, 0},
+		{"prune bad origin", "X Hi ll", false, 0, 0},
+		{"graft", "G Hill kiwi", true, frameGraft, 0},
+		{"graft no client", "G Hill", false, 0, 0},
+		{"graft two clients", "G Hill kiwi kiwi", false, 0, 0},
+		{"repair", "R 2 Hill 1 kiwi +1+1 1", true, frameRepair, 0},
+		{"repair with a seq", "R 9 2 Hill 1 kiwi +1+1 1", false, 0, 0},
+		{"none", "N kiwi", true, frameNone, 0},
+		{"none empty", "N ", false, 0, 0},
 		{"no space", "M1", false, 0, 0},
 		{"timed ping", "P 1621464828223371889", true, framePing, 0},
 		{"pong", "Q 1 2 3", true, framePong, 0},
@@ -94,16 +109,38 @@ func FuzzParseFrame(f *testing.F) {
 	for _, s := range []string{
 		"F 12 1 Hill 1621464828223371889 kiwi +34.068930-118.445127 1621464827.959498503",
 		"C 1 255 Smith 0 k +1-1 1", "M 99", "D 0", "P", "S 7b4f06e1ab4 12", "F 1 1 Hill 1 k +1+1",
+		"I 7 Hill 16 kiwi 1.5", "X Hill", "G Hill kiwi", "R 2 Hill 1 kiwi +1+1 1", "N kiwi",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		fr, err := parseFrame(line)
-		if err != nil || (fr.kind != frameFlood && fr.kind != frameReconcile) || fr.hops == 0 {
+		if err != nil {
 			return
 		}
-		r := store.Record{Text: string(fr.text), Origin: string(fr.origin), Recv: fr.recv, Hops: fr.hops - 1}
-		if got := appendRecord(nil, fr.kind, fr.seq, r); !bytes.Equal(got[:len(got)-1], line) {
+		var got []byte
+		switch fr.kind {
+		case frameFlood, frameReconcile, frameRepair:
+			if fr.hops == 0 {
+				return // a record is never sent with no hops
+			}
+			r := store.Record{Text: string(fr.text), Origin: string(fr.origin), Recv: fr.recv, Hops: fr.hops - 1}
+			if got = appendRecord(nil, fr.kind, fr.seq, r); fr.kind == frameRepair {
+				got = appendRepair(nil, r)
+			}
+		case frameAnnounce:
+			text := string(fr.client) + " +0+0 " + string(fr.time)
+			got = appendAnnounce(nil, fr.seq, store.Record{Text: text, Origin: string(fr.origin), Recv: fr.recv})
+		case framePrune:
+			got = appendControl(nil, framePrune, string(fr.origin))
+		case frameGraft:
+			got = appendControl(nil, frameGraft, string(fr.origin), string(fr.client))
+		case frameNone:
+			got = appendControl(nil, frameNone, string(fr.client))
+		default:
+			return
+		}
+		if !bytes.Equal(got[:len(got)-1], line) {
 			t.Fatalf("%q re-encodes as %q", line, got)
 		}
 	})

@@ -140,7 +140,7 @@ func parseHello(line string, withProof bool) (hello, error) {
 		return hello{}, refuse(reasonProtocol, "peer protocol version %.8q, want %d", f[1], Version)
 	}
 	inc, err := strconv.ParseUint(f[4], 16, 64)
-	if err != nil || !protocol.ValidName(f[3]) || len(f[5]) != 32 {
+	if err != nil || !protocol.ValidName(f[3]) || len(f[5]) != nonceLen {
 		return hello{}, refuse(reasonProtocol, "malformed hello")
 	}
 	h := hello{name: f[3], inc: inc, nonce: f[5]}

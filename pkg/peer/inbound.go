@@ -39,6 +39,11 @@ type inbound struct {
 	kind    int // kindFlood or kindReconcile, of every pending record
 	stored  []bool
 	last    uint64 // the change number of the last frame read
+
+	// Broadcast trees (tree.go), when the neighbour speaks them.
+	tree              *tree
+	announcedReceived prometheus.Counter
+	pruned            map[string]time.Time // when a prune last went out, by origin
 }
 
 // maxPending bounds a batch, and so the time the store's lock is held.
@@ -46,7 +51,8 @@ const maxPending = 512
 
 func newInbound(l *link) *inbound {
 	met := l.n.mgr.metrics
-	in := &inbound{l: l, origins: map[string]string{}, hops: met.PropagationHops, last: l.watermark.Load()}
+	in := &inbound{l: l, origins: map[string]string{}, hops: met.PropagationHops, last: l.watermark.Load(),
+		tree: l.tree, announcedReceived: met.PeerAnnouncedReceived.WithLabelValues(l.n.name), pruned: map[string]time.Time{}}
 	for k, src := range kindSource {
 		in.received[k] = met.PeerRecordsReceived.WithLabelValues(l.n.name, src)
 		in.applied[k] = met.StoreUpdates.WithLabelValues(src)
@@ -60,6 +66,9 @@ func newInbound(l *link) *inbound {
 // advances the watermark over them.
 func (in *inbound) flush() {
 	if len(in.pending) == 0 {
+		if in.last != in.l.watermark.Load() {
+			in.advance() // announcements read since
+		}
 		return
 	}
 	in.stored = in.l.n.mgr.store.ApplyAll(in.pending, in.l.n.id, in.stored[:0])
@@ -73,6 +82,9 @@ func (in *inbound) flush() {
 	for i, r := range in.pending {
 		if !in.stored[i] {
 			in.dropped[k].Inc()
+			if k == kindFlood {
+				in.copyCame(r, now)
+			}
 			continue
 		}
 		in.applied[k].Inc()
@@ -92,7 +104,43 @@ func (in *inbound) flush() {
 	}
 	clear(in.pending) // the records' strings are not kept alive
 	in.pending = in.pending[:0]
-	in.l.watermark.Store(in.last)
+	in.advance()
+}
+
+// advance sets the link's watermark after what was read: the last change
+// number, or, on a link with trees, short of the first announced change
+// still missing.
+func (in *inbound) advance() {
+	if in.tree == nil {
+		in.l.watermark.Store(in.last)
+		return
+	}
+	in.l.watermark.Store(in.tree.watermark(in.last))
+}
+
+// copyCame takes a flooded record that was not newer than the one held
+// at now. If the one held is the same record, this is a copy that came
+// another way first, and the neighbour is asked to send that origin's
+// records lazily (at most every pruneEvery, while its copies keep
+// coming). An older record says nothing of the tree: it may have come the
+// tree's way after its successor came another.
+func (in *inbound) copyCame(r store.Record, now int64) {
+	if in.tree == nil {
+		return
+	}
+	if held, ok := in.l.n.mgr.store.Get(r.Client()); !ok || held.Origin != r.Origin || held.Recv != r.Recv || held.Text != r.Text {
+		return
+	}
+	t := time.Unix(0, now)
+	if last, ok := in.pruned[r.Origin]; ok && t.Sub(last) < pruneEvery {
+		return
+	}
+	mgr := in.l.n.mgr
+	if !mgr.pruned.prune(r.Origin, in.l.n.id, len(mgr.neighbours), mgr.treeUp) {
+		return // the last way in for this origin
+	}
+	in.pruned[r.Origin] = t
+	in.tree.queue(treeEvent{kind: framePrune, origin: r.Origin})
 }
 
 // handle takes one frame after the sync frame. Records wait in the batch
@@ -130,8 +178,50 @@ func (in *inbound) handle(f frame) error {
 	case framePong:
 		in.l.n.sampleClock(f.stamps, in.l.n.mgr.cfg.Now().UnixNano())
 		return nil
+	case frameAnnounce, framePrune, frameGraft, frameRepair, frameNone:
+		if in.tree == nil {
+			return fmt.Errorf("tree frame %q from a neighbour that did not say it speaks them", f.kind)
+		}
+		return in.tended(f)
 	}
 	return in.progress(f)
+}
+
+// tended takes a frame of the broadcast trees.
+func (in *inbound) tended(f frame) error {
+	switch f.kind {
+	case frameAnnounce:
+		if f.seq <= in.last {
+			return fmt.Errorf("change number %d after %d", f.seq, in.last)
+		}
+		in.announcedReceived.Inc()
+		in.tree.announce(f, time.Now())
+		in.last = f.seq
+		return nil // the watermark moves at the next flush
+	case framePrune:
+		in.l.changes[pruneReceived].Inc()
+		in.tree.queue(treeEvent{kind: eventPruned, origin: in.origin(f.origin)})
+	case frameGraft:
+		in.l.changes[graftReceived].Inc()
+		if !in.tree.queue(treeEvent{kind: frameGraft, origin: in.origin(f.origin), client: string(f.client)}) {
+			return fmt.Errorf("more than %d grafts waiting", maxTreeEvents)
+		}
+	case frameRepair:
+		in.flush()
+		in.received[kindReconcile].Inc()
+		r := store.Record{Text: string(f.text), Origin: in.origin(f.origin), Recv: f.recv, Hops: f.hops}
+		in.stored = in.l.n.mgr.store.ApplyAll([]store.Record{r}, in.l.n.id, in.stored[:0])
+		if in.stored[0] {
+			in.applied[kindReconcile].Inc()
+		} else {
+			in.dropped[kindReconcile].Inc()
+		}
+		in.tree.repaired([]byte(r.Client()), []byte(r.Time()))
+	case frameNone:
+		in.tree.repaired(f.client, nil)
+	}
+	in.advance()
+	return nil
 }
 
 // progress takes a frame that tells how far the neighbour's changes have
@@ -154,7 +244,7 @@ func (in *inbound) progress(f frame) error {
 		return fmt.Errorf("unexpected frame %q", f.kind)
 	}
 	in.last = f.seq
-	in.l.watermark.Store(f.seq)
+	in.advance()
 	return nil
 }
 

@@ -48,8 +48,12 @@ type link struct {
 	closeOnce sync.Once
 	reason    string // why the link went down, set once by close
 
-	sent    [kinds]prometheus.Counter // by kind
-	backlog prometheus.Gauge
+	sent      [kinds]prometheus.Counter // by kind
+	announced prometheus.Counter        // announcements sent
+	writes    prometheus.Counter
+	tree      *tree // nil unless the neighbour speaks broadcast trees
+	changes   [numTreeChanges]prometheus.Counter
+	backlog   prometheus.Gauge
 }
 
 func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remote hello, dialled bool) *link {
@@ -64,6 +68,14 @@ func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remote hello, dialled 
 		l.sent[k] = met.PeerRecordsSent.WithLabelValues(n.name, source)
 	}
 	l.backlog = met.PeerBacklog.WithLabelValues(n.name)
+	l.announced = met.PeerAnnounced.WithLabelValues(n.name)
+	l.writes = met.PeerWrites.WithLabelValues(n.name)
+	for c, label := range treeChangeLabels {
+		l.changes[c] = met.PeerTreeChanges.WithLabelValues(n.name, label)
+	}
+	if !n.mgr.cfg.floodOnly && speaksTree(remote.nonce) { // both ends speak them
+		l.tree = newTree(n.mgr.store)
+	}
 	return l
 }
 

@@ -53,6 +53,10 @@ type Config struct {
 	// Dial connects to a neighbour; nil means a net.Dialer. Tests replace
 	// it to inject faults.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// floodOnly makes the server say it speaks no broadcast trees, as one
+	// from before them: tests run such a server beside current ones.
+	floodOnly bool
 }
 
 // Manager runs the links to every neighbour and the peer listener.
@@ -75,6 +79,7 @@ type Manager struct {
 	// would let a flood that alternates reasons through); the metric
 	// counts every one.
 	refusals logging.Throttle
+	pruned   pruned // the broadcast trees' ways in that this server pruned
 
 	serverTLS, clientTLS *tls.Config // from cfg.TLS, nil without
 
@@ -131,7 +136,11 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 func (mg *Manager) Incarnation() uint64 { return mg.cfg.Incarnation }
 
 func (mg *Manager) hello() hello {
-	return hello{name: mg.cfg.Name, inc: mg.cfg.Incarnation, nonce: newNonce()}
+	nonce := newNonce()
+	if mg.cfg.floodOnly {
+		nonce = nonce[:nonceLen-4] + "00" + clockTag
+	}
+	return hello{name: mg.cfg.Name, inc: mg.cfg.Incarnation, nonce: nonce}
 }
 
 // Start starts a supervisor per neighbour.
@@ -278,4 +287,14 @@ func (mg *Manager) Watermarks() map[string]store.Watermark {
 		}
 	}
 	return w
+}
+
+// treeUp reports whether neighbour s has a link up that speaks broadcast
+// trees.
+func (mg *Manager) treeUp(s store.Source) bool {
+	if int(s) < 1 || int(s) > len(mg.neighbours) {
+		return false
+	}
+	l := mg.neighbours[s-1].current.Load()
+	return l != nil && l.tree != nil
 }

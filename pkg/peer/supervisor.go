@@ -209,6 +209,7 @@ func (s *supervisor) adopt(l *link) (refusal string) {
 	if known := n.watermark(); known.Incarnation == l.remoteInc {
 		l.watermark.Store(known.Seq)
 	}
+	n.mgr.pruned.eager(n.id, "") // a new link sends every origin eagerly
 	n.current.Store(l)
 	met.PeerConnects.WithLabelValues(n.name).Inc()
 	n.log.Info("peer link up", "dialled", l.dialled, "remote", l.nc.RemoteAddr().String())

@@ -42,9 +42,9 @@ func (l *link) writeLoop(have uint64) string {
 // keeps the link alive while there is nothing to send. Its methods are the
 // steps of the loop: sync (the exchange of sync frames), round (a batch of
 // changes), wake (the wait for the next thing to send), and one for each
-// wake-up that sends (sendMark, sendPong, beat). It is on the path of every
-// record forwarded: a round reuses its batch and buffer and allocates
-// nothing (TestWriterRoundAllocatesNothing).
+// wake-up that sends (sendWaiting, sendPong, beat, and a tree's: tended).
+// It is on the path of every record forwarded: a round reuses its batch
+// and buffer and allocates nothing (TestWriterRoundAllocatesNothing).
 type writer struct {
 	l      *link
 	cfg    *Config
@@ -57,17 +57,29 @@ type writer struct {
 	buf   []byte         // the write being composed
 
 	heartbeat *time.Ticker     // nil until start
-	mark      *time.Timer      // a waiting mark's delay
-	markDue   <-chan time.Time // mark.C while a mark waits, else nil
+	wait      *time.Timer      // the delay of what waits for company (outbox)
+	waitDue   <-chan time.Time // wait.C while something waits, else nil
 	lastWrite time.Time
+
+	// The link's broadcast trees (tree.go); treeWake is nil on a link
+	// that floods.
+	treeWake <-chan struct{}
+	graft    *time.Timer      // when the next missing record falls due
+	graftDue <-chan time.Time // graft.C while one will, else nil
+	events   []treeEvent
+	dueBuf   []announced
 }
 
 // newWriter returns l's writer, subscribed to the store's changes.
 func newWriter(l *link) *writer {
 	mgr := l.n.mgr
 	w := &writer{l: l, cfg: &mgr.cfg, st: mgr.store, notify: mgr.store.Subscribe(), done: mgr.ctx.Done(),
-		mark: time.NewTimer(markDelay)}
-	w.mark.Stop()
+		wait: time.NewTimer(time.Hour), graft: time.NewTimer(time.Hour)}
+	w.wait.Stop()
+	w.graft.Stop()
+	if l.tree != nil {
+		w.treeWake = l.tree.wake
+	}
 	return w
 }
 
@@ -77,7 +89,8 @@ func (w *writer) close() {
 	if w.heartbeat != nil {
 		w.heartbeat.Stop()
 	}
-	w.mark.Stop()
+	w.wait.Stop()
+	w.graft.Stop()
 }
 
 // sync sends this end's sync frame, which says what it holds of the
@@ -108,6 +121,9 @@ func (w *writer) sync(have uint64) (reason string) {
 	if theirs.inc != w.cfg.Incarnation || w.out.cursor > w.st.Seq() {
 		w.out.cursor = 0
 	}
+	if l.tree != nil {
+		w.out.lazy = map[string]bool{} // every origin eager until pruned
+	}
 	return ""
 }
 
@@ -115,6 +131,14 @@ func (w *writer) sync(have uint64) (reason string) {
 func (w *writer) start() {
 	w.heartbeat = time.NewTicker(w.cfg.Heartbeat)
 	w.lastWrite = time.Now()
+	w.timing()
+}
+
+// timing sets how long frames wait for company from the link's round
+// trip, as the timed pings last measured it.
+func (w *writer) timing() {
+	_, rtt, _ := w.l.n.clock.estimate()
+	w.out.linger, w.out.delay = lingerFor(rtt), announceDelayFor(rtt)
 }
 
 // round writes the next batch of changes, after a pong that waits, and
@@ -131,20 +155,21 @@ func (w *writer) round() (more bool, reason string) {
 		w.buf = w.appendPong(w.buf, p)
 	default:
 	}
-	var flood, reconcile int
-	w.buf, flood, reconcile = w.out.fill(w.buf, w.batch, next)
-	if w.out.markWaits && w.markDue == nil {
-		w.mark.Reset(markDelay)
-		w.markDue = w.mark.C
+	var n counts
+	w.buf, n = w.out.fill(w.buf, w.batch, next)
+	if w.out.markWaits && w.waitDue == nil {
+		w.wait.Reset(w.out.waitFor())
+		w.waitDue = w.wait.C
 	}
 	if len(w.buf) > 0 {
 		if !w.flush() {
 			return false, downTimeout
 		}
-		w.markDue = nil
-		w.mark.Stop()
-		l.sent[kindFlood].Add(float64(flood))
-		l.sent[kindReconcile].Add(float64(reconcile))
+	}
+	if n != (counts{}) {
+		l.sent[kindFlood].Add(float64(n.flood))
+		l.sent[kindReconcile].Add(float64(n.reconcile))
+		l.announced.Add(float64(n.announced))
 	}
 	if len(w.batch) == batchSize {
 		l.backlog.Set(float64(w.st.Seq() - w.out.cursor))
@@ -169,8 +194,13 @@ func (w *writer) wake() (reason string) {
 		// depth 1 this halved the writes per request of the classic herd
 		// (docs/benchmarks.md, "Herd against Redis").
 		runtime.Gosched()
-	case <-w.markDue:
-		ok = w.sendMark()
+	case <-w.waitDue:
+		ok = w.sendWaiting()
+	case <-w.treeWake:
+		ok = w.tended()
+	case <-w.graftDue:
+		w.graftDue = nil
+		ok = w.tended()
 	case p := <-w.l.pongs:
 		ok = w.sendPong(p)
 	case <-w.heartbeat.C:
@@ -186,10 +216,10 @@ func (w *writer) wake() (reason string) {
 	return ""
 }
 
-// sendMark sends the mark that waited markDelay for a record to carry it.
-func (w *writer) sendMark() bool {
-	w.markDue, w.out.markWaits = nil, false
-	w.buf = appendSeq(w.buf[:0], frameMark, w.out.cursor)
+// sendWaiting sends what waited for company in vain, with the mark that
+// tells the neighbour every change read.
+func (w *writer) sendWaiting() bool {
+	w.buf = w.out.flushWaiting(w.buf[:0])
 	return w.flush()
 }
 
@@ -204,6 +234,7 @@ func (w *writer) sendPong(p [2]int64) bool {
 // load too; otherwise a plain ping once the link has been idle for a
 // heartbeat.
 func (w *writer) beat() bool {
+	w.timing()
 	switch {
 	case w.l.clocks:
 		w.buf = appendPing(w.buf[:0], w.cfg.Now().UnixNano())
@@ -220,68 +251,19 @@ func (w *writer) appendPong(buf []byte, p [2]int64) []byte {
 	return appendPong(buf, p[0], p[1], w.cfg.Now().UnixNano())
 }
 
-// flush writes w.buf within PeerTimeout and notes when.
+// flush writes w.buf within PeerTimeout and notes when. What waited for
+// company has joined it, or still waits.
 func (w *writer) flush() bool {
 	if !w.l.write(w.buf) {
 		return false
 	}
+	w.l.writes.Inc()
 	w.lastWrite = time.Now()
+	if !w.out.markWaits && w.waitDue != nil {
+		w.wait.Stop()
+		w.waitDue = nil
+	}
 	return true
-}
-
-// outbox is what a link's writer has told its neighbour of the change
-// log, and composes each write.
-type outbox struct {
-	from        store.Source // the neighbour's: changes it flooded are not sent back
-	cursor      uint64       // the last change number the neighbour is told of by the writes so far, or by the mark waiting
-	end         uint64       // changes up to end are reconciliation
-	reconciling bool         // the D frame has not gone yet
-	markWaits   bool         // skipped changes after the last frame sent: a mark waits for company
-}
-
-// fill appends to buf, which holds a pong or nothing, the frames for
-// batch, the changes after o.cursor up to next, and returns it with the
-// records of each kind it holds. A buf it returns non-empty tells the
-// neighbour every change up to next, since writing it ends the wait of a
-// mark: a mark follows records that leave changes after them skipped, and
-// a pong alone while a mark waits. Skipped changes with nothing to write
-// set o.markWaits; the writer sends the mark after markDelay unless
-// another write goes first.
-func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, flood, reconcile int) {
-	last := o.cursor // the last change number the neighbour will have been told of
-	for _, c := range batch {
-		inRange := c.Seq <= o.end
-		// A flooded record is not sent back where it came from: this
-		// link's neighbour holds it, or a newer one. Reconciliation sends
-		// everything after the watermark, since a neighbour that
-		// restarted may have lost what it sent on an earlier link.
-		if c.From == o.from && !inRange {
-			continue
-		}
-		kind := byte(frameFlood)
-		if inRange {
-			kind = frameReconcile
-			reconcile++
-		} else {
-			flood++
-		}
-		buf = appendRecord(buf, kind, c.Seq, c.Record)
-		last = c.Seq
-	}
-	switch {
-	case o.reconciling && next >= o.end:
-		buf = appendSeq(buf, frameSynced, next)
-		o.reconciling = false
-	case last < next && len(buf) > 0, o.markWaits && last == o.cursor && len(buf) > 0:
-		buf = appendSeq(buf, frameMark, next)
-	case last < next:
-		o.markWaits = true
-	}
-	o.cursor = next
-	if len(buf) > 0 {
-		o.markWaits = false
-	}
-	return buf, flood, reconcile
 }
 
 // write sends b within PeerTimeout.

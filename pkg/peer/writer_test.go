@@ -74,7 +74,7 @@ func TestOutboxFill(t *testing.T) {
 			if tt.pong {
 				buf = appendPong(buf, 1, 2, 3)
 			}
-			buf, _, _ = out.fill(buf, tt.batch, tt.next)
+			buf, _ = out.fill(buf, tt.batch, tt.next)
 			if string(buf) != tt.want {
 				t.Errorf("write\n%s\nwant\n%s", strings.TrimSpace(string(buf)), strings.TrimSpace(tt.want))
 			}
@@ -206,8 +206,8 @@ func TestWriterRound(t *testing.T) {
 			if !strings.HasPrefix(got, tt.prefix) || strings.Count(got, "\nF ")+btoi(strings.HasPrefix(got, "F ")) != tt.records {
 				t.Errorf("wrote\n%swant %d records after %q", got, tt.records, tt.prefix)
 			}
-			if (w.markDue != nil) != tt.markDue {
-				t.Errorf("a mark waits: %v, want %v", w.markDue != nil, tt.markDue)
+			if (w.waitDue != nil) != tt.markDue {
+				t.Errorf("a mark waits: %v, want %v", w.waitDue != nil, tt.markDue)
 			}
 			if got := promtest.ToFloat64(w.l.sent[kindFlood]); got != float64(tt.records) {
 				t.Errorf("%v records counted sent, want %d", got, tt.records)
@@ -242,8 +242,8 @@ func TestWriterWake(t *testing.T) {
 		}},
 		{name: "a mark due", want: "M 7\n", ready: func(w *writer) {
 			w.out.cursor, w.out.markWaits = 7, true
-			w.mark.Reset(time.Millisecond)
-			w.markDue = w.mark.C
+			w.wait.Reset(time.Millisecond)
+			w.waitDue = w.wait.C
 		}},
 		{name: "a timed ping to answer", want: string(appendPong(nil, 1, 2, 3)), ready: func(w *writer) { w.l.pongs <- [2]int64{1, 2} }},
 		{name: "a heartbeat to a server with timed pings: one, busy or idle", clocks: true, want: string(appendPing(nil, 3)), ready: beatNow},
@@ -267,7 +267,7 @@ func TestWriterWake(t *testing.T) {
 			if got := nc.take(); got != tt.want {
 				t.Errorf("wrote %q, want %q", got, tt.want)
 			}
-			if w.markDue != nil || w.out.markWaits {
+			if w.waitDue != nil || w.out.markWaits {
 				t.Error("a mark still waits")
 			}
 		})
@@ -296,5 +296,53 @@ func TestWriterRoundAllocatesNothing(t *testing.T) {
 	round()
 	if n := testing.AllocsPerRun(100, round); n != 0 {
 		t.Errorf("%v allocations per round of 100 changes, want 0", n)
+	}
+}
+
+// TestOutboxAnnounces: a lazy origin's changes are announced, and the
+// announcements wait for a write to travel with, in the order of their
+// change numbers; records of an eager origin go at once and carry them;
+// on a long link records linger too.
+func TestOutboxAnnounces(t *testing.T) {
+	const nb = store.Source(1)
+	change := func(seq uint64, origin string) store.Change {
+		return store.Change{Seq: seq, From: 2, Record: store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5}}
+	}
+	ann := func(seq uint64) string { return string(appendAnnounce(nil, seq, change(seq, "Lazy").Record)) }
+	rec := func(seq uint64) string {
+		return string(appendRecord(nil, frameFlood, seq, change(seq, "Eager").Record))
+	}
+	out := outbox{from: nb, lazy: map[string]bool{"Lazy": true}, delay: time.Second}
+	steps := []struct {
+		batch   []store.Change
+		next    uint64
+		want    string // written now
+		waiting string
+		waitFor time.Duration
+	}{
+		{batch: []store.Change{change(1, "Lazy")}, next: 1, waiting: ann(1), waitFor: time.Second},
+		{batch: []store.Change{change(2, "Lazy")}, next: 2, waiting: ann(1) + ann(2), waitFor: time.Second},
+		{batch: []store.Change{change(3, "Eager"), change(4, "Lazy")}, next: 5,
+			want: ann(1) + ann(2) + rec(3) + ann(4) + "M 5\n"},
+		{next: 5},
+	}
+	for i, s := range steps {
+		buf, _ := out.fill(nil, s.batch, s.next)
+		if string(buf) != s.want || string(out.waiting) != s.waiting {
+			t.Fatalf("step %d: write %q, waiting %q; want %q, %q", i, buf, out.waiting, s.want, s.waiting)
+		}
+		if s.waiting != "" && out.waitFor() != s.waitFor {
+			t.Fatalf("step %d: waits %v, want %v", i, out.waitFor(), s.waitFor)
+		}
+	}
+	// What waits in vain goes with a mark of every change read.
+	out.fill(nil, []store.Change{change(6, "Lazy")}, 7)
+	if got, want := string(out.flushWaiting(nil)), ann(6)+"M 7\n"; got != want {
+		t.Errorf("flushWaiting %q, want %q", got, want)
+	}
+	// On a long link, records linger for company too.
+	out.linger = 50 * time.Millisecond
+	if buf, _ := out.fill(nil, []store.Change{change(8, "Eager")}, 8); len(buf) != 0 || out.waitFor() != out.linger {
+		t.Errorf("a record on a long link went at once (%q), or waits %v", buf, out.waitFor())
 	}
 }

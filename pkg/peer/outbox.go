@@ -1,0 +1,115 @@
+package peer
+
+import (
+	"time"
+
+	"github.com/herdkit/herd/pkg/store"
+)
+
+// maxWaiting bounds the frames that wait for company: past it they go.
+const maxWaiting = 64 << 10
+
+// outbox is what a link's writer has told its neighbour of the change
+// log, and composes each write: records whole, or announced for an origin
+// the link sends lazily (tree.go), marks, and the end of reconciliation.
+// Frames that need not go at once wait for company: a mark for skipped
+// changes (markDelay), announcements (announceDelay), and on a long link
+// records (linger); any write that goes carries them.
+type outbox struct {
+	from        store.Source // the neighbour's: changes it flooded are not sent back
+	cursor      uint64       // the last change number the neighbour is told of by the writes so far, or by what waits
+	end         uint64       // changes up to end are reconciliation
+	reconciling bool         // the D frame has not gone yet
+	markWaits   bool         // changes after the last frame sent are told by nothing yet: a mark waits for company
+
+	// lazy holds the origins whose records the link announces; nil on a
+	// link that floods.
+	lazy     map[string]bool
+	waiting  []byte        // frames composed that wait for company
+	records  bool          // waiting holds records
+	announce bool          // waiting holds announcements
+	linger   time.Duration // how long records may wait; 0 sends them at once
+	delay    time.Duration // how long announcements may wait
+}
+
+// counts are the frames a write carries, by kind.
+type counts struct{ flood, reconcile, announced int }
+
+// fill appends to buf, which holds a pong or nothing, what waits and the
+// frames for batch, the changes after o.cursor up to next, and returns
+// it, or buf as it was when all of that may wait. A buf it returns with
+// more than the pong tells the neighbour every change up to next, since
+// writing it ends the wait: a mark follows frames that leave changes after
+// them untold, and a pong alone while something waits. What may wait sets
+// o.markWaits; the writer sends it after o.waitFor() unless another write
+// goes first.
+func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, n counts) {
+	start := len(buf)
+	buf = append(buf, o.waiting...)
+	records, announce := o.records, o.announce
+	last := o.cursor // the last change number the neighbour will have been told of
+	for _, c := range batch {
+		inRange := c.Seq <= o.end
+		// A flooded record is not sent back where it came from: this
+		// link's neighbour holds it, or a newer one. Reconciliation sends
+		// everything after the watermark, since a neighbour that
+		// restarted may have lost what it sent on an earlier link.
+		if c.From == o.from && !inRange {
+			continue
+		}
+		switch {
+		case inRange:
+			buf = appendRecord(buf, frameReconcile, c.Seq, c.Record)
+			n.reconcile++
+			records = true
+		case o.lazy[c.Record.Origin]:
+			buf = appendAnnounce(buf, c.Seq, c.Record)
+			n.announced++
+			announce = true
+		default:
+			buf = appendRecord(buf, frameFlood, c.Seq, c.Record)
+			n.flood++
+			records = true
+		}
+		last = c.Seq
+	}
+	now := start > 0 || len(buf)-start >= maxWaiting || n.reconcile > 0 || records && o.linger == 0
+	switch {
+	case o.reconciling && next >= o.end:
+		buf = appendSeq(buf, frameSynced, next)
+		o.reconciling, now = false, true
+	case now && (last < next || o.markWaits && last == o.cursor):
+		buf = appendSeq(buf, frameMark, next)
+	case !now && len(buf) > start, last < next:
+		o.markWaits = true
+	}
+	o.cursor = next
+	if now {
+		o.waiting, o.records, o.announce, o.markWaits = o.waiting[:0], false, false, false
+		return buf, n
+	}
+	o.waiting = append(o.waiting[:0], buf[start:]...)
+	o.records, o.announce = records, announce
+	return buf[:start], n
+}
+
+// flushWaiting appends to buf what waits, and the mark that tells the
+// neighbour every change up to the cursor.
+func (o *outbox) flushWaiting(buf []byte) []byte {
+	buf = append(buf, o.waiting...)
+	buf = appendSeq(buf, frameMark, o.cursor)
+	o.waiting, o.records, o.announce, o.markWaits = o.waiting[:0], false, false, false
+	return buf
+}
+
+// waitFor returns how long what waits may wait: the shortest of its
+// kinds' delays.
+func (o *outbox) waitFor() time.Duration {
+	switch {
+	case o.records:
+		return o.linger
+	case o.announce:
+		return o.delay
+	}
+	return markDelay
+}

@@ -1,0 +1,275 @@
+package peer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/internal/testutil"
+	"github.com/herdkit/herd/pkg/store"
+	"github.com/herdkit/herd/pkg/topology"
+)
+
+func TestSpeaksTree(t *testing.T) {
+	tests := []struct {
+		nonce string
+		want  bool
+	}{
+		{newNonce(), true},
+		{"0123456789abcdef0123456789abcdck", false}, // timed pings only
+		{"0123456789abcdef0123456789abcdef", false}, // the first version 1 servers
+		{"0123456789abcdef0123456789abtrck", true},
+		{"0123456789abcdef0123456789abtr00", false}, // the tag only with the clock's
+		{"trck", false},
+	}
+	for _, tt := range tests {
+		if got := speaksTree(tt.nonce); got != tt.want {
+			t.Errorf("speaksTree(%q) = %v, want %v", tt.nonce, got, tt.want)
+		}
+	}
+}
+
+// announcement returns the frame that announces r as change seq.
+func announcement(t *testing.T, seq uint64, r store.Record) frame {
+	t.Helper()
+	line := appendAnnounce(nil, seq, r)
+	f, err := parseFrame(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestCovered(t *testing.T) {
+	st := store.New()
+	held := store.Record{Text: "kiwi +1+1 100.5", Origin: "Jaquez", Recv: 7}
+	testutil.Apply(st, held, store.Local)
+	tests := []struct {
+		name string
+		ann  store.Record
+		want bool
+	}{
+		{"the same record", held, true},
+		{"an older time", store.Record{Text: "kiwi +2+2 99", Origin: "Hill", Recv: 9}, true},
+		{"a later time", store.Record{Text: "kiwi +1+1 100.6", Origin: "Jaquez", Recv: 8}, false},
+		{"the same instant written otherwise", store.Record{Text: "kiwi +1+1 100.50", Origin: "Jaquez", Recv: 7}, true},
+		{"the same time from a smaller origin", store.Record{Text: "kiwi +1+1 100.5", Origin: "Hill", Recv: 7}, true},
+		{"the same time from a larger origin", store.Record{Text: "kiwi +1+1 100.5", Origin: "Smith", Recv: 7}, false},
+		{"the same time and origin, another read", store.Record{Text: "kiwi +1+1 100.5", Origin: "Jaquez", Recv: 6}, false},
+		{"another client", store.Record{Text: "kea +1+1 1", Origin: "Jaquez", Recv: 7}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := announcement(t, 1, tt.ann)
+			if got := covered(st, f.client, f.time, f.origin, f.recv); got != tt.want {
+				t.Errorf("covered = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTreeMissing: an announced change the store does not hold holds the
+// watermark back until it comes, by any way; one missing for graftAfter
+// falls due once, and an answer to its graft ends its wait.
+func TestTreeMissing(t *testing.T) {
+	st := store.New()
+	tr := newTree(st)
+	t0 := time.Unix(1000, 0)
+	have := store.Record{Text: "a +1+1 1", Origin: "Hill", Recv: 1}
+	testutil.Apply(st, have, store.Local)
+	tr.announce(announcement(t, 5, have), t0)
+	if got := tr.watermark(5); got != 5 {
+		t.Fatalf("watermark after an announcement of a record held = %d, want 5", got)
+	}
+	b := store.Record{Text: "b +1+1 1", Origin: "Hill", Recv: 2}
+	c := store.Record{Text: "c +1+1 1", Origin: "Hill", Recv: 3}
+	tr.announce(announcement(t, 6, b), t0)
+	tr.announce(announcement(t, 7, c), t0.Add(50*time.Millisecond))
+	if got := tr.watermark(9); got != 5 {
+		t.Fatalf("watermark with 6 missing = %d, want 5", got)
+	}
+	due, next := tr.due(t0.Add(99*time.Millisecond), 100*time.Millisecond, nil)
+	if len(due) != 0 || !next.Equal(t0.Add(100*time.Millisecond)) {
+		t.Fatalf("due before graftAfter: %v, next %v", due, next)
+	}
+	due, next = tr.due(t0.Add(100*time.Millisecond), 100*time.Millisecond, nil)
+	if len(due) != 1 || due[0].client != "b" || !next.Equal(t0.Add(150*time.Millisecond)) {
+		t.Fatalf("due at graftAfter: %v, next %v", due, next)
+	}
+	if due, _ = tr.due(t0.Add(120*time.Millisecond), 100*time.Millisecond, nil); len(due) != 0 {
+		t.Fatalf("b falls due twice: %v", due)
+	}
+	// c comes by the tree: it is no longer missing, and is not asked for.
+	testutil.Apply(st, c, store.Local)
+	if got := tr.watermark(9); got != 5 {
+		t.Fatalf("watermark with 6 still missing = %d, want 5", got)
+	}
+	if due, next = tr.due(t0.Add(time.Second), 100*time.Millisecond, nil); len(due) != 0 || !next.IsZero() {
+		t.Fatalf("due after c came: %v, next %v", due, next)
+	}
+	// b's graft is answered with no record (the neighbour evicted it).
+	tr.repaired([]byte("b"), nil)
+	if got := tr.watermark(9); got != 9 {
+		t.Fatalf("watermark with nothing missing = %d, want 9", got)
+	}
+}
+
+// TestTreeRepairedByRecord: a graft's answer ends the wait of the changes
+// of its client up to its time, not of a later one.
+func TestTreeRepairedByRecord(t *testing.T) {
+	tr := newTree(store.New())
+	t0 := time.Unix(1000, 0)
+	for i, r := range []store.Record{
+		{Text: "b +1+1 1", Origin: "Hill", Recv: 1},
+		{Text: "b +1+1 3", Origin: "Hill", Recv: 3},
+	} {
+		tr.announce(announcement(t, uint64(i+1), r), t0)
+	}
+	tr.due(t0.Add(time.Second), time.Millisecond, nil)
+	tr.repaired([]byte("b"), []byte("2"))
+	if got := tr.watermark(2); got != 1 {
+		t.Fatalf("watermark = %d, want 1: the later change of b still waits", got)
+	}
+}
+
+func TestPrunedKeepsOneWayIn(t *testing.T) {
+	var p pruned
+	up := map[store.Source]bool{1: true, 2: true, 3: true}
+	isUp := func(s store.Source) bool { return up[s] }
+	steps := []struct {
+		from   store.Source
+		origin string
+		want   bool
+	}{
+		{1, "Hill", true},
+		{2, "Hill", true},
+		{3, "Hill", false}, // the last way in for Hill
+		{3, "Smith", true}, // another origin's tree
+	}
+	for i, s := range steps {
+		if got := p.prune(s.origin, s.from, 3, isUp); got != s.want {
+			t.Fatalf("step %d: prune(%s, %d) = %v, want %v", i, s.origin, s.from, got, s.want)
+		}
+	}
+	p.eager(2, "Hill") // grafted
+	if !p.prune("Hill", 3, 3, isUp) {
+		t.Fatal("a grafted neighbour is a way in again: 3 may be pruned")
+	}
+	p.eager(1, "")
+	up[1] = false // and its link is down
+	if p.prune("Hill", 2, 3, isUp) {
+		t.Fatal("2 is the last way in that is up")
+	}
+}
+
+// treeStats sums a herd's tree metrics over every link.
+func treeStats(h *herd) (full, announced, grafts float64) {
+	for _, name := range h.order {
+		n := h.nodes[name]
+		if n.mgr == nil {
+			continue
+		}
+		for _, nb := range h.topo[name] {
+			full += promtest.ToFloat64(n.m.PeerRecordsSent.WithLabelValues(nb, "flood"))
+			announced += promtest.ToFloat64(n.m.PeerAnnounced.WithLabelValues(nb))
+			grafts += promtest.ToFloat64(n.m.PeerTreeChanges.WithLabelValues(nb, "graft_sent"))
+		}
+	}
+	return full, announced, grafts
+}
+
+// TestTreesCarryEachRecordOnce: once the trees of the classic herd have
+// formed, a record from any server crosses four links whole, one to each
+// other server, and is announced on the others; flooding sent it eight
+// times.
+func TestTreesCarryEachRecordOnce(t *testing.T) {
+	h := newHerd(t, topology.Classic, fastTimings)
+	h.ready()
+	write := func(round, n int) {
+		for i := range n {
+			r := h.iamat(h.order[i%5], fmt.Sprintf("c%d-%d", round, i), "+1+1", fmt.Sprint(1000+i))
+			h.waitAll(r, h.order...)
+		}
+	}
+	write(0, 50) // the trees form
+	full0, ann0, grafts0 := treeStats(h)
+	const n = 100
+	write(1, n)
+	full, ann, grafts := treeStats(h)
+	if got := (full - full0) / n; got != 4 {
+		t.Errorf("%.2f whole records sent a record, want 4 (one to each other server)", got)
+	}
+	if got := (ann - ann0) / n; got != 4 {
+		t.Errorf("%.2f announcements a record, want 4 (the other link directions)", got)
+	}
+	if grafts != grafts0 {
+		t.Errorf("%v grafts once the trees formed, want none", grafts-grafts0)
+	}
+}
+
+// TestTreesMendWhenAServerStops: when a server on the trees stops, the
+// servers it fed get the records announced to them by a graft, and the
+// trees form again around it.
+func TestTreesMendWhenAServerStops(t *testing.T) {
+	h := newHerd(t, topology.Classic, fastTimings)
+	h.ready()
+	for i := range 30 { // the trees form; Smith feeds Campbell Hill's records
+		r := h.iamat("Hill", fmt.Sprintf("before-%d", i), "+1+1", fmt.Sprint(1000+i))
+		h.waitAll(r, h.order...)
+	}
+	h.stop("Smith")
+	live := []string{"Hill", "Jaquez", "Campbell", "Singleton"}
+	_, _, grafts0 := treeStats(h)
+	for i := range 30 {
+		r := h.iamat("Hill", fmt.Sprintf("after-%d", i), "+1+1", fmt.Sprint(2000+i))
+		h.waitAll(r, live...)
+	}
+	if _, _, grafts := treeStats(h); grafts == grafts0 {
+		t.Error("no graft mended the trees: Campbell got Hill's records whole from Singleton before Smith stopped")
+	}
+	h.quiesce()
+}
+
+// TestTreesBesideAFloodingServer: a server from before broadcast trees
+// gets every record whole and sends no tree frame; its neighbours flood
+// to it and build trees among themselves.
+func TestTreesBesideAFloodingServer(t *testing.T) {
+	h := &herd{t: t, net: newFaultNet(), nodes: map[string]*node{}, topo: map[string][]string{}}
+	for _, s := range topology.Classic {
+		ln := listen(t)
+		h.nodes[s.Name] = &node{name: s.Name, addr: ln.Addr().String(), ln: ln}
+		h.order = append(h.order, s.Name)
+		h.topo[s.Name] = s.Neighbours
+		h.net.names[ln.Addr().String()] = s.Name
+	}
+	for _, name := range h.order {
+		timings := fastTimings
+		timings.floodOnly = name == "Smith"
+		h.start(name, h.nodes[name].ln, timings, testSecret)
+	}
+	t.Cleanup(func() {
+		for _, name := range h.order {
+			h.stop(name)
+		}
+	})
+	h.ready()
+	for i := range 60 {
+		r := h.iamat(h.order[i%5], fmt.Sprintf("c%d", i), "+1+1", fmt.Sprint(1000+i))
+		h.waitAll(r, h.order...)
+	}
+	smith := h.nodes["Smith"]
+	for _, nb := range h.topo["Smith"] {
+		if n := promtest.ToFloat64(smith.m.PeerAnnouncedReceived.WithLabelValues(nb)); n != 0 {
+			t.Errorf("Smith got %v announcements from %s", n, nb)
+		}
+		if n := promtest.ToFloat64(h.nodes[nb].m.PeerAnnouncedReceived.WithLabelValues("Smith")); n != 0 {
+			t.Errorf("%s got %v announcements from Smith", nb, n)
+		}
+	}
+	if _, ann, _ := treeStats(h); ann == 0 {
+		t.Error("no announcements at all: the others built no trees")
+	}
+	h.quiesce()
+}
