@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -49,7 +50,13 @@ type node struct {
 
 func newHerd(t *testing.T, servers []topology.Server, timings Config) *herd {
 	t.Helper()
-	h := &herd{t: t, net: newFaultNet(), nodes: map[string]*node{}, topo: map[string][]string{}}
+	return newHerdOn(t, newFaultNet(), servers, timings)
+}
+
+// newHerdOn is newHerd on a given network: one with a delay, say.
+func newHerdOn(t *testing.T, fn *faultNet, servers []topology.Server, timings Config) *herd {
+	t.Helper()
+	h := &herd{t: t, net: fn, nodes: map[string]*node{}, topo: map[string][]string{}}
 	for _, s := range servers {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -266,6 +273,9 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 
 // faultNet wraps dials and accepts so that a test can cut a node off:
 // its connections are closed and new ones to or from it fail, until healed.
+// With delay set before the nodes start, every write on a peer connection
+// reaches the other end delay later: a one-way delay on every link, as
+// this kernel has no netem.
 type faultNet struct {
 	mu    sync.Mutex
 	names map[string]string // address -> node name
@@ -273,23 +283,89 @@ type faultNet struct {
 	conns map[*trackedConn]struct{}
 	// writes counts the writes each node made on its peer connections.
 	writes map[string]*atomic.Int64
+	delay  time.Duration
+	// broadcast counts the writes that carried records or announcements,
+	// announcing those that carried announcements only.
+	broadcast, announcing atomic.Int64
 }
 
 type trackedConn struct {
 	net.Conn
-	ends [2]string // the two node names
-	fn   *faultNet
+	ends    [2]string // the two node names
+	fn      *faultNet
+	delayed chan delayedWrite // with a delay: the writes on their way
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// delayedWrite is a write that reaches the other end at due.
+type delayedWrite struct {
+	b   []byte
+	due time.Time
 }
 
 func (c *trackedConn) Write(b []byte) (int, error) {
 	c.fn.writesOf(c.ends[0]).Add(1)
-	return c.Conn.Write(b)
+	if records, announcements := carried(b); records || announcements {
+		c.fn.broadcast.Add(1)
+		if !records {
+			c.fn.announcing.Add(1)
+		}
+	}
+	if c.delayed == nil {
+		return c.Conn.Write(b)
+	}
+	select {
+	case c.delayed <- delayedWrite{b: bytes.Clone(b), due: time.Now().Add(c.fn.delay)}:
+		return len(b), nil
+	case <-c.stop:
+		return 0, net.ErrClosed
+	}
+}
+
+// carried reports whether a write holds records, and announcements,
+// beside pings, marks and tree control.
+func carried(b []byte) (records, announcements bool) {
+	for line := range bytes.Lines(b) {
+		switch line[0] {
+		case frameFlood, frameReconcile, frameRepair:
+			records = true
+		case frameAnnounce:
+			announcements = true
+		}
+	}
+	return records, announcements
+}
+
+// deliver writes what was written delay later, in order.
+func (c *trackedConn) deliver() {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var w delayedWrite
+		select {
+		case w = <-c.delayed:
+		case <-c.stop:
+			return
+		}
+		timer.Reset(time.Until(w.due))
+		select {
+		case <-timer.C:
+		case <-c.stop:
+			return
+		}
+		if _, err := c.Conn.Write(w.b); err != nil {
+			c.Conn.Close()
+			return
+		}
+	}
 }
 
 func (c *trackedConn) Close() error {
 	c.fn.mu.Lock()
 	delete(c.fn.conns, c)
 	c.fn.mu.Unlock()
+	c.once.Do(func() { close(c.stop) })
 	return c.Conn.Close()
 }
 
@@ -336,7 +412,11 @@ func (f *faultNet) track(nc net.Conn, a, b string) (net.Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("faultnet: %s or %s is cut off", a, b)
 	}
-	c := &trackedConn{Conn: nc, ends: [2]string{a, b}, fn: f}
+	c := &trackedConn{Conn: nc, ends: [2]string{a, b}, fn: f, stop: make(chan struct{})}
+	if f.delay > 0 {
+		c.delayed = make(chan delayedWrite, 4096)
+		go c.deliver()
+	}
 	f.conns[c] = struct{}{}
 	return c, nil
 }

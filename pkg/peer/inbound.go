@@ -43,7 +43,6 @@ type inbound struct {
 	// Broadcast trees (tree.go), when the neighbour speaks them.
 	tree              *tree
 	announcedReceived prometheus.Counter
-	pruned            map[string]time.Time // when a prune last went out, by origin
 }
 
 // maxPending bounds a batch, and so the time the store's lock is held.
@@ -52,7 +51,7 @@ const maxPending = 512
 func newInbound(l *link) *inbound {
 	met := l.n.mgr.metrics
 	in := &inbound{l: l, origins: map[string]string{}, hops: met.PropagationHops, last: l.watermark.Load(),
-		tree: l.tree, announcedReceived: met.PeerAnnouncedReceived.WithLabelValues(l.n.name), pruned: map[string]time.Time{}}
+		tree: l.tree, announcedReceived: met.PeerAnnouncedReceived.WithLabelValues(l.n.name)}
 	for k, src := range kindSource {
 		in.received[k] = met.PeerRecordsReceived.WithLabelValues(l.n.name, src)
 		in.applied[k] = met.StoreUpdates.WithLabelValues(src)
@@ -119,28 +118,29 @@ func (in *inbound) advance() {
 }
 
 // copyCame takes a flooded record that was not newer than the one held
-// at now. If the one held is the same record, this is a copy that came
-// another way first, and the neighbour is asked to send that origin's
-// records lazily (at most every pruneEvery, while its copies keep
-// coming). An older record says nothing of the tree: it may have come the
-// tree's way after its successor came another.
+// at now. If the one held is the same record, this is a copy of it that
+// came a second way, and one of the two ways is pruned for that origin
+// (tree.go): this one, unless it crossed fewer links than the first, or
+// as many and its neighbour ranks first (the lower number), so that the
+// trees take the fewest hops and, among ways as short, the same
+// neighbours for every origin, whose links then carry larger batches. An
+// older record says nothing of the tree: it may have come the tree's way
+// after its successor came another.
 func (in *inbound) copyCame(r store.Record, now int64) {
 	if in.tree == nil {
 		return
 	}
-	if held, ok := in.l.n.mgr.store.Get(r.Client()); !ok || held.Origin != r.Origin || held.Recv != r.Recv || held.Text != r.Text {
-		return
-	}
-	t := time.Unix(0, now)
-	if last, ok := in.pruned[r.Origin]; ok && t.Sub(last) < pruneEvery {
-		return
-	}
 	mgr := in.l.n.mgr
-	if !mgr.pruned.prune(r.Origin, in.l.n.id, len(mgr.neighbours), mgr.treeUp) {
-		return // the last way in for this origin
+	held, heldFrom, ok := mgr.store.GetFrom(r.Client())
+	if !ok || held.Origin != r.Origin || held.Recv != r.Recv || held.Text != r.Text {
+		return
 	}
-	in.pruned[r.Origin] = t
-	in.tree.queue(treeEvent{kind: framePrune, origin: r.Origin})
+	way := in.l.n.id
+	if heldFrom != store.Local && heldFrom != way &&
+		(r.Hops < held.Hops || r.Hops == held.Hops && way < heldFrom) {
+		way = heldFrom
+	}
+	mgr.prune(r.Origin, way, time.Unix(0, now))
 }
 
 // handle takes one frame after the sync frame. Records wait in the batch

@@ -292,9 +292,28 @@ func (mg *Manager) Watermarks() map[string]store.Watermark {
 // treeUp reports whether neighbour s has a link up that speaks broadcast
 // trees.
 func (mg *Manager) treeUp(s store.Source) bool {
+	return mg.treeLink(s) != nil
+}
+
+// treeLink returns neighbour s's link if it is up and speaks broadcast
+// trees, or nil.
+func (mg *Manager) treeLink(s store.Source) *link {
 	if int(s) < 1 || int(s) > len(mg.neighbours) {
-		return false
+		return nil
 	}
-	l := mg.neighbours[s-1].current.Load()
-	return l != nil && l.tree != nil
+	if l := mg.neighbours[s-1].current.Load(); l != nil && l.tree != nil {
+		return l
+	}
+	return nil
+}
+
+// prune asks neighbour way, at now, to send origin's records lazily,
+// unless it is the last way in for origin, or was asked within
+// pruneEvery.
+func (mg *Manager) prune(origin string, way store.Source, now time.Time) {
+	l := mg.treeLink(way)
+	if l == nil || !mg.pruned.prune(origin, way, len(mg.neighbours), mg.treeUp, now) {
+		return
+	}
+	l.tree.queue(treeEvent{kind: framePrune, origin: origin})
 }

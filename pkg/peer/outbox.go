@@ -14,7 +14,9 @@ const maxWaiting = 64 << 10
 // the link sends lazily (tree.go), marks, and the end of reconciliation.
 // Frames that need not go at once wait for company: a mark for skipped
 // changes (markDelay), announcements (announceDelay), and on a long link
-// records (linger); any write that goes carries them.
+// records that come within linger of the last write of records, as
+// Nagle's algorithm holds data while an earlier segment is in flight (a
+// record on an idle link goes at once); any write that goes carries them.
 type outbox struct {
 	from        store.Source // the neighbour's: changes it flooded are not sent back
 	cursor      uint64       // the last change number the neighbour is told of by the writes so far, or by what waits
@@ -24,12 +26,14 @@ type outbox struct {
 
 	// lazy holds the origins whose records the link announces; nil on a
 	// link that floods.
-	lazy     map[string]bool
-	waiting  []byte        // frames composed that wait for company
-	records  bool          // waiting holds records
-	announce bool          // waiting holds announcements
-	linger   time.Duration // how long records may wait; 0 sends them at once
-	delay    time.Duration // how long announcements may wait
+	lazy      map[string]bool
+	waiting   []byte        // frames composed that wait for company
+	since     time.Time     // when the first of them began to wait
+	records   bool          // waiting holds records
+	announce  bool          // waiting holds announcements
+	linger    time.Duration // the least time between two writes of records; 0 sends them at once
+	recordsAt time.Time     // when records were last written
+	delay     time.Duration // how long announcements may wait
 }
 
 // counts are the frames a write carries, by kind.
@@ -37,16 +41,16 @@ type counts struct{ flood, reconcile, announced int }
 
 // fill appends to buf, which holds a pong or nothing, what waits and the
 // frames for batch, the changes after o.cursor up to next, and returns
-// it, or buf as it was when all of that may wait. A buf it returns with
-// more than the pong tells the neighbour every change up to next, since
-// writing it ends the wait: a mark follows frames that leave changes after
-// them untold, and a pong alone while something waits. What may wait sets
-// o.markWaits; the writer sends it after o.waitFor() unless another write
-// goes first.
-func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, n counts) {
+// it, or buf as it was when all of that may wait, at now. A buf it returns
+// with more than the pong tells the neighbour every change up to next,
+// since writing it ends the wait: a mark follows frames that leave
+// changes after them untold, and a pong alone while something waits. What
+// may wait sets o.markWaits; the writer sends it at o.waitUntil() unless
+// another write goes first.
+func (o *outbox) fill(buf []byte, batch []store.Change, next uint64, now time.Time) (_ []byte, n counts) {
 	start := len(buf)
 	buf = append(buf, o.waiting...)
-	records, announce := o.records, o.announce
+	records, announce, late := o.records, o.announce, false
 	last := o.cursor // the last change number the neighbour will have been told of
 	for _, c := range batch {
 		inRange := c.Seq <= o.end
@@ -70,21 +74,29 @@ func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, 
 			buf = appendRecord(buf, frameFlood, c.Seq, c.Record)
 			n.flood++
 			records = true
+			late = late || c.Record.Hops >= lingerHops
 		}
 		last = c.Seq
 	}
-	now := start > 0 || len(buf)-start >= maxWaiting || n.reconcile > 0 || records && o.linger == 0
+	write := start > 0 || len(buf)-start >= maxWaiting || n.reconcile > 0 || late ||
+		records && (o.linger == 0 || now.Sub(o.recordsAt) >= o.linger)
 	switch {
 	case o.reconciling && next >= o.end:
 		buf = appendSeq(buf, frameSynced, next)
-		o.reconciling, now = false, true
-	case now && (last < next || o.markWaits && last == o.cursor):
+		o.reconciling, write = false, true
+	case write && (last < next || o.markWaits && last == o.cursor):
 		buf = appendSeq(buf, frameMark, next)
-	case !now && len(buf) > start, last < next:
+	case !write && len(buf) > start, last < next:
+		if !o.markWaits {
+			o.since = now
+		}
 		o.markWaits = true
 	}
 	o.cursor = next
-	if now {
+	if write {
+		if records {
+			o.recordsAt = now
+		}
 		o.waiting, o.records, o.announce, o.markWaits = o.waiting[:0], false, false, false
 		return buf, n
 	}
@@ -94,22 +106,31 @@ func (o *outbox) fill(buf []byte, batch []store.Change, next uint64) (_ []byte, 
 }
 
 // flushWaiting appends to buf what waits, and the mark that tells the
-// neighbour every change up to the cursor.
-func (o *outbox) flushWaiting(buf []byte) []byte {
+// neighbour every change up to the cursor, at now.
+func (o *outbox) flushWaiting(buf []byte, now time.Time) []byte {
 	buf = append(buf, o.waiting...)
 	buf = appendSeq(buf, frameMark, o.cursor)
+	if o.records {
+		o.recordsAt = now
+	}
 	o.waiting, o.records, o.announce, o.markWaits = o.waiting[:0], false, false, false
 	return buf
 }
 
-// waitFor returns how long what waits may wait: the shortest of its
-// kinds' delays.
-func (o *outbox) waitFor() time.Duration {
+// waitUntil returns until when what waits may wait: records until linger
+// after the last write of records, announcements their delay, a mark
+// markDelay.
+func (o *outbox) waitUntil() time.Time {
 	switch {
 	case o.records:
-		return o.linger
+		return o.recordsAt.Add(o.linger)
 	case o.announce:
-		return o.delay
+		return o.since.Add(o.delay)
 	}
-	return markDelay
+	return o.since.Add(markDelay)
 }
+
+// lingerHops is how many links a record may have crossed and still
+// linger: one that has come further goes at once, so that the waits of a
+// long way do not add up.
+const lingerHops = 2

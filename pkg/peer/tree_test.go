@@ -2,6 +2,7 @@ package peer
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -149,17 +150,17 @@ func TestPrunedKeepsOneWayIn(t *testing.T) {
 		{3, "Smith", true}, // another origin's tree
 	}
 	for i, s := range steps {
-		if got := p.prune(s.origin, s.from, 3, isUp); got != s.want {
+		if got := p.prune(s.origin, s.from, 3, isUp, time.Unix(int64(i), 0)); got != s.want {
 			t.Fatalf("step %d: prune(%s, %d) = %v, want %v", i, s.origin, s.from, got, s.want)
 		}
 	}
 	p.eager(2, "Hill") // grafted
-	if !p.prune("Hill", 3, 3, isUp) {
+	if !p.prune("Hill", 3, 3, isUp, time.Unix(100, 0)) {
 		t.Fatal("a grafted neighbour is a way in again: 3 may be pruned")
 	}
 	p.eager(1, "")
 	up[1] = false // and its link is down
-	if p.prune("Hill", 2, 3, isUp) {
+	if p.prune("Hill", 2, 3, isUp, time.Unix(200, 0)) {
 		t.Fatal("2 is the last way in that is up")
 	}
 }
@@ -272,4 +273,95 @@ func TestTreesBesideAFloodingServer(t *testing.T) {
 		t.Error("no announcements at all: the others built no trees")
 	}
 	h.quiesce()
+}
+
+// derivedHerd returns the servers of a derived herd of n, named herd-i.
+func derivedHerd(n int) []topology.Server {
+	servers := make([]topology.Server, n)
+	for i := range servers {
+		servers[i].Name = fmt.Sprintf("herd-%d", i)
+		for _, j := range topology.Neighbours(i, n) {
+			servers[i].Neighbours = append(servers[i].Neighbours, fmt.Sprintf("herd-%d", j))
+		}
+	}
+	return servers
+}
+
+// TestTreesAcrossSlowLinks: 25 servers whose every link delays each way
+// by 100 ms, and 100 writes a second spread over them, the load of the
+// Maelstrom broadcast challenge. Every write reaches every server in
+// under 400 ms at the median and 600 ms at most, and costs the herd's
+// links fewer than 20 messages (writes carrying records or announcements:
+// an announcement batch is one).
+func TestTreesAcrossSlowLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 25 servers for about 20 s")
+	}
+	const (
+		n     = 25
+		delay = 100 * time.Millisecond
+		rate  = 100 // writes a second, over all servers
+	)
+	fn := newFaultNet()
+	fn.delay = delay
+	h := newHerdOn(t, fn, derivedHerd(n), Config{Heartbeat: 500 * time.Millisecond, Timeout: 3 * time.Second, BackoffMax: time.Second})
+	h.ready()
+	run := func(phase string, d time.Duration) (delivered []time.Duration, messages float64) {
+		before, announcing := fn.broadcast.Load(), fn.announcing.Load()
+		defer func() {
+			t.Logf("%s: %.1f writes of announcements alone a write", phase, float64(fn.announcing.Load()-announcing)/float64(len(delivered)))
+		}()
+		type write struct {
+			r    store.Record
+			sent time.Time
+		}
+		var pending []write
+		// Writes go at rate; every 2 ms the pending ones are looked for.
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		end := start.Add(d)
+		for i := 0; time.Now().Before(end) || len(pending) > 0; {
+			<-tick.C
+			for ; time.Now().Before(end) && time.Since(start) >= time.Duration(i)*time.Second/rate; i++ {
+				r := h.iamat(h.order[i%n], fmt.Sprintf("%s-%d", phase, i), "+1+1", fmt.Sprint(1000+i))
+				pending = append(pending, write{r, time.Now()})
+			}
+			kept := pending[:0]
+			for _, w := range pending {
+				all := true
+				for _, name := range h.order {
+					if !h.has(name, w.r) {
+						all = false
+						break
+					}
+				}
+				switch {
+				case all:
+					delivered = append(delivered, time.Since(w.sent))
+				case time.Since(w.sent) > 10*time.Second:
+					t.Fatalf("%s: %q not everywhere after 10 s", phase, w.r.Text)
+				default:
+					kept = append(kept, w)
+				}
+			}
+			pending = kept
+		}
+		return delivered, float64(fn.broadcast.Load()-before) / float64(len(delivered))
+	}
+	run("warm-up", 3*time.Second) // the trees form
+	full0, ann0, grafts0 := treeStats(h)
+	delivered, messages := run("measured", 10*time.Second)
+	full, ann, grafts := treeStats(h)
+	t.Logf("a write: %.1f records whole, %.1f announcements; %v grafts", (full-full0)/float64(len(delivered)), (ann-ann0)/float64(len(delivered)), grafts-grafts0)
+	slices.Sort(delivered)
+	median, slowest := delivered[len(delivered)/2], delivered[len(delivered)-1]
+	t.Logf("%d writes: delivery to all %d servers median %v, slowest %v; %.1f messages a write",
+		len(delivered), n, median.Round(time.Millisecond), slowest.Round(time.Millisecond), messages)
+	if median >= 400*time.Millisecond || slowest >= 600*time.Millisecond {
+		t.Errorf("delivery median %v, slowest %v; want under 400 ms and 600 ms", median, slowest)
+	}
+	if messages >= 20 {
+		t.Errorf("%.1f messages a write, want under 20", messages)
+	}
 }

@@ -59,6 +59,7 @@ type writer struct {
 	heartbeat *time.Ticker     // nil until start
 	wait      *time.Timer      // the delay of what waits for company (outbox)
 	waitDue   <-chan time.Time // wait.C while something waits, else nil
+	waitAt    time.Time        // when wait fires
 	lastWrite time.Time
 
 	// The link's broadcast trees (tree.go); treeWake is nil on a link
@@ -156,10 +157,15 @@ func (w *writer) round() (more bool, reason string) {
 	default:
 	}
 	var n counts
-	w.buf, n = w.out.fill(w.buf, w.batch, next)
-	if w.out.markWaits && w.waitDue == nil {
-		w.wait.Reset(w.out.waitFor())
-		w.waitDue = w.wait.C
+	now := time.Now()
+	w.buf, n = w.out.fill(w.buf, w.batch, next, now)
+	if w.out.markWaits {
+		// What waits goes when the first of it must: records that join
+		// announcements waiting bring the time forward.
+		if at := w.out.waitUntil(); w.waitDue == nil || at.Before(w.waitAt) {
+			w.wait.Reset(at.Sub(now))
+			w.waitDue, w.waitAt = w.wait.C, at
+		}
 	}
 	if len(w.buf) > 0 {
 		if !w.flush() {
@@ -219,7 +225,7 @@ func (w *writer) wake() (reason string) {
 // sendWaiting sends what waited for company in vain, with the mark that
 // tells the neighbour every change read.
 func (w *writer) sendWaiting() bool {
-	w.buf = w.out.flushWaiting(w.buf[:0])
+	w.buf = w.out.flushWaiting(w.buf[:0], time.Now())
 	return w.flush()
 }
 

@@ -74,7 +74,7 @@ func TestOutboxFill(t *testing.T) {
 			if tt.pong {
 				buf = appendPong(buf, 1, 2, 3)
 			}
-			buf, _ = out.fill(buf, tt.batch, tt.next)
+			buf, _ = out.fill(buf, tt.batch, tt.next, time.Unix(100, 0))
 			if string(buf) != tt.want {
 				t.Errorf("write\n%s\nwant\n%s", strings.TrimSpace(string(buf)), strings.TrimSpace(tt.want))
 			}
@@ -301,10 +301,10 @@ func TestWriterRoundAllocatesNothing(t *testing.T) {
 
 // TestOutboxAnnounces: a lazy origin's changes are announced, and the
 // announcements wait for a write to travel with, in the order of their
-// change numbers; records of an eager origin go at once and carry them;
-// on a long link records linger too.
+// change numbers; records of an eager origin go at once and carry them.
 func TestOutboxAnnounces(t *testing.T) {
 	const nb = store.Source(1)
+	t0 := time.Unix(100, 0)
 	change := func(seq uint64, origin string) store.Change {
 		return store.Change{Seq: seq, From: 2, Record: store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5}}
 	}
@@ -314,35 +314,64 @@ func TestOutboxAnnounces(t *testing.T) {
 	}
 	out := outbox{from: nb, lazy: map[string]bool{"Lazy": true}, delay: time.Second}
 	steps := []struct {
+		at      time.Duration // after t0
 		batch   []store.Change
 		next    uint64
 		want    string // written now
 		waiting string
-		waitFor time.Duration
+		until   time.Duration // after t0: when what waits goes
 	}{
-		{batch: []store.Change{change(1, "Lazy")}, next: 1, waiting: ann(1), waitFor: time.Second},
-		{batch: []store.Change{change(2, "Lazy")}, next: 2, waiting: ann(1) + ann(2), waitFor: time.Second},
-		{batch: []store.Change{change(3, "Eager"), change(4, "Lazy")}, next: 5,
+		{at: 0, batch: []store.Change{change(1, "Lazy")}, next: 1, waiting: ann(1), until: time.Second},
+		{at: 5 * time.Millisecond, batch: []store.Change{change(2, "Lazy")}, next: 2, waiting: ann(1) + ann(2), until: time.Second},
+		{at: 7 * time.Millisecond, batch: []store.Change{change(3, "Eager"), change(4, "Lazy")}, next: 5,
 			want: ann(1) + ann(2) + rec(3) + ann(4) + "M 5\n"},
-		{next: 5},
+		{at: 8 * time.Millisecond, next: 5},
 	}
 	for i, s := range steps {
-		buf, _ := out.fill(nil, s.batch, s.next)
+		buf, _ := out.fill(nil, s.batch, s.next, t0.Add(s.at))
 		if string(buf) != s.want || string(out.waiting) != s.waiting {
 			t.Fatalf("step %d: write %q, waiting %q; want %q, %q", i, buf, out.waiting, s.want, s.waiting)
 		}
-		if s.waiting != "" && out.waitFor() != s.waitFor {
-			t.Fatalf("step %d: waits %v, want %v", i, out.waitFor(), s.waitFor)
+		if s.waiting != "" && !out.waitUntil().Equal(t0.Add(s.until)) {
+			t.Fatalf("step %d: waits until %v, want %v", i, out.waitUntil().Sub(t0), s.until)
 		}
 	}
 	// What waits in vain goes with a mark of every change read.
-	out.fill(nil, []store.Change{change(6, "Lazy")}, 7)
-	if got, want := string(out.flushWaiting(nil)), ann(6)+"M 7\n"; got != want {
+	out.fill(nil, []store.Change{change(6, "Lazy")}, 7, t0.Add(time.Second))
+	if got, want := string(out.flushWaiting(nil, t0.Add(2*time.Second))), ann(6)+"M 7\n"; got != want {
 		t.Errorf("flushWaiting %q, want %q", got, want)
 	}
-	// On a long link, records linger for company too.
-	out.linger = 50 * time.Millisecond
-	if buf, _ := out.fill(nil, []store.Change{change(8, "Eager")}, 8); len(buf) != 0 || out.waitFor() != out.linger {
-		t.Errorf("a record on a long link went at once (%q), or waits %v", buf, out.waitFor())
+}
+
+// TestOutboxLingers: on a long link, a record goes at once after linger
+// without a write of records, and one that comes sooner waits until
+// linger after that write, with those that come meanwhile.
+func TestOutboxLingers(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	change := func(seq uint64) store.Change {
+		return store.Change{Seq: seq, From: 2, Record: store.Record{Text: "c +1+1 1", Origin: "O", Recv: 5}}
+	}
+	rec := func(seq uint64) string { return string(appendRecord(nil, frameFlood, seq, change(seq).Record)) }
+	out := outbox{from: 1, linger: 40 * time.Millisecond}
+	steps := []struct {
+		at    time.Duration
+		seq   uint64
+		want  string
+		until time.Duration // when what waits goes, if anything waits
+	}{
+		{at: 0, seq: 1, want: rec(1)},                                     // idle: at once
+		{at: 10 * time.Millisecond, seq: 2, until: 40 * time.Millisecond}, // too soon: waits
+		{at: 30 * time.Millisecond, seq: 3, until: 40 * time.Millisecond}, // and this one with it
+		{at: 41 * time.Millisecond, seq: 4, want: rec(2) + rec(3) + rec(4)},
+		{at: 100 * time.Millisecond, seq: 5, want: rec(5)},
+	}
+	for i, s := range steps {
+		buf, _ := out.fill(nil, []store.Change{change(s.seq)}, s.seq, t0.Add(s.at))
+		if string(buf) != s.want {
+			t.Fatalf("step %d: write %q, want %q", i, buf, s.want)
+		}
+		if s.want == "" && !out.waitUntil().Equal(t0.Add(s.until)) {
+			t.Fatalf("step %d: waits until %v, want %v", i, out.waitUntil().Sub(t0), s.until)
+		}
 	}
 }

@@ -339,6 +339,18 @@ func (s *Store) Get(client string) (Record, bool) {
 	return s.slots[i].record(&s.origins), true
 }
 
+// GetFrom returns the current record of a client, as Get does, and where
+// it came from.
+func (s *Store) GetFrom(client string) (Record, Source, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, _, ok := s.index.find(s.slots, client)
+	if !ok {
+		return Record{}, Local, false
+	}
+	return s.slots[i].record(&s.origins), s.slots[i].from, true
+}
+
 // Len returns the number of clients known.
 func (s *Store) Len() int {
 	s.mu.RLock()
