@@ -25,6 +25,9 @@ import (
 // Campbell) leaves the others linked (Jaquez - Singleton - Smith).
 var placement = map[string]int{"singleton": 0, "jaquez": 1, "smith": 1, "hill": 2, "campbell": 2}
 
+// client reaches the servers at their engines' addresses.
+var client = &herdtest.Client{}
+
 // stopped is the engine the test stops under load.
 const stopped = 2
 
@@ -230,10 +233,10 @@ func waitHerd(t *testing.T, srv map[string]server, links map[string][]string, na
 	t.Helper()
 	for _, name := range names {
 		poll(t, name+" ready and linked", 3*time.Minute, func() error {
-			if err := herdtest.Ready(srv[name].metrics); err != nil {
+			if err := client.Ready(srv[name].metrics); err != nil {
 				return err
 			}
-			up, err := herdtest.PeersUp(srv[name].metrics)
+			up, err := client.PeersUp(srv[name].metrics)
 			if err != nil {
 				return err
 			}
@@ -287,7 +290,7 @@ func oneHerd(t *testing.T, srv map[string]server, prefix string) {
 	t.Helper()
 	for _, from := range servers {
 		id := prefix + "-" + from
-		at, err := herdtest.IAMAT(srv[from].client, id)
+		at, err := client.IAMAT(srv[from].client, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +309,7 @@ func oneHerd(t *testing.T, srv map[string]server, prefix string) {
 // missing returns an error naming the records of want that s does not
 // answer WHATSAT with.
 func missing(s server, want map[string]string) error {
-	ids, err := herdtest.Missing(s.client, want)
+	ids, err := client.Missing(s.client, want)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func failClosed(t *testing.T, engines []*engine, image string, srv map[string]se
 					return fmt.Errorf("no connection to %s over the overlay has timed out yet", n)
 				}
 			}
-			up, err := herdtest.PeersUp(srv[name].metrics)
+			up, err := client.PeersUp(srv[name].metrics)
 			if err != nil {
 				return err
 			}
@@ -118,7 +118,7 @@ func survive(t *testing.T, engines []*engine, srv map[string]server, links map[s
 			kept = append(kept, name)
 		}
 	}
-	load := herdtest.StartLoad(prefix, addrs)
+	load := client.StartLoad(prefix, addrs)
 	stopLoad := sync.OnceFunc(load.Stop)
 	t.Cleanup(stopLoad)
 	waitAcks(t, load, servers, 20, "under load")
@@ -141,7 +141,7 @@ func survive(t *testing.T, engines []*engine, srv map[string]server, links map[s
 	outage := map[string]string{}
 	for _, name := range kept {
 		id := fmt.Sprintf("%s-outage-%s", prefix, name)
-		at, err := herdtest.IAMAT(srv[name].client, id)
+		at, err := client.IAMAT(srv[name].client, id)
 		if err != nil {
 			t.Fatal(err)
 		}

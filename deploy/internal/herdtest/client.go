@@ -7,6 +7,7 @@ package herdtest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,30 @@ import (
 	"strings"
 	"time"
 )
+
+// Client reaches servers at host:port addresses, where the host is an
+// address or a name its Resolver looks up (a cluster's DNS, say). The
+// zero Client uses the system's resolver.
+type Client struct {
+	Resolver *net.Resolver
+}
+
+// dial connects to addr within timeout.
+func (c *Client) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout, Resolver: c.Resolver}
+	return d.Dial("tcp", addr)
+}
+
+// http is an HTTP client that dials as c does.
+func (c *Client) http() *http.Client {
+	d := net.Dialer{Timeout: ioTimeout, Resolver: c.Resolver}
+	return &http.Client{Timeout: ioTimeout, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+		DisableKeepAlives: true,
+	}}
+}
 
 // Pos is the position every IAMAT gives: UCLA, which the servers'
 // offline places data knows.
@@ -40,8 +65,8 @@ func checkAT(at, id string) (string, error) {
 
 // IAMAT tells the server at addr (host:port of its client port) that
 // client id is at Pos now, and returns its AT line.
-func IAMAT(addr, id string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+func (cl *Client) IAMAT(addr, id string) (string, error) {
+	c, err := cl.dial(addr, ioTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -60,8 +85,8 @@ func IAMAT(addr, id string) (string, error) {
 // Missing asks the server at addr about every client in want (client id
 // to the AT line it was acknowledged with), on one connection,
 // pipelined, and returns the ids whose AT line it does not answer with.
-func Missing(addr string, want map[string]string) ([]string, error) {
-	c, err := net.DialTimeout("tcp", addr, ioTimeout)
+func (cl *Client) Missing(addr string, want map[string]string) ([]string, error) {
+	c, err := cl.dial(addr, ioTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +146,8 @@ func readWhatsat(r *bufio.Reader) (string, error) {
 
 // PeersUp returns herd_peer_up of the server whose metrics are at addr
 // (host:port), neighbour by neighbour.
-func PeersUp(addr string) (map[string]bool, error) {
-	client := http.Client{Timeout: ioTimeout}
-	resp, err := client.Get("http://" + addr + "/metrics")
+func (cl *Client) PeersUp(addr string) (map[string]bool, error) {
+	resp, err := cl.http().Get("http://" + addr + "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -154,9 +178,8 @@ func PeersUp(addr string) (map[string]bool, error) {
 
 // Ready reports whether the server whose metrics are at addr (host:port)
 // is ready: reconciled with its neighbours, or past its grace.
-func Ready(addr string) error {
-	client := http.Client{Timeout: ioTimeout}
-	resp, err := client.Get("http://" + addr + "/readyz")
+func (cl *Client) Ready(addr string) error {
+	resp, err := cl.http().Get("http://" + addr + "/readyz")
 	if err != nil {
 		return err
 	}

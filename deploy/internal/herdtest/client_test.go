@@ -2,6 +2,8 @@ package herdtest
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,18 +101,18 @@ func TestCheckAT(t *testing.T) {
 
 func TestIAMAT(t *testing.T) {
 	s := newFakeServer(t)
-	at, err := IAMAT(s.addr(), "kiwi")
+	at, err := cl.IAMAT(s.addr(), "kiwi")
 	if err != nil || !strings.HasPrefix(at, "AT Fake ") || !strings.Contains(at, " kiwi "+Pos+" ") {
 		t.Fatalf("IAMAT: %q, %v", at, err)
 	}
 	s.mu.Lock()
 	s.reply = "? refused"
 	s.mu.Unlock()
-	if at, err := IAMAT(s.addr(), "apple"); err == nil {
+	if at, err := cl.IAMAT(s.addr(), "apple"); err == nil {
 		t.Errorf("IAMAT answered %q: no error", at)
 	}
 	s.ln.Close()
-	if _, err := IAMAT(s.addr(), "kiwi"); err == nil {
+	if _, err := cl.IAMAT(s.addr(), "kiwi"); err == nil {
 		t.Error("IAMAT to a closed port: no error")
 	}
 }
@@ -120,18 +122,18 @@ func TestMissing(t *testing.T) {
 	want := map[string]string{}
 	for i := range 500 {
 		id := fmt.Sprintf("client-%d", i)
-		at, err := IAMAT(s.addr(), id)
+		at, err := cl.IAMAT(s.addr(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want[id] = at
 	}
-	if ids, err := Missing(s.addr(), want); err != nil || len(ids) != 0 {
+	if ids, err := cl.Missing(s.addr(), want); err != nil || len(ids) != 0 {
 		t.Fatalf("all stored: missing %v, %v", ids, err)
 	}
 	want["unknown"] = "AT Fake +0 unknown " + Pos + " 1"
 	want["client-7"] = "AT Other +0 client-7 " + Pos + " 1"
-	ids, err := Missing(s.addr(), want)
+	ids, err := cl.Missing(s.addr(), want)
 	slices.Sort(ids)
 	if err != nil || !slices.Equal(ids, []string{"client-7", "unknown"}) {
 		t.Errorf("missing %v, %v; want client-7 (another line) and unknown", ids, err)
@@ -173,7 +175,7 @@ func TestPeersUp(t *testing.T) {
 				fmt.Fprint(w, c.body)
 			}))
 			defer ts.Close()
-			up, err := PeersUp(strings.TrimPrefix(ts.URL, "http://"))
+			up, err := cl.PeersUp(strings.TrimPrefix(ts.URL, "http://"))
 			if (err == nil) != c.ok || fmt.Sprint(up) != fmt.Sprint(c.want) {
 				t.Errorf("PeersUp = %v, %v; want %v", up, err, c.want)
 			}
@@ -192,11 +194,11 @@ func TestReady(t *testing.T) {
 	}))
 	defer ts.Close()
 	addr := strings.TrimPrefix(ts.URL, "http://")
-	if err := Ready(addr); err == nil {
+	if err := cl.Ready(addr); err == nil {
 		t.Error("503: ready")
 	}
 	status = http.StatusOK
-	if err := Ready(addr); err != nil {
+	if err := cl.Ready(addr); err != nil {
 		t.Errorf("200: %v", err)
 	}
 }
@@ -223,7 +225,7 @@ func TestLoad(t *testing.T) {
 	up := newFakeServer(t)
 	down := newFakeServer(t)
 	down.ln.Close()
-	l := StartLoad("t", map[string]string{"up": up.addr(), "down": down.addr()})
+	l := cl.StartLoad("t", map[string]string{"up": up.addr(), "down": down.addr()})
 	deadline := time.Now().Add(10 * time.Second)
 	for l.Acks.Of("up") < 5 || l.Failures("down") < 5 {
 		if time.Now().After(deadline) {
@@ -236,12 +238,41 @@ func TestLoad(t *testing.T) {
 		t.Errorf("down acknowledged %d, up failed %d", l.Acks.Of("down"), l.Failures("up"))
 	}
 	// Everything recorded is on the server, under its own id.
-	if ids, err := Missing(up.addr(), l.Acks.Lines()); err != nil || len(ids) != 0 {
+	if ids, err := cl.Missing(up.addr(), l.Acks.Lines()); err != nil || len(ids) != 0 {
 		t.Errorf("missing on the server: %v, %v", ids, err)
 	}
 	for id := range l.Acks.Lines() {
 		if !strings.HasPrefix(id, "t-up-") {
 			t.Errorf("client id %q", id)
 		}
+	}
+}
+
+// cl is the client of the tests: the system's resolver.
+var cl = &Client{}
+
+// TestClientResolver checks that a Client looks names up with its
+// Resolver, and dials addresses as they are.
+func TestClientResolver(t *testing.T) {
+	s := newFakeServer(t)
+	asked := make(chan string, 1)
+	c := &Client{Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		select {
+		case asked <- addr:
+		default:
+		}
+		return nil, errors.New("no DNS here")
+	}}}
+	_, port, _ := net.SplitHostPort(s.addr())
+	if _, err := c.IAMAT(net.JoinHostPort("herd-0.herd-peer.test", port), "kiwi"); err == nil {
+		t.Error("a name the resolver cannot look up: no error")
+	}
+	select {
+	case <-asked:
+	default:
+		t.Error("the Resolver was not asked")
+	}
+	if _, err := c.IAMAT(s.addr(), "kiwi"); err != nil {
+		t.Errorf("an address: %v", err)
 	}
 }

@@ -60,10 +60,11 @@ type Load struct {
 	// Acks is the record of what the servers acknowledged.
 	Acks *Acks
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs map[string]int // failed exchanges by server
+	client *Client
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   map[string]int // failed exchanges by server
 }
 
 // Interval is the pause between a server's acknowledgement and the next
@@ -72,8 +73,8 @@ const Interval = 20 * time.Millisecond
 
 // StartLoad starts sending to servers, server name to the address of its
 // client port. Client ids are prefix-<server>-<n>.
-func StartLoad(prefix string, servers map[string]string) *Load {
-	l := &Load{Acks: NewAcks(), stop: make(chan struct{}), errs: map[string]int{}}
+func (c *Client) StartLoad(prefix string, servers map[string]string) *Load {
+	l := &Load{Acks: NewAcks(), client: c, stop: make(chan struct{}), errs: map[string]int{}}
 	for name, addr := range servers {
 		l.wg.Add(1)
 		go l.send(fmt.Sprintf("%s-%s", prefix, name), name, addr)
@@ -112,7 +113,7 @@ func (l *Load) send(prefix, server, addr string) {
 		}
 		if c == nil {
 			var err error
-			if c, err = net.DialTimeout("tcp", addr, time.Second); err != nil {
+			if c, err = l.client.dial(addr, time.Second); err != nil {
 				c = nil
 				l.failed(server)
 				continue

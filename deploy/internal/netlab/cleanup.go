@@ -74,6 +74,28 @@ func cgroupDirs(name string) []string {
 	return dirs
 }
 
+// MakeCgroup makes cgroup name at the top of every hierarchy, as the
+// kubelet needs its cgroup root to be (it fails on a missing one).
+func MakeCgroup(name string) error {
+	var dirs []string
+	hierarchies, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "cgroup.procs"))
+	hierarchies = append(hierarchies, filepath.Join(cgroupRoot, "cgroup.procs"))
+	for _, h := range hierarchies {
+		if _, err := os.Stat(h); err == nil {
+			dirs = append(dirs, filepath.Join(filepath.Dir(h), name))
+		}
+	}
+	if len(dirs) == 0 {
+		return fmt.Errorf("no cgroup hierarchy in %s", cgroupRoot)
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // cgroupPids returns the processes in cgroup name and its descendants.
 func cgroupPids(name string) ([]int, error) {
 	var pids []int

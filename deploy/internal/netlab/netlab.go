@@ -168,6 +168,12 @@ func (h *Host) Down() error {
 	return errors.Join(errs...)
 }
 
+// Route sends this machine's packets for p through the host: a subnet
+// behind it, such as its pods'. The route goes with the lab.
+func (h *Host) Route(p netip.Prefix) error {
+	return ip("route", "add", p.String(), "via", h.Addr.String(), "dev", h.lab.link)
+}
+
 // Command returns a command that runs name with args in the host's
 // network namespace. Only the network is the host's: nsenter keeps this
 // machine's mounts, where `ip netns exec` would mount a new /sys and hide

@@ -103,6 +103,30 @@ func TestCgroupPids(t *testing.T) {
 	}
 }
 
+func TestMakeCgroup(t *testing.T) {
+	fakeCgroups(t, map[string]string{"cpu": "1\n", "memory": "1\n", "unified": "1\n"})
+	if err := os.Mkdir(filepath.Join(cgroupRoot, "not-a-hierarchy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := MakeCgroup("herdt-k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := MakeCgroup("herdt-k"); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	got, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", "herdt-k"))
+	for i := range got {
+		got[i], _ = filepath.Rel(cgroupRoot, got[i])
+	}
+	if want := []string{"cpu/herdt-k", "memory/herdt-k", "unified/herdt-k"}; !slices.Equal(got, want) {
+		t.Errorf("made %v, want %v", got, want)
+	}
+	fakeCgroups(t, nil)
+	if err := MakeCgroup("herdt-k"); err == nil {
+		t.Error("no hierarchy: no error")
+	}
+}
+
 func TestLabNames(t *testing.T) {
 	l := &Lab{Name: "herdt-ab12", Subnet: netip.MustParsePrefix("10.213.0.0/24"), hub: "herdt-ab12-hub", link: "herdtab12r"}
 	if l.HostAddr().String() != "10.213.0.1" || l.prefix(1) != "10.213.0.1/24" {
