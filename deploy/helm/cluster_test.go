@@ -153,15 +153,16 @@ func (c *cluster) waitFor(p *process, what string, timeout time.Duration, cond f
 	}
 }
 
-// stopAll stops the cluster's processes, last started first, kills what
-// is left in the node's namespace and the kubelet's cgroup (the pods),
-// and undoes the mounts in dir.
+// stopAll stops the cluster's processes, last started first, kills the
+// pods (in the kubelet's cgroup) while their shims are there to reap
+// them, then what is left in the node's namespace, and undoes the mounts
+// in dir.
 func (c *cluster) stopAll() error {
 	var errs []error
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		errs = append(errs, c.procs[i].stop())
 	}
-	errs = append(errs, c.node.Down(), netlab.RemoveCgroup(c.cgroup()), netlab.Unmount(c.dir))
+	errs = append(errs, netlab.RemoveCgroup(c.cgroup()), c.node.Down(), netlab.Unmount(c.dir))
 	return errors.Join(errs...)
 }
 
@@ -190,6 +191,20 @@ func newCluster(t *testing.T, bins, id string) *cluster {
 		}
 	}
 	if err := c.node.Up(); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet writes /var/lib/kubelet/device-plugins and
+	// /var/log/containers whatever its options, the CNI's library
+	// /var/lib/cni, containerd its shims' sockets in /run/containerd: in
+	// the node, those are the cluster's directories.
+	binds := map[string]string{}
+	for _, d := range []string{"/var/lib", "/var/log", "/run"} {
+		binds[d] = c.path("host", strings.ReplaceAll(strings.Trim(d, "/"), "/", "-"))
+		if err := os.MkdirAll(binds[d], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.node.Isolate(binds); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.node.Route(podSubnet); err != nil {
@@ -292,6 +307,7 @@ func (c *cluster) startControlPlane() {
 			// It takes the taint node.kubernetes.io/not-ready off the node.
 			"node-lifecycle-controller",
 		"--service-account-private-key-file="+c.path("pki/sa.key"), "--root-ca-file="+c.path("pki/ca.crt"),
+		"--flex-volume-plugin-dir="+c.path("volume-plugins"),
 		"--use-service-account-credentials=false", "--v=1")
 	c.start("kube-scheduler", "--kubeconfig="+c.kubeconfig, "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port=10259", "--v=1")
@@ -455,7 +471,7 @@ func (c *cluster) startKubelet() {
 	c.writeFile("resolv.conf", "")
 	r := strings.NewReplacer("{{dir}}", c.dir, "{{cgroup}}", c.cgroup(), "{{node}}", c.node.Addr.String())
 	kubelet := c.start("kubelet", "--config="+c.writeFile("kubelet.yaml", r.Replace(kubeletConfig)),
-		"--kubeconfig="+c.kubeconfig, "--root-dir="+c.path("kubelet"),
+		"--kubeconfig="+c.kubeconfig, "--root-dir="+c.path("kubelet"), "--cert-dir="+c.path("kubelet", "pki"),
 		"--hostname-override="+nodeName, "--node-ip="+c.node.Addr.String(), "--v=1")
 	c.waitFor(kubelet, "node "+nodeName+" ready and untainted", 2*time.Minute, func() error {
 		n, err := c.cs.CoreV1().Nodes().Get(context.Background(), nodeName, metav1.GetOptions{})

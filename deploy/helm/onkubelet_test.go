@@ -198,8 +198,8 @@ func (c *cluster) resolver() *net.Resolver {
 func helmRun(t *testing.T, c *cluster, servers int, vals map[string]any) {
 	t.Helper()
 	flags := genericclioptions.NewConfigFlags(false)
-	kubeconfig, ns := c.kubeconfig, namespace
-	flags.KubeConfig, flags.Namespace = &kubeconfig, &ns
+	kubeconfig, ns, cache := c.kubeconfig, namespace, c.path("kube-cache")
+	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kubeconfig, &ns, &cache
 	cfg := new(action.Configuration)
 	if err := cfg.Init(flags, namespace, "secret", t.Logf); err != nil {
 		t.Fatal(err)

@@ -52,10 +52,15 @@ func (e *engine) start(t testing.TB) {
 	if err := e.host.Up(); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"data", "exec"} {
+	for _, d := range []string{"data", "exec", "run"} {
 		if err := os.MkdirAll(filepath.Join(e.dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The engine's own /run, as a machine's: its containerd puts its
+	// shims' sockets in /run/containerd whatever its options.
+	if err := e.host.Isolate(map[string]string{"/run": filepath.Join(e.dir, "run")}); err != nil {
+		t.Fatal(err)
 	}
 	config := filepath.Join(e.dir, "daemon.json")
 	if err := os.WriteFile(config, []byte(`{"log-driver": "json-file"}`), 0o600); err != nil {
@@ -96,8 +101,9 @@ func (e *engine) start(t testing.TB) {
 
 // stop shuts the engine's machine down: dockerd stops its containers
 // (each with its grace period) and exits, then whatever is left in the
-// host's namespace or the engine's cgroup is killed, its mounts are
-// undone, and the namespace and exec root go. The data root stays.
+// engine's cgroup or the host's namespaces is killed, its mounts are
+// undone, and the namespaces, exec root and /run go. The data root
+// stays.
 //
 // Restarting dockerd alone is not the same: Docker 20.10 then finds the
 // overlay network's VXLAN device of the last run in its namespace, and
@@ -123,11 +129,13 @@ func (e *engine) halt() error {
 		}
 		e.cmd = nil
 	}
+	// The containers first, while their shims are there to reap them.
 	errs = append(errs,
-		e.host.Down(),
 		netlab.RemoveCgroup(e.cgroup()),
+		e.host.Down(),
 		netlab.Unmount(filepath.Join(e.dir, "exec")),
-		os.RemoveAll(filepath.Join(e.dir, "exec")))
+		os.RemoveAll(filepath.Join(e.dir, "exec")),
+		os.RemoveAll(filepath.Join(e.dir, "run")))
 	return errors.Join(errs...)
 }
 

@@ -88,7 +88,8 @@ func neighbours(t *testing.T) map[string][]string {
 // missing anywhere. Where the kernel cannot do IPsec (ESP), the overlay
 // the stack asks for cannot carry traffic between engines: the test then
 // shows that the links fail closed, and runs the herd on the same stack
-// with the overlay's encryption removed.
+// with the overlay's encryption removed. It leaves no engine, namespace,
+// bridge, veth or swarm behind, failed or not (engineLab).
 func TestStackOnEngines(t *testing.T) {
 	requireEngines(t)
 	links := neighbours(t)

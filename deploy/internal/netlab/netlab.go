@@ -21,7 +21,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Prefix begins the name of every namespace, directory and cgroup made
@@ -121,8 +123,9 @@ type Host struct {
 	// Addr is the host's address on the lab's subnet.
 	Addr netip.Addr
 
-	lab  *Lab
-	link string // the hub's end of the host's veth
+	lab    *Lab
+	link   string    // the hub's end of the host's veth
+	holder *exec.Cmd // holds the mount namespace Isolate makes
 }
 
 // Host returns host n of the lab (0 to 200), not yet up.
@@ -159,6 +162,7 @@ func (h *Host) Down() error {
 	if err := KillAll(h.Pids); err != nil {
 		errs = append(errs, err)
 	}
+	h.holder = nil
 	if err := ip("-n", h.lab.hub, "link", "del", h.link); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
 		errs = append(errs, err)
 	}
@@ -175,11 +179,66 @@ func (h *Host) Route(p netip.Prefix) error {
 }
 
 // Command returns a command that runs name with args in the host's
-// network namespace. Only the network is the host's: nsenter keeps this
-// machine's mounts, where `ip netns exec` would mount a new /sys and hide
-// the cgroup file systems that container runtimes need.
+// network namespace, and its mount namespace once Isolate has made one.
+// Otherwise only the network is the host's: nsenter keeps this machine's
+// mounts, where `ip netns exec` would mount a new /sys and hide the cgroup
+// file systems that container runtimes need. name and the paths in args
+// must be absolute: entering a mount namespace starts at its root.
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
+	if h.holder != nil {
+		target := strconv.Itoa(h.holder.Process.Pid)
+		return exec.Command("nsenter", append([]string{"--target", target, "--net", "--mount", name}, args...)...)
+	}
 	return exec.Command("nsenter", append([]string{"--net=" + filepath.Join("/run/netns", h.Name), name}, args...)...)
+}
+
+// Isolate gives the host a mount namespace of its own, in which each
+// directory of this machine in binds (such as /var/lib) has another
+// (the test's) mounted over it: what programs on the host write there
+// with no option to put it elsewhere (the kubelet's device-plugin socket
+// in /var/lib/kubelet, its /var/log/containers, the CNI's result cache,
+// containerd's shim sockets in /run/containerd) lands in the test's
+// directory, and the mounts they make stay in the host. A process in the
+// host's network namespace holds the mount namespace, so Down ends it.
+func (h *Host) Isolate(binds map[string]string) error {
+	h.holder = exec.Command("nsenter", "--net="+filepath.Join("/run/netns", h.Name),
+		"unshare", "--mount", "--propagation", "private", "sleep", "infinity")
+	if err := h.holder.Start(); err != nil {
+		h.holder = nil
+		return err
+	}
+	go h.holder.Wait()
+	if err := waitNewMountNamespace(h.holder.Process.Pid); err != nil {
+		return err
+	}
+	target := strconv.Itoa(h.holder.Process.Pid)
+	for dst, src := range binds {
+		out, err := exec.Command("nsenter", "--target", target, "--mount", "mount", "--bind", src, dst).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("mount --bind %s %s in %s: %v: %s", src, dst, h.Name, err, out)
+		}
+	}
+	return nil
+}
+
+// waitNewMountNamespace waits until process pid is in a mount namespace
+// other than this process's: until unshare has made it.
+func waitNewMountNamespace(pid int) error {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(cleanupTimeout)
+	for {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+		if err == nil && ns != self {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d is not in a mount namespace of its own after %v (%v)", pid, cleanupTimeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Pids returns the processes in the host's network namespace.

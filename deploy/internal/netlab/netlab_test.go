@@ -166,6 +166,26 @@ func TestLab(t *testing.T) {
 	if out, err := h.Command("ip", "route", "get", "192.0.2.99").CombinedOutput(); err == nil {
 		t.Errorf("route outside the lab: %s", out)
 	}
+	// Isolated, what the host writes in /var/lib lands in the test's
+	// directory.
+	varLib := filepath.Join(l.Dir, "var-lib")
+	if err := os.Mkdir(varLib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Isolate(map[string]string{"/var/lib": varLib}); err != nil {
+		t.Fatal(err)
+	}
+	probe := "herdt-unit-probe"
+	if out, err := h.Command("/usr/bin/touch", "/var/lib/"+probe).CombinedOutput(); err != nil {
+		t.Fatalf("touch in the host: %s, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(varLib, probe)); err != nil {
+		t.Errorf("the host's /var/lib/%s is not in the test's directory: %v", probe, err)
+	}
+	if _, err := os.Stat(filepath.Join("/var/lib", probe)); !os.IsNotExist(err) {
+		os.Remove(filepath.Join("/var/lib", probe))
+		t.Errorf("the host wrote this machine's /var/lib: %v", err)
+	}
 	sleep := h.Command("sleep", "600")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
