@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePids(t *testing.T) {
@@ -152,8 +153,10 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := l.Host(0)
+	// Down and Close again do nothing, once the test has checked them.
+	t.Cleanup(func() { errors.Join(h.Down(), l.Close()) })
 	if err := h.Up(); err != nil {
-		t.Fatal(errors.Join(err, l.Close()))
+		t.Fatal(err)
 	}
 	out, err := h.Command("ip", "-br", "addr", "show", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "10.219.0.10/24") {
@@ -191,9 +194,17 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	go sleep.Wait()
-	pids, err := h.Pids()
-	if err != nil || !slices.Contains(pids, sleep.Process.Pid) {
-		t.Errorf("Pids = %v, %v; want %d among them", pids, err, sleep.Process.Pid)
+	// nsenter enters the namespaces after it starts, then runs sleep.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids, err := h.Pids()
+		if err == nil && slices.Contains(pids, sleep.Process.Pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Pids = %v, %v; want %d among them", pids, err, sleep.Process.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := h.Down(); err != nil {
 		t.Error(err)
