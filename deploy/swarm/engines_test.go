@@ -178,7 +178,7 @@ func requireEngines(t *testing.T) {
 	t.Helper()
 	if os.Getenv("HERD_TEST_ENGINES") != "1" {
 		t.Skip("HERD_TEST_ENGINES=1 runs this test: as root, with Debian's docker.io (dockerd) and iproute2, " +
-			"it starts three Docker engines in network namespaces (see docs/deploy.md: about 3 minutes, 1 GB of memory)")
+			"it starts three Docker engines in network namespaces (docs/deploy.md: about 1.5 minutes, 0.7 GB of memory)")
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("HERD_TEST_ENGINES=1 needs root: the test makes network namespaces and runs dockerd")
