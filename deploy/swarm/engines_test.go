@@ -19,12 +19,13 @@ import (
 )
 
 // engine is one Docker engine (Debian's dockerd) on a host of a netlab
-// lab: its own network namespace, data root, exec root, pid file, API
-// socket and cgroup parent. Its data root survives stop and start, as a
-// machine's disk survives a restart; everything else is made anew.
+// lab: its own network and mount namespaces, data root, exec root, /run,
+// pid file, API socket and cgroup parent. Its data root survives stop and
+// start, as a machine's disk survives a restart; everything else is made
+// anew.
 type engine struct {
 	host   *netlab.Host
-	dir    string // data/, exec/, docker.sock, dockerd.log
+	dir    string // data/, exec/, run/, docker.sock, dockerd.log
 	driver string // the storage driver
 	node   string // its swarm node's id
 	cmd    *exec.Cmd
