@@ -280,14 +280,20 @@ func TestChartOnAPIServer(t *testing.T) {
 // after a minute, well within ctx, so that the last error is cond's own.
 func poll(ctx context.Context, t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	pollFor(ctx, t, what, time.Minute, cond)
+}
+
+// pollFor is poll with a time-out of its own.
+func pollFor(ctx context.Context, t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("%s: not within a minute: %v", what, err)
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
