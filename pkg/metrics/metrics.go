@@ -51,19 +51,20 @@ type Metrics struct {
 	PropagationDelay *prometheus.HistogramVec // source
 	PropagationHops  prometheus.Histogram
 
-	PeerUp                *prometheus.GaugeVec   // peer
-	PeerConnects          *prometheus.CounterVec // peer
-	PeerDisconnects       *prometheus.CounterVec // peer, reason
-	PeerBacklog           *prometheus.GaugeVec   // peer
-	PeerRecordsSent       *prometheus.CounterVec // peer, kind
-	PeerRecordsReceived   *prometheus.CounterVec // peer, kind
-	PeerAnnounced         *prometheus.CounterVec // peer: announcements sent
-	PeerAnnouncedReceived *prometheus.CounterVec // peer
-	PeerTreeChanges       *prometheus.CounterVec // peer, change
-	PeerWrites            *prometheus.CounterVec // peer
-	PeerHandshakeFailures *prometheus.CounterVec // reason
-	PeerDuplicateNames    *prometheus.CounterVec // peer
-	PeerClockOffset       *prometheus.GaugeVec   // peer
+	PeerUp                 *prometheus.GaugeVec   // peer
+	PeerConnects           *prometheus.CounterVec // peer
+	PeerDisconnects        *prometheus.CounterVec // peer, reason
+	PeerBacklog            *prometheus.GaugeVec   // peer
+	PeerRecordsSent        *prometheus.CounterVec // peer, kind
+	PeerRecordsReceived    *prometheus.CounterVec // peer, kind
+	PeerAnnounced          *prometheus.CounterVec // peer: announcements sent
+	PeerAnnouncedReceived  *prometheus.CounterVec // peer
+	PeerTreeChanges        *prometheus.CounterVec // peer, change
+	PeerWrites             *prometheus.CounterVec // peer
+	PeerReconcileRemaining *prometheus.GaugeVec   // peer
+	PeerHandshakeFailures  *prometheus.CounterVec // reason
+	PeerDuplicateNames     *prometheus.CounterVec // peer
+	PeerClockOffset        *prometheus.GaugeVec   // peer
 
 	JournalBytes       prometheus.Counter
 	JournalFsync       prometheus.Histogram
@@ -134,6 +135,9 @@ func New() *Metrics {
 		PeerTreeChanges: f.counterVec("herd_peer_tree_changes_total",
 			"Changes of the broadcast trees on a neighbour's link, by change (prune_sent, prune_received: an origin's records to go lazily, as a copy came another way first; "+
 				"graft_sent, graft_received: a missing record asked for, and its origin's records to go eagerly again).", "peer", "change"),
+		PeerReconcileRemaining: f.gaugeVec("herd_peer_reconcile_remaining_changes",
+			"Changes a neighbour still has to send in the reconciliation of its link, from the head it gave when the link came up; 0 once done. "+
+				"A server that started empty is not ready until the neighbour it fills from is done (docs/reconciliation.md).", "peer"),
 		PeerWrites: f.counterVec("herd_peer_writes_total",
 			"Writes (messages) on a neighbour's link, each carrying any number of frames.", "peer"),
 		PeerHandshakeFailures: f.counterVec("herd_peer_handshake_failures_total",

@@ -29,6 +29,7 @@ func TestNamesPassPromlint(t *testing.T) {
 	m.PeerAnnouncedReceived.WithLabelValues("Hill").Inc()
 	m.PeerTreeChanges.WithLabelValues("Hill", "prune_sent").Inc()
 	m.PeerWrites.WithLabelValues("Hill").Inc()
+	m.PeerReconcileRemaining.WithLabelValues("Hill").Set(0)
 	m.PeerHandshakeFailures.WithLabelValues("bad_secret").Inc()
 	m.PeerDuplicateNames.WithLabelValues("Hill").Inc()
 	m.PeerClockOffset.WithLabelValues("Hill").Set(0.001)

@@ -69,6 +69,7 @@ func (m *Metrics) Neighbour(name string) {
 		m.PeerTreeChanges.WithLabelValues(name, c)
 	}
 	m.PeerWrites.WithLabelValues(name)
+	m.PeerReconcileRemaining.WithLabelValues(name)
 }
 
 // Provider creates the series of a places provider's requests, by status,

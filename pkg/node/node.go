@@ -127,7 +127,12 @@ func New(cfg config.Config, logs *logging.Log, opts ...Option) (*Node, error) {
 	}
 	n.server = server.New(scfg, n.store, n.places, n.metrics, log, logs.Lines)
 	if len(cfg.Peers) > 0 {
-		n.peers = peer.New(peerConfig(cfg, incarnation, known, tls), n.store, n.metrics, log)
+		pc := peerConfig(cfg, incarnation, known, tls)
+		// A node that starts with nothing (new, or its disk replaced) fills
+		// from one neighbour; one whose journal lost records heals from
+		// all of them instead (heal).
+		pc.Fill = n.store.Len() == 0 && n.loss == ""
+		n.peers = peer.New(pc, n.store, n.metrics, log)
 	}
 	return n, nil
 }
@@ -268,6 +273,8 @@ func (n *Node) readiness() (bool, string) {
 		return false, fault.Error()
 	case n.loss != "" && !n.healed.Load():
 		return false, "the journal lost records at start (" + n.loss + "); waiting for every neighbour to send everything again"
+	case n.peers != nil && n.peers.Filling():
+		return false, "started empty: filling from a neighbour (herd_peer_reconcile_remaining_changes)"
 	case n.peers == nil || n.peers.Reconciled() || time.Since(n.started) > n.cfg.ReadyGrace:
 		return true, ""
 	}

@@ -30,17 +30,19 @@ const (
 
 // frame is one parsed frame. Its byte slices point into the read buffer.
 type frame struct {
-	kind   byte
-	seq    uint64
-	inc    uint64 // frameSync
-	hops   uint8
-	origin []byte
-	recv   int64
-	text   []byte   // client pos time
-	client []byte   // frameAnnounce, frameGraft, frameNone
-	time   []byte   // frameAnnounce: the client's time
-	stamps [3]int64 // framePing (t1 if timed) and framePong (t1 t2 t3), Unix nanoseconds
-	timed  bool     // a ping with its t1
+	kind    byte
+	seq     uint64
+	inc     uint64 // frameSync
+	head    uint64 // frameSync: the sender's last change number, if hasHead
+	hasHead bool
+	hops    uint8
+	origin  []byte
+	recv    int64
+	text    []byte   // client pos time
+	client  []byte   // frameAnnounce, frameGraft, frameNone
+	time    []byte   // frameAnnounce: the client's time
+	stamps  [3]int64 // framePing (t1 if timed) and framePong (t1 t2 t3), Unix nanoseconds
+	timed   bool     // a ping with its t1
 }
 
 var errFrame = errors.New("malformed frame")
@@ -74,6 +76,15 @@ func parseFrame(line []byte) (frame, error) {
 		}
 		if f.inc, err = strconv.ParseUint(string(a), 16, 64); err != nil {
 			return f, errFrame
+		}
+		if b, head, ok := bytes.Cut(b, []byte{' '}); ok {
+			// A server that speaks broadcast trees adds its head.
+			if f.head, err = parseUint(head); err != nil {
+				return f, err
+			}
+			f.hasHead = true
+			f.seq, err = parseUint(b)
+			return f, err
 		}
 		f.seq, err = parseUint(b)
 		return f, err
@@ -281,11 +292,21 @@ func appendPong(dst []byte, t1, t2, t3 int64) []byte {
 
 // appendSync appends the frame that opens a link's stream: the incarnation
 // of the receiver that the sender knows and the last of its changes held.
-func appendSync(dst []byte, inc, seq uint64) []byte {
+func appendSync(dst []byte, inc, have uint64) []byte {
 	dst = append(dst, frameSync, ' ')
 	dst = strconv.AppendUint(dst, inc, 16)
 	dst = append(dst, ' ')
-	dst = strconv.AppendUint(dst, seq, 10)
+	dst = strconv.AppendUint(dst, have, 10)
+	return append(dst, '\n')
+}
+
+// appendSyncHead appends the sync frame of a server that speaks broadcast
+// trees, to one that does: appendSync's, and the sender's own last change
+// number, its head.
+func appendSyncHead(dst []byte, inc, have, head uint64) []byte {
+	dst = appendSync(dst, inc, have)
+	dst = append(dst[:len(dst)-1], ' ')
+	dst = strconv.AppendUint(dst, head, 10)
 	return append(dst, '\n')
 }
 

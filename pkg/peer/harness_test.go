@@ -168,6 +168,12 @@ func (h *herd) standIn(name string) {
 // restart starts a stopped node again, empty, on its old address.
 func (h *herd) restart(name string) {
 	h.t.Helper()
+	h.restartWith(name, fastTimings)
+}
+
+// restartWith is restart with the given timings and options.
+func (h *herd) restartWith(name string, timings Config) {
+	h.t.Helper()
 	n := h.nodes[name]
 	var ln net.Listener
 	testutil.Eventually(h.t, 10*time.Second, func() error {
@@ -175,7 +181,7 @@ func (h *herd) restart(name string) {
 		ln, err = net.Listen("tcp", n.addr)
 		return err
 	})
-	h.start(name, ln, fastTimings, testSecret)
+	h.start(name, ln, timings, testSecret)
 }
 
 // iamat stores a record at a node as a client's IAMAT would.

@@ -43,6 +43,9 @@ type inbound struct {
 	// Broadcast trees (tree.go), when the neighbour speaks them.
 	tree              *tree
 	announcedReceived prometheus.Counter
+
+	head      uint64 // the neighbour's last change number when the link came up, if it said
+	remaining prometheus.Gauge
 }
 
 // maxPending bounds a batch, and so the time the store's lock is held.
@@ -51,7 +54,8 @@ const maxPending = 512
 func newInbound(l *link) *inbound {
 	met := l.n.mgr.metrics
 	in := &inbound{l: l, origins: map[string]string{}, hops: met.PropagationHops, last: l.watermark.Load(),
-		tree: l.tree, announcedReceived: met.PeerAnnouncedReceived.WithLabelValues(l.n.name)}
+		tree: l.tree, announcedReceived: met.PeerAnnouncedReceived.WithLabelValues(l.n.name),
+		remaining: met.PeerReconcileRemaining.WithLabelValues(l.n.name)}
 	for k, src := range kindSource {
 		in.received[k] = met.PeerRecordsReceived.WithLabelValues(l.n.name, src)
 		in.applied[k] = met.StoreUpdates.WithLabelValues(src)
@@ -106,15 +110,28 @@ func (in *inbound) flush() {
 	in.advance()
 }
 
+// started takes the neighbour's sync frame, once this end's own has gone
+// with what it claims to hold of the neighbour's changes.
+func (in *inbound) started(f frame) {
+	in.last = max(in.last, in.l.watermark.Load())
+	if f.hasHead {
+		in.head = f.head
+		in.remaining.Set(float64(in.head - min(in.head, in.last)))
+	}
+}
+
 // advance sets the link's watermark after what was read: the last change
 // number, or, on a link with trees, short of the first announced change
 // still missing.
 func (in *inbound) advance() {
-	if in.tree == nil {
-		in.l.watermark.Store(in.last)
-		return
+	w := in.last
+	if in.tree != nil {
+		w = in.tree.watermark(in.last)
 	}
-	in.l.watermark.Store(in.tree.watermark(in.last))
+	in.l.watermark.Store(w)
+	if !in.synced && in.head > 0 {
+		in.remaining.Set(float64(in.head - min(in.head, w)))
+	}
 }
 
 // copyCame takes a flooded record that was not newer than the one held
@@ -239,7 +256,9 @@ func (in *inbound) progress(f frame) error {
 			return fmt.Errorf("synced %d after %d", f.seq, in.last)
 		}
 		in.synced = true
+		in.remaining.Set(0)
 		in.l.n.reconciled(in.l, in.reconciled)
+		in.l.n.mgr.fill.reconciled(in.l, in.l.n.mgr.Reconciled())
 	default:
 		return fmt.Errorf("unexpected frame %q", f.kind)
 	}

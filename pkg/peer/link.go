@@ -43,6 +43,7 @@ type link struct {
 	watermark atomic.Uint64 // the last of the neighbour's change numbers received
 	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
 	sync      chan frame    // the neighbour's sync frame, from reader to writer
+	synced    chan struct{} // closed once the writer has sent its own sync frame, or given up
 	stop      chan struct{} // closed by close
 	done      chan struct{} // closed when run returns
 	closeOnce sync.Once
@@ -52,6 +53,7 @@ type link struct {
 	announced prometheus.Counter        // announcements sent
 	writes    prometheus.Counter
 	tree      *tree // nil unless the neighbour speaks broadcast trees
+	filling   bool  // the neighbour was filling when the link came up (fill.go)
 	changes   [numTreeChanges]prometheus.Counter
 	backlog   prometheus.Gauge
 }
@@ -60,7 +62,7 @@ func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remote hello, dialled 
 	l := &link{
 		n: n, nc: nc, br: br, remoteInc: remote.inc, dialled: dialled, clocks: speaksClock(remote.nonce),
 		pongs: make(chan [2]int64, 1),
-		sync:  make(chan frame, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		sync:  make(chan frame, 1), synced: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.lastRead.Store(time.Now().UnixNano())
 	met := n.mgr.metrics
@@ -75,6 +77,7 @@ func newLink(n *neighbour, nc net.Conn, br *bufio.Reader, remote hello, dialled 
 	}
 	if !n.mgr.cfg.floodOnly && speaksTree(remote.nonce) { // both ends speak them
 		l.tree = newTree(n.mgr.store)
+		l.filling = isFilling(remote.nonce)
 	}
 	return l
 }
@@ -128,12 +131,23 @@ func (l *link) readLoop() string {
 			return downError
 		}
 		if !synced {
-			if f.kind != frameSync {
+			switch {
+			case f.kind == framePing && l.tree != nil:
+				continue // the neighbour waits for a fill (fill.go)
+			case f.kind != frameSync:
 				l.n.log.Warn("neighbour did not start with a sync frame, dropping link")
 				return downError
 			}
 			synced = true
 			l.sync <- f
+			// What this end claims to hold of the neighbour's changes is
+			// set when its own sync frame goes.
+			select {
+			case <-l.synced:
+			case <-l.stop:
+				return downError
+			}
+			in.started(f)
 			continue
 		}
 		if err := in.handle(f); err != nil {

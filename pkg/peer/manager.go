@@ -54,6 +54,10 @@ type Config struct {
 	// it to inject faults.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
+	// Fill makes a server that starts empty fill from one neighbour
+	// rather than be sent everything by every one (fill.go).
+	Fill bool
+
 	// floodOnly makes the server say it speaks no broadcast trees, as one
 	// from before them: tests run such a server beside current ones.
 	floodOnly bool
@@ -79,7 +83,8 @@ type Manager struct {
 	// would let a flood that alternates reasons through); the metric
 	// counts every one.
 	refusals logging.Throttle
-	pruned   pruned // the broadcast trees' ways in that this server pruned
+	pruned   pruned  // the broadcast trees' ways in that this server pruned
+	fill     *filler // an empty server's fill from one neighbour
 
 	serverTLS, clientTLS *tls.Config // from cfg.TLS, nil without
 
@@ -113,7 +118,7 @@ func New(cfg Config, st *store.Store, met *metrics.Metrics, log *slog.Logger) *M
 		cfg: cfg, store: st, metrics: met, log: log.With("component", "peer"),
 		ctx: ctx, cancel: cancel, byName: map[string]*neighbour{},
 		gate:     newGate(cfg.MaxHandshakes, cfg.MaxHandshakesPerIP),
-		refusals: logging.Throttle{Every: time.Second},
+		refusals: logging.Throttle{Every: time.Second}, fill: newFiller(cfg.Fill),
 	}
 	if cfg.TLS != nil {
 		mg.serverTLS, mg.clientTLS = cfg.TLS.serverConfig(), cfg.TLS.clientConfig()
@@ -137,8 +142,11 @@ func (mg *Manager) Incarnation() uint64 { return mg.cfg.Incarnation }
 
 func (mg *Manager) hello() hello {
 	nonce := newNonce()
-	if mg.cfg.floodOnly {
+	switch {
+	case mg.cfg.floodOnly:
 		nonce = nonce[:nonceLen-4] + "00" + clockTag
+	case mg.fill.filling():
+		nonce = nonce[:nonceLen-4] + fillingTag + clockTag
 	}
 	return hello{name: mg.cfg.Name, inc: mg.cfg.Incarnation, nonce: nonce}
 }
@@ -247,6 +255,12 @@ func (mg *Manager) Close() {
 	}
 	mg.wg.Wait()
 }
+
+// Filling reports whether this server, started empty, is filling from a
+// neighbour (fill.go): it holds less than the herd. Before a neighbour's
+// link comes up it is not: with every neighbour down, a server serves
+// what it has.
+func (mg *Manager) Filling() bool { return mg.fill.fromSource() }
 
 // Reconciled reports whether every neighbour's link has finished a
 // reconciliation at least once since start.

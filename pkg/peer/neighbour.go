@@ -65,6 +65,7 @@ func (n *neighbour) prefer(cur, l *link) bool {
 func (n *neighbour) ended(l *link, upSince time.Time) {
 	n.log.Info("peer link down", "reason", l.reason, "up_for", time.Since(upSince).Round(time.Millisecond).String())
 	n.current.CompareAndSwap(l, nil)
+	n.mgr.fill.down(l)
 	n.mgr.metrics.PeerUp.WithLabelValues(n.name).Set(0)
 	n.mgr.metrics.PeerBacklog.WithLabelValues(n.name).Set(0)
 	n.mu.Lock()

@@ -40,14 +40,26 @@ import (
 // other, a link floods as before.
 
 // treeTag, before clockTag at the end of a nonce, says that its server
-// speaks the frames of broadcast trees. Its letters are not hex digits.
-const treeTag = "tr"
+// speaks the frames of broadcast trees; fillingTag in its place says so
+// too, and that the server is filling (fill.go). Their letters are not
+// hex digits.
+const (
+	treeTag    = "tr"
+	fillingTag = "tf"
+)
 
 // speaksTree reports whether a hello's nonce says its server speaks the
 // frames of broadcast trees.
 func speaksTree(nonce string) bool {
-	return len(nonce) == nonceLen && nonce[nonceLen-4:nonceLen-2] == treeTag && speaksClock(nonce)
+	if len(nonce) != nonceLen || !speaksClock(nonce) {
+		return false
+	}
+	tag := nonce[nonceLen-4 : nonceLen-2]
+	return tag == treeTag || tag == fillingTag
 }
+
+// isFilling reports whether a hello's nonce says its server is filling.
+func isFilling(nonce string) bool { return speaksTree(nonce) && nonce[nonceLen-4:nonceLen-2] == fillingTag }
 
 // Timing of a tree, from the link's round trip rtt (clock.go; 0 until
 // measured). On loopback or a LAN rtt is tens of microseconds, and a

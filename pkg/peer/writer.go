@@ -69,6 +69,8 @@ type writer struct {
 	graftDue <-chan time.Time // graft.C while one will, else nil
 	events   []treeEvent
 	dueBuf   []announced
+
+	gotSync bool // the neighbour's sync frame was read while a fill was awaited
 }
 
 // newWriter returns l's writer, subscribed to the store's changes.
@@ -97,30 +99,53 @@ func (w *writer) close() {
 // sync sends this end's sync frame, which says what it holds of the
 // neighbour's changes (have), waits for the neighbour's, and sets where
 // the stream starts: after the neighbour's watermark of our changes if it
-// knows this incarnation of ours, from the beginning otherwise.
+// knows this incarnation of ours, from the beginning otherwise. While
+// this server fills from another neighbour (fill.go), it first waits for
+// that, and then claims the neighbour's head and sends none of what it
+// filled.
 func (w *writer) sync(have uint64) (reason string) {
 	l := w.l
+	defer close(l.synced)
+	var theirs frame
+	claim := false
+	if l.tree != nil {
+		if claim, reason = w.awaitFill(&theirs); reason != "" {
+			return reason
+		}
+	}
+	if claim {
+		have = max(have, theirs.head)
+		l.watermark.Store(have)
+	}
 	// Changes up to end are reconciliation, after it flooding. It is taken
 	// before our sync frame goes out: the neighbour streams nothing before
 	// it gets that frame, so no record of this link is in the range, and
 	// the records this link brings are not sent back to it. The
 	// subscription is older, so no change after end goes unnoticed.
 	end := w.st.Seq()
-	w.buf = appendSync(w.buf[:0], l.remoteInc, have)
+	if l.tree != nil {
+		w.buf = appendSyncHead(w.buf[:0], l.remoteInc, have, end)
+	} else {
+		w.buf = appendSync(w.buf[:0], l.remoteInc, have)
+	}
 	if !l.write(w.buf) {
 		return downError
 	}
-	var theirs frame
-	select {
-	case theirs = <-l.sync:
-	case <-w.done:
-		return downShutdown
-	case <-l.stop:
-		return downError
+	if !w.gotSync {
+		select {
+		case theirs = <-l.sync:
+		case <-w.done:
+			return downShutdown
+		case <-l.stop:
+			return downError
+		}
 	}
 	w.out = outbox{from: l.n.id, cursor: theirs.seq, end: end, reconciling: true}
 	if theirs.inc != w.cfg.Incarnation || w.out.cursor > w.st.Seq() {
 		w.out.cursor = 0
+	}
+	if claim {
+		w.out.cursor = end // what this server holds it filled from another neighbour, which this one holds
 	}
 	if l.tree != nil {
 		w.out.lazy = map[string]bool{} // every origin eager until pruned

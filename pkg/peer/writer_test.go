@@ -145,7 +145,7 @@ func TestWriterSync(t *testing.T) {
 			if got := w.sync(7); got != tt.reason {
 				t.Fatalf("sync = %q, want %q", got, tt.reason)
 			}
-			if got, want := nc.take(), string(appendSync(nil, 2, 7)); got != want {
+			if got, want := nc.take(), string(appendSyncHead(nil, 2, 7, 3)); got != want { // B speaks trees: the head too
 				t.Errorf("wrote %q, want %q", got, want)
 			}
 			if tt.reason == "" && (w.out.cursor != tt.cursor || w.out.end != 3 || !w.out.reconciling) {

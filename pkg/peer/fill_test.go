@@ -1,0 +1,61 @@
+package peer
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herdkit/herd/internal/testutil"
+	"github.com/herdkit/herd/pkg/topology"
+)
+
+// TestEmptyServerFillsFromOne: a server that comes back empty to a herd
+// holding thousands of records is sent them by one neighbour, not by each
+// of its three; it says it is filling until it holds them; it then takes
+// new records from all its links.
+func TestEmptyServerFillsFromOne(t *testing.T) {
+	timings := fastTimings
+	timings.Fill = true
+	h := newHerd(t, topology.Classic, timings)
+	h.ready()
+	const n = 3000
+	var last = h.iamat("Hill", "first", "+1+1", "1")
+	for i := range n {
+		last = h.iamat(h.order[i%4], fmt.Sprintf("c%d", i), "+1+1", fmt.Sprint(1000+i))
+	}
+	h.waitAll(last, h.order...)
+	h.quiesce()
+
+	h.stop("Singleton") // three neighbours: Jaquez, Smith, Campbell
+	h.restartWith("Singleton", timings)
+	single := h.nodes["Singleton"]
+	sawFilling := single.mgr.Filling()
+	testutil.Eventually(t, 20*time.Second, func() error {
+		sawFilling = sawFilling || single.mgr.Filling()
+		if got := single.st.Len(); got < n+1 {
+			return fmt.Errorf("Singleton holds %d of %d records", got, n+1)
+		}
+		if single.mgr.Filling() {
+			return fmt.Errorf("Singleton holds every record and still says it fills")
+		}
+		return nil
+	})
+	if !sawFilling {
+		t.Error("Singleton never said it was filling")
+	}
+	var sent float64
+	for _, nb := range h.topo["Singleton"] {
+		sent += promtest.ToFloat64(single.m.PeerRecordsReceived.WithLabelValues(nb, "reconcile"))
+		if r := promtest.ToFloat64(single.m.PeerReconcileRemaining.WithLabelValues(nb)); r != 0 {
+			t.Errorf("%s still has %v changes to send, once filled", nb, r)
+		}
+	}
+	if sent > 1.1*(n+1) {
+		t.Errorf("Singleton was sent %v records to fill, want about one copy, %d", sent, n+1)
+	}
+	after := h.iamat("Campbell", "after", "+1+1", "99999")
+	h.waitAll(after, h.order...)
+	h.quiesce()
+}
