@@ -59,7 +59,9 @@ func speaksTree(nonce string) bool {
 }
 
 // isFilling reports whether a hello's nonce says its server is filling.
-func isFilling(nonce string) bool { return speaksTree(nonce) && nonce[nonceLen-4:nonceLen-2] == fillingTag }
+func isFilling(nonce string) bool {
+	return speaksTree(nonce) && nonce[nonceLen-4:nonceLen-2] == fillingTag
+}
 
 // Timing of a tree, from the link's round trip rtt (clock.go; 0 until
 // measured). On loopback or a LAN rtt is tens of microseconds, and a
