@@ -3,11 +3,13 @@
 package netlab
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,4 +225,70 @@ func TestLab(t *testing.T) {
 	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
 		t.Errorf("the lab's directory: %v", err)
 	}
+}
+
+// TestDialIn dials from a host's namespace and from this process's, to a
+// listener of this machine's; it needs root.
+func TestDialIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making network namespaces needs root")
+	}
+	l, err := New("dial", netip.MustParsePrefix("10.219.1.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Host(0)
+	t.Cleanup(func() { h.Down(); l.Close() })
+	if err := h.Up(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	hostNS := filepath.Join("/run/netns", h.Name)
+	for _, tc := range []struct {
+		name, ns, addr string
+		from           string // the connection's local address; "" when it fails
+	}{
+		{"the host, to this machine's end of the lab", hostNS, net.JoinHostPort(l.HostAddr().String(), port), h.Addr.String()},
+		{"the host, to its own loopback", hostNS, net.JoinHostPort("127.0.0.1", port), ""},
+		{"this process's namespace", "/proc/self/ns/net", net.JoinHostPort("127.0.0.1", port), "127.0.0.1"},
+		{"no namespace", filepath.Join(l.Dir, "none"), net.JoinHostPort("127.0.0.1", port), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := DialIn(tc.ns, tc.addr, 5*time.Second)
+			if tc.from == "" {
+				if err == nil {
+					c.Close()
+					t.Fatalf("DialIn(%s, %s) connected from %s, want an error", tc.ns, tc.addr, c.LocalAddr())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if from := c.LocalAddr().(*net.TCPAddr).IP.String(); from != tc.from {
+				t.Errorf("connected from %s, want %s", from, tc.from)
+			}
+		})
+	}
+	// This goroutine's thread never moved.
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("after DialIn, a dial from here: %v", err)
+	}
+	c.Close()
 }
