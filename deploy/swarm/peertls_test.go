@@ -3,8 +3,10 @@
 package swarm
 
 import (
+	"bytes"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +66,57 @@ func container(t *testing.T, e *engine, stack, name string) string {
 		t.Fatalf("%s runs %d containers of %s_%s, want one", e.host.Name, len(ids), stack, name)
 	}
 	return ids[0]
+}
+
+// notInClear stops capture, which ran while the herd spread the records
+// of clients ids over its links, and checks that no frame between two
+// engines carried an id in clear, though the frames of this machine's
+// client connections did (the client protocol is plain text, so they
+// show the capture saw the traffic), and frames between engines crossed
+// the bridge: every record crossed the links between engines, encrypted.
+func notInClear(t *testing.T, capture *netlab.Capture, ids []string, lab *netlab.Lab, engines []*engine) {
+	t.Helper()
+	frames, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	isEngine := map[netip.Addr]bool{}
+	for _, e := range engines {
+		isEngine[e.host.Addr] = true
+	}
+	var between int
+	clear := map[string]int{} // frames of this machine's client connections
+	leaks := map[string]string{}
+	for _, f := range frames {
+		src, dst, ok := netlab.FrameAddrs(f)
+		if !ok {
+			continue
+		}
+		inner := isEngine[src] && isEngine[dst]
+		if inner {
+			between++
+		}
+		for _, id := range ids {
+			switch {
+			case !bytes.Contains(f, []byte(id)):
+			case inner:
+				leaks[id] = fmt.Sprintf("%s to %s", src, dst)
+			case src == lab.HostAddr() || dst == lab.HostAddr():
+				clear[id]++
+			}
+		}
+	}
+	for _, id := range ids {
+		if leaks[id] != "" {
+			t.Errorf("client id %s crossed between engines in clear (a frame from %s, among others)", id, leaks[id])
+		}
+		if clear[id] == 0 {
+			t.Errorf("no frame of this machine's client connections carries %s: the capture missed the traffic", id)
+		}
+	}
+	if between == 0 {
+		t.Error("no frame between engines crossed the bridge while the records spread")
+	}
+	t.Logf("%d frames captured while the records spread, %d of them between engines: no client id in clear between engines, "+
+		"each in the frames of this machine's client connections", len(frames), between)
 }

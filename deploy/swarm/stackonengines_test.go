@@ -99,7 +99,7 @@ func TestStackOnEngines(t *testing.T) {
 	links := neighbours(t)
 	id := randomHex(t, 3)
 	start := time.Now()
-	engines := engineLab(t, id, 3)
+	lab, engines := engineLab(t, id, 3)
 	t.Logf("three engines up in %v", since(start))
 	image := loadImage(t, id, engines)
 	formSwarm(t, engines)
@@ -127,7 +127,12 @@ func TestStackOnEngines(t *testing.T) {
 	} else {
 		checkPeerTLS(t, engines, links, certs, stack)
 	}
-	oneHerd(t, srv, "spread-"+id)
+	capture, err := lab.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := oneHerd(t, srv, "spread-"+id)
+	notInClear(t, capture, ids, lab, engines)
 	survive(t, engines, srv, links, "load-"+id)
 }
 
@@ -279,11 +284,14 @@ func checkESP(t *testing.T, engines []*engine) {
 }
 
 // oneHerd tells each server about a client of its own, and checks that
-// every other server answers WHATSAT about it with the AT line.
-func oneHerd(t *testing.T, srv map[string]server, prefix string) {
+// every other server answers WHATSAT about it with the AT line. It
+// returns the clients' ids.
+func oneHerd(t *testing.T, srv map[string]server, prefix string) []string {
 	t.Helper()
+	var ids []string
 	for _, from := range servers {
 		id := prefix + "-" + from
+		ids = append(ids, id)
 		at, err := client.IAMAT(srv[from].client, id)
 		if err != nil {
 			t.Fatal(err)
@@ -298,6 +306,7 @@ func oneHerd(t *testing.T, srv map[string]server, prefix string) {
 		}
 		t.Logf("an IAMAT at %s read at the four others within %v", title(from), since(start))
 	}
+	return ids
 }
 
 // missing returns an error naming the records of want that s does not

@@ -16,51 +16,53 @@ import (
 // path such as /proc/<pid>/ns/net, a container's), as a process there
 // would, within timeout. The connection stays in that namespace; this
 // process does not move.
-//
-// The socket is made on a thread of its own that enters ns and returns
-// to this process's namespace after the dial. A thread that cannot
-// return is never used again: its goroutine ends still locked to it, and
-// Go then ends the thread.
 func DialIn(ns, addr string, timeout time.Duration) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
+	var conn net.Conn
+	err := inNamespace(ns, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", addr, timeout)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("from the network namespace %s: %w", ns, err)
 	}
-	done := make(chan result, 1)
+	return conn, nil
+}
+
+// inNamespace runs f on a thread of its own that enters the network
+// namespace at ns, and returns to this process's namespace after f: the
+// sockets f makes are in ns. A thread that cannot return is never used
+// again: its goroutine ends still locked to it, and Go then ends the
+// thread.
+func inNamespace(ns string, f func() error) error {
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		conn, err, back := dialIn(ns, addr, timeout)
+		back, err := enter(ns, f)
 		if back {
 			runtime.UnlockOSThread()
 		}
-		done <- result{conn, err}
+		done <- err
 	}()
-	r := <-done
-	return r.conn, r.err
+	return <-done
 }
 
-// dialIn is DialIn on a locked thread; back reports whether the thread
-// is in this process's network namespace again.
-func dialIn(ns, addr string, timeout time.Duration) (conn net.Conn, err error, back bool) {
+// enter is inNamespace on a locked thread; back reports whether the
+// thread is in this process's network namespace again.
+func enter(ns string, f func() error) (back bool, err error) {
 	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return nil, err, true
+		return true, err
 	}
 	defer self.Close()
 	target, err := os.Open(ns)
 	if err != nil {
-		return nil, err, true
+		return true, err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("entering the network namespace %s: %w", ns, err), true
+		return true, fmt.Errorf("entering the network namespace %s: %w", ns, err)
 	}
-	conn, err = net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		err = fmt.Errorf("from the network namespace %s: %w", ns, err)
-	}
-	if rerr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); rerr != nil {
-		return conn, err, false
-	}
-	return conn, err, true
+	err = f()
+	return unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil, err
 }

@@ -292,3 +292,104 @@ func TestDialIn(t *testing.T) {
 	}
 	c.Close()
 }
+
+func TestFrameAddrs(t *testing.T) {
+	frame := func(ethertype uint16, ip []byte) []byte {
+		f := append(make([]byte, 12), byte(ethertype>>8), byte(ethertype))
+		return append(f, ip...)
+	}
+	ipv4 := func(src, dst string) []byte {
+		h := make([]byte, 20)
+		h[0] = 0x45
+		s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+		copy(h[12:], s[:])
+		copy(h[16:], d[:])
+		return h
+	}
+	for _, tc := range []struct {
+		name     string
+		frame    []byte
+		src, dst string // "" when not IPv4
+	}{
+		{"IPv4", frame(0x0800, ipv4("10.213.0.10", "10.213.0.12")), "10.213.0.10", "10.213.0.12"},
+		{"IPv4 with a payload", frame(0x0800, append(ipv4("10.213.0.1", "10.213.0.11"), "IAMAT"...)), "10.213.0.1", "10.213.0.11"},
+		{"ARP", frame(0x0806, ipv4("10.213.0.10", "10.213.0.12")), "", ""},
+		{"IPv6", frame(0x86dd, make([]byte, 40)), "", ""},
+		{"an IPv4 type with another version", frame(0x0800, append([]byte{0x65}, make([]byte, 39)...)), "", ""},
+		{"short", frame(0x0800, ipv4("10.213.0.10", "10.213.0.12"))[:30], "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst, ok := FrameAddrs(tc.frame)
+			if tc.src == "" {
+				if ok {
+					t.Errorf("FrameAddrs = %s, %s, true; want not IPv4", src, dst)
+				}
+				return
+			}
+			if !ok || src.String() != tc.src || dst.String() != tc.dst {
+				t.Errorf("FrameAddrs = %s, %s, %v; want %s, %s", src, dst, ok, tc.src, tc.dst)
+			}
+		})
+	}
+}
+
+// TestCapture records what crosses a lab's bridge while a host sends
+// this machine a line; it needs root.
+func TestCapture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making network namespaces needs root")
+	}
+	l, err := New("cap", netip.MustParsePrefix("10.219.2.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Host(0)
+	t.Cleanup(func() { h.Down(); l.Close() })
+	if err := h.Up(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(l.HostAddr().String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64)
+		n, _ := c.Read(b)
+		got <- string(b[:n])
+	}()
+	c, err := l.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const needle = "herdt-capture-needle"
+	conn, err := DialIn(filepath.Join("/run/netns", h.Name), ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte(needle))
+	conn.Close()
+	if s := <-got; s != needle {
+		t.Fatalf("this machine read %q", s)
+	}
+	frames, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for _, f := range frames {
+		if src, dst, ok := FrameAddrs(f); ok && src == h.Addr && dst == l.HostAddr() && strings.Contains(string(f), needle) {
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Errorf("none of %d frames carries %q from %s to %s", len(frames), needle, h.Addr, l.HostAddr())
+	}
+}
