@@ -18,7 +18,9 @@ import (
 // its hosts, and between them and this machine.
 type Capture struct {
 	file *os.File
-	done chan struct{}
+	done chan struct{} // closed when read returns
+	stop sync.Once
+	err  error // Stop's
 
 	mu     sync.Mutex
 	frames [][]byte
@@ -73,21 +75,27 @@ func (c *Capture) read() {
 const drain = 200 * time.Millisecond
 
 // Stop ends the capture and returns the frames it recorded, each from
-// its Ethernet header on.
+// its Ethernet header on. Calling it again returns the same.
 func (c *Capture) Stop() ([][]byte, error) {
+	c.stop.Do(func() { c.err = c.end() })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frames, c.err
+}
+
+// end reads for drain more, then closes the socket.
+func (c *Capture) end() error {
 	if err := c.file.SetReadDeadline(time.Now().Add(drain)); err != nil {
 		c.file.Close()
 		<-c.done
-		return nil, err
+		return err
 	}
 	<-c.done
 	err := c.file.Close()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if len(c.frames) >= maxFrames {
 		err = errors.Join(err, errors.New("capture: the frame limit was reached; later frames are missing"))
 	}
-	return c.frames, err
+	return err
 }
 
 // FrameAddrs returns the source and destination of an Ethernet frame

@@ -392,4 +392,7 @@ func TestCapture(t *testing.T) {
 	if seen == 0 {
 		t.Errorf("none of %d frames carries %q from %s to %s", len(frames), needle, h.Addr, l.HostAddr())
 	}
+	if again, err := c.Stop(); err != nil || len(again) != len(frames) {
+		t.Errorf("Stop again: %d frames, %v; want the %d of the first", len(again), err, len(frames))
+	}
 }
