@@ -3,14 +3,7 @@ package helm
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +27,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/herdkit/herd/deploy/internal/peertls"
 )
 
 // lockedBuffer collects a process's output for the failure message.
@@ -190,8 +185,9 @@ func TestChartOnAPIServer(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, nsObject(ns), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cert, key := selfSigned(t)
-	manifest, err := render("herd", ns, values("tls.enabled", true, "tls.cert", cert, "tls.key", key, "tls.ca", cert))
+	certs := peerCerts(t)
+	manifest, err := render("herd", ns, values("tls.enabled", true, "tls.cert", string(certs.Cert), "tls.key", string(certs.Key),
+		"tls.ca", string(certs.CA)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,33 +299,14 @@ func nsObject(name string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
 
-// selfSigned returns a PEM certificate and key for the herd's peer names,
-// its own CA, as the TLS Secret would hold.
-func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+// peerCerts returns the herd's CA and a certificate it signed for the
+// peer names of the chart in namespace herd-test, as the TLS Secret
+// holds them.
+func peerCerts(t *testing.T) *peertls.Bundle {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	b, err := peertls.New("*.herd-peer.herd-test.svc.cluster.local")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "herd"},
-		DNSNames:              []string{"*.herd-peer.herd-test.svc.cluster.local"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	return b
 }

@@ -4,8 +4,6 @@ package helm
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"maps"
 	"net"
@@ -19,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdkit/herd/deploy/internal/herdtest"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,6 +25,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+
+	"github.com/herdkit/herd/deploy/internal/herdtest"
+	"github.com/herdkit/herd/deploy/internal/peertls"
 )
 
 // requireKubelet returns the directory of the cluster's binaries, or
@@ -102,13 +102,13 @@ func TestChartOnKubelet(t *testing.T) {
 	client := &herdtest.Client{Resolver: c.resolver()}
 	t.Logf("cluster up, images imported, volumes made: %v", since(start))
 
-	cert, key := selfSigned(t)
+	certs := peerCerts(t)
 	start = time.Now()
 	helmRun(t, c, 5, values("image.repository", strings.Split(image, ":")[0], "image.tag", strings.Split(image, ":")[1],
-		"tls.enabled", true, "tls.cert", cert, "tls.key", key, "tls.ca", cert))
+		"tls.enabled", true, "tls.cert", string(certs.Cert), "tls.key", string(certs.Key), "tls.ca", string(certs.CA)))
 	waitHerd(t, c, client, 5)
 	t.Logf("helm install: five pods ready and linked %v later", since(start))
-	checkMutualTLS(t, client, cert, key, 5)
+	checkMutualTLS(t, client, certs, 5)
 	t.Log("every pod's peer port speaks TLS 1.3 with the chart's certificate, and refuses a client without one")
 	oneHerd(t, client, 5, "first-"+id)
 
@@ -290,39 +290,16 @@ func podState(p *corev1.Pod) string {
 	return s
 }
 
-// checkMutualTLS connects to each pod's peer port: TLS 1.3 with the
-// chart's certificate, and refused without a client certificate.
-func checkMutualTLS(t *testing.T, client *herdtest.Client, certPEM, keyPEM string, n int) {
+// checkMutualTLS checks each pod's peer port (peertls.Check): TLS 1.3
+// with the chart's certificate, for the pod's DNS name, the herd's
+// handshake inside, and a client without a certificate refused.
+func checkMutualTLS(t *testing.T, client *herdtest.Client, certs *peertls.Bundle, n int) {
 	t.Helper()
-	pair, err := tls.X509KeyPair([]byte(certPEM), []byte(keyPEM))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := x509.NewCertPool()
-	ca.AppendCertsFromPEM([]byte(certPEM))
 	d := &net.Dialer{Timeout: 10 * time.Second, Resolver: client.Resolver}
 	for i := range n {
 		addr := net.JoinHostPort(pod(i), "12300")
-		conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: ca, Certificates: []tls.Certificate{pair},
-			ServerName: pod(i)})
-		if err != nil {
-			t.Fatalf("TLS with the herd's certificate to %s: %v", addr, err)
-		}
-		state := conn.ConnectionState()
-		conn.Close()
-		if state.Version != tls.VersionTLS13 || !state.PeerCertificates[0].Equal(pair.Leaf) {
-			t.Errorf("%s: TLS version %x, certificate %s", addr, state.Version, state.PeerCertificates[0].Subject)
-		}
-		// TLS 1.3: the client learns that its missing certificate is
-		// refused when it reads.
-		conn, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: ca, ServerName: pod(i)})
-		if err == nil {
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, err = conn.Read(make([]byte, 1))
-			conn.Close()
-		}
-		if err == nil || !strings.Contains(err.Error(), "certificate required") {
-			t.Errorf("%s without a client certificate: %v, want it refused", addr, err)
+		if err := certs.Check(func() (net.Conn, error) { return d.Dial("tcp", addr) }, pod(i)); err != nil {
+			t.Errorf("%s: %v", addr, err)
 		}
 	}
 }

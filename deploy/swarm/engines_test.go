@@ -194,7 +194,7 @@ func requireEngines(t *testing.T) {
 
 // engineLab starts n engines on a new lab, and removes them and the lab
 // when t ends. The engines' addresses are on 10.213.0.0/24.
-func engineLab(t *testing.T, id string, n int) []*engine {
+func engineLab(t *testing.T, id string, n int) (*netlab.Lab, []*engine) {
 	t.Helper()
 	lab, err := netlab.New(id, netip.MustParsePrefix("10.213.0.0/24"))
 	if err != nil {
@@ -226,5 +226,5 @@ func engineLab(t *testing.T, id string, n int) []*engine {
 		engines = append(engines, e)
 		e.start(t)
 	}
-	return engines
+	return lab, engines
 }

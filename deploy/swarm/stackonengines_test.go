@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/deploy/internal/herdtest"
+	"github.com/herdkit/herd/deploy/internal/peertls"
 	"sigs.k8s.io/yaml"
 )
 
@@ -87,47 +88,63 @@ func neighbours(t *testing.T) map[string][]string {
 // when it returns its servers catch up, with no acknowledged IAMAT
 // missing anywhere. Where the kernel cannot do IPsec (ESP), the overlay
 // the stack asks for cannot carry traffic between engines: the test then
-// shows that the links fail closed, and runs the herd on the same stack
-// with the overlay's encryption removed. It leaves no engine, namespace,
-// bridge, veth or swarm behind, failed or not (engineLab).
+// shows that the links fail closed, and runs the herd with stack.tls.yaml
+// on top (mutual TLS on the links, a plain overlay), checking that every
+// peer port, reached over the overlay from another engine, speaks TLS 1.3
+// and refuses a client without the herd's certificate. Either way, no
+// client id crosses between engines in clear (a capture on the bridge).
+// It leaves no engine, namespace, bridge, veth or swarm behind, failed or
+// not (engineLab).
 func TestStackOnEngines(t *testing.T) {
 	requireEngines(t)
 	links := neighbours(t)
 	id := randomHex(t, 3)
 	start := time.Now()
-	engines := engineLab(t, id, 3)
+	lab, engines := engineLab(t, id, 3)
 	t.Logf("three engines up in %v", since(start))
 	image := loadImage(t, id, engines)
 	formSwarm(t, engines)
 	manager := engines[0]
-	secret := "herd_peer_secret"
-	manager.docker(t, "secret", "create", secret, writeSecret(t))
+	manager.docker(t, "secret", "create", "herd_peer_secret", writeFile(t, "secret", []byte(randomHex(t, 24))))
 	srv := stackServers(engines)
 
+	const stack = "herd"
+	files := []string{"stack.yaml"}
 	encrypted, why := espWorks(engines[0])
+	var certs *peertls.Bundle
 	if !encrypted {
 		t.Logf("this kernel cannot do ESP with rfc4106(gcm(aes)), as the encrypted overlay needs (%s)", why)
 		failClosed(t, engines, image, srv, links)
+		certs = createTLSSecrets(t, manager)
+		files = append(files, "stack.tls.yaml")
 	}
-	stack := "herd"
-	deployStack(t, manager, image, stackFile(t, encrypted), stack)
+	deployStack(t, manager, image, stack, files...)
 	start = time.Now()
 	waitHerd(t, srv, links, servers)
-	t.Logf("five servers ready and linked %v after docker stack deploy", since(start))
+	t.Logf("five servers ready and linked %v after docker stack deploy -c %s", since(start), strings.Join(files, " -c "))
 	checkSpread(t, engines, stack)
 	if encrypted {
 		checkESP(t, engines)
+	} else {
+		checkPeerTLS(t, engines, links, certs, stack)
 	}
-	oneHerd(t, srv, "spread-"+id)
+	capture, err := lab.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { capture.Stop() })
+	ids := oneHerd(t, srv, "spread-"+id)
+	notInClear(t, capture, ids, lab, engines)
 	survive(t, engines, srv, links, "load-"+id)
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
 
-// writeSecret writes a random peer secret to a file and returns its path.
-func writeSecret(t *testing.T) string {
-	path := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(path, []byte(randomHex(t, 24)), 0o600); err != nil {
+// writeFile writes data to a file called name in a directory of the
+// test's, and returns its path.
+func writeFile(t *testing.T, name string, data []byte) string {
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -196,34 +213,17 @@ func espWorks(e *engine) (ok bool, why string) {
 	return true, ""
 }
 
-// stackFile is stack.yaml, or where the overlay cannot be encrypted, a
-// copy without the encryption option (its presence alone asks for it).
-func stackFile(t *testing.T, encrypted bool) string {
-	t.Helper()
-	if encrypted {
-		return "stack.yaml"
-	}
-	b, err := os.ReadFile("stack.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const opts = "    driver_opts:\n      encrypted: \"true\"\n"
-	if strings.Count(string(b), opts) != 1 {
-		t.Fatalf("stack.yaml does not ask for the encrypted overlay as %q", opts)
-	}
-	path := filepath.Join(t.TempDir(), "stack-unencrypted.yaml")
-	if err := os.WriteFile(path, []byte(strings.Replace(string(b), opts, "", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// deployStack deploys file as stack with image, from the manager m.
-func deployStack(t *testing.T, m *engine, image, file, stack string) {
+// deployStack deploys files (stack.yaml, and files on top of it) as
+// stack with image, from the manager m.
+func deployStack(t *testing.T, m *engine, image, stack string, files ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := m.run(ctx, []string{"HERD_IMAGE=" + image}, "stack", "deploy", "--resolve-image", "never", "-c", file, stack); err != nil {
+	args := []string{"stack", "deploy", "--resolve-image", "never"}
+	for _, f := range files {
+		args = append(args, "-c", f)
+	}
+	if _, err := m.run(ctx, []string{"HERD_IMAGE=" + image}, append(args, stack)...); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -286,11 +286,14 @@ func checkESP(t *testing.T, engines []*engine) {
 }
 
 // oneHerd tells each server about a client of its own, and checks that
-// every other server answers WHATSAT about it with the AT line.
-func oneHerd(t *testing.T, srv map[string]server, prefix string) {
+// every other server answers WHATSAT about it with the AT line. It
+// returns the clients' ids.
+func oneHerd(t *testing.T, srv map[string]server, prefix string) []string {
 	t.Helper()
+	var ids []string
 	for _, from := range servers {
 		id := prefix + "-" + from
+		ids = append(ids, id)
 		at, err := client.IAMAT(srv[from].client, id)
 		if err != nil {
 			t.Fatal(err)
@@ -305,6 +308,7 @@ func oneHerd(t *testing.T, srv map[string]server, prefix string) {
 		}
 		t.Logf("an IAMAT at %s read at the four others within %v", title(from), since(start))
 	}
+	return ids
 }
 
 // missing returns an error naming the records of want that s does not

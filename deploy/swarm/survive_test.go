@@ -23,7 +23,7 @@ import (
 func failClosed(t *testing.T, engines []*engine, image string, srv map[string]server, links map[string][]string) {
 	t.Helper()
 	const stack = "herdenc"
-	deployStack(t, engines[0], image, "stack.yaml", stack)
+	deployStack(t, engines[0], image, stack, "stack.yaml")
 	start := time.Now()
 	for _, name := range servers {
 		e := engines[placement[name]]

@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,6 +145,7 @@ type composeConfig struct {
 			Source string `json:"source"`
 			Target string `json:"target"`
 			UID    string `json:"uid"`
+			Mode   int    `json:"mode"`
 		} `json:"secrets"`
 		Volumes []struct {
 			Type   string `json:"type"`
@@ -272,6 +276,119 @@ func TestStackConfig(t *testing.T) {
 			t.Errorf("%s lists %s, which does not list it", l[0], l[1])
 		}
 	}
+}
+
+// tlsSecrets are the secrets stack.tls.yaml adds to every service: its
+// source, the variable that names the file the server reads it from, and
+// its mode (only the key is not for all to read).
+var tlsSecrets = []struct {
+	source, env string
+	mode        int
+}{
+	{"peer_tls_cert", "HERD_PEER_TLS_CERT", 0o444},
+	{"peer_tls_key", "HERD_PEER_TLS_KEY", 0o400},
+	{"peer_tls_ca", "HERD_PEER_TLS_CA", 0o444},
+}
+
+// TestStackTLSConfig checks that docker stack reads stack.yaml with
+// stack.tls.yaml on top as that file says: every server reads its
+// certificate, key (the server's user's only) and CA from Swarm secrets
+// of the names given; the overlay is no longer encrypted; and the rest is
+// stack.yaml's, unchanged.
+func TestStackTLSConfig(t *testing.T) {
+	requireCLI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newStackEnv(t, "herd:config-test", "herd_config_test")
+	names := []string{"HERD_TLS_CERT_NAME=tc", "HERD_TLS_KEY_NAME=tk", "HERD_TLS_CA_NAME=tca"}
+	plain, err := run(ctx, env.vars(), nil, "stack", "config", "-c", "stack.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withTLS, err := run(ctx, append(env.vars(), names...), nil, "stack", "config", "-c", "stack.yaml", "-c", "stack.tls.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeConfig
+	if err := yaml.Unmarshal([]byte(withTLS), &c); err != nil {
+		t.Fatalf("%v\n%s", err, withTLS)
+	}
+	if n := c.Networks["herd"]; n.Driver != "overlay" || len(n.DriverOpts) != 0 {
+		t.Errorf("network herd: %+v, want a plain overlay (TLS protects the links)", n)
+	}
+	for source, name := range map[string]string{"peer_tls_cert": "tc", "peer_tls_key": "tk", "peer_tls_ca": "tca"} {
+		if s := c.Secrets[source]; !s.External || s.Name != name {
+			t.Errorf("secret %s: %+v, want the external %s", source, s, name)
+		}
+	}
+	for _, name := range servers {
+		s := c.Services[name]
+		targets := map[string]string{}
+		for _, sec := range s.Secrets {
+			targets[sec.Source] = sec.Target
+			for _, want := range tlsSecrets {
+				if sec.Source == want.source && (sec.Mode != want.mode || want.mode == 0o400 && sec.UID != "65534") {
+					t.Errorf("%s: secret %s mode %o uid %q, want mode %o (the key the server's user's, 65534)", name, sec.Source, sec.Mode, sec.UID, want.mode)
+				}
+			}
+		}
+		for _, want := range tlsSecrets {
+			if targets[want.source] == "" || s.Environment[want.env] != "/run/secrets/"+targets[want.source] {
+				t.Errorf("%s: %s=%q, secret %s at %q", name, want.env, s.Environment[want.env], want.source, targets[want.source])
+			}
+		}
+		if targets["peer_secret"] == "" {
+			t.Errorf("%s: the peer secret is gone (secrets %v)", name, targets)
+		}
+	}
+	if got, want := withoutTLS(t, withTLS), withoutTLS(t, plain); !reflect.DeepEqual(got, want) {
+		t.Errorf("with stack.tls.yaml, the stack differs in more than TLS:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// withoutTLS is the output of docker stack config with what
+// stack.tls.yaml adds or changes taken out: the secrets and variables of
+// tlsSecrets, the network's driver options, the extension fields. Ports
+// are sorted by their target: merging two files orders them otherwise.
+func withoutTLS(t *testing.T, config string) string {
+	t.Helper()
+	var c map[string]any
+	if err := yaml.Unmarshal([]byte(config), &c); err != nil {
+		t.Fatal(err)
+	}
+	secrets := c["secrets"].(map[string]any)
+	for _, s := range tlsSecrets {
+		delete(secrets, s.source)
+	}
+	for _, svc := range c["services"].(map[string]any) {
+		svc := svc.(map[string]any)
+		env := svc["environment"].(map[string]any)
+		var kept []any
+		for _, sec := range svc["secrets"].([]any) {
+			if !strings.HasPrefix(sec.(map[string]any)["source"].(string), "peer_tls_") {
+				kept = append(kept, sec)
+			}
+		}
+		svc["secrets"] = kept
+		ports := svc["ports"].([]any)
+		slices.SortFunc(ports, func(a, b any) int {
+			return cmp.Compare(a.(map[string]any)["target"].(float64), b.(map[string]any)["target"].(float64))
+		})
+		for _, s := range tlsSecrets {
+			delete(env, s.env)
+		}
+	}
+	delete(c["networks"].(map[string]any)["herd"].(map[string]any), "driver_opts")
+	for k := range c {
+		if strings.HasPrefix(k, "x-") {
+			delete(c, k)
+		}
+	}
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 // poll calls cond until it returns nil or the deadline passes, and fails

@@ -3,11 +3,13 @@
 package netlab
 
 import (
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +224,175 @@ func TestLab(t *testing.T) {
 	}
 	if _, err := os.Stat(l.Dir); !os.IsNotExist(err) {
 		t.Errorf("the lab's directory: %v", err)
+	}
+}
+
+// TestDialIn dials from a host's namespace and from this process's, to a
+// listener of this machine's; it needs root.
+func TestDialIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making network namespaces needs root")
+	}
+	l, err := New("dial", netip.MustParsePrefix("10.219.1.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Host(0)
+	t.Cleanup(func() { h.Down(); l.Close() })
+	if err := h.Up(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	hostNS := filepath.Join("/run/netns", h.Name)
+	for _, tc := range []struct {
+		name, ns, addr string
+		from           string // the connection's local address; "" when it fails
+	}{
+		{"the host, to this machine's end of the lab", hostNS, net.JoinHostPort(l.HostAddr().String(), port), h.Addr.String()},
+		{"the host, to its own loopback", hostNS, net.JoinHostPort("127.0.0.1", port), ""},
+		{"this process's namespace", "/proc/self/ns/net", net.JoinHostPort("127.0.0.1", port), "127.0.0.1"},
+		{"no namespace", filepath.Join(l.Dir, "none"), net.JoinHostPort("127.0.0.1", port), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := DialIn(tc.ns, tc.addr, 5*time.Second)
+			if tc.from == "" {
+				if err == nil {
+					c.Close()
+					t.Fatalf("DialIn(%s, %s) connected from %s, want an error", tc.ns, tc.addr, c.LocalAddr())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if from := c.LocalAddr().(*net.TCPAddr).IP.String(); from != tc.from {
+				t.Errorf("connected from %s, want %s", from, tc.from)
+			}
+		})
+	}
+	// This goroutine's thread never moved.
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("after DialIn, a dial from here: %v", err)
+	}
+	c.Close()
+}
+
+func TestFrameAddrs(t *testing.T) {
+	frame := func(ethertype uint16, ip []byte) []byte {
+		f := append(make([]byte, 12), byte(ethertype>>8), byte(ethertype))
+		return append(f, ip...)
+	}
+	ipv4 := func(src, dst string) []byte {
+		h := make([]byte, 20)
+		h[0] = 0x45
+		s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+		copy(h[12:], s[:])
+		copy(h[16:], d[:])
+		return h
+	}
+	for _, tc := range []struct {
+		name     string
+		frame    []byte
+		src, dst string // "" when not IPv4
+	}{
+		{"IPv4", frame(0x0800, ipv4("10.213.0.10", "10.213.0.12")), "10.213.0.10", "10.213.0.12"},
+		{"IPv4 with a payload", frame(0x0800, append(ipv4("10.213.0.1", "10.213.0.11"), "IAMAT"...)), "10.213.0.1", "10.213.0.11"},
+		{"ARP", frame(0x0806, ipv4("10.213.0.10", "10.213.0.12")), "", ""},
+		{"IPv6", frame(0x86dd, make([]byte, 40)), "", ""},
+		{"an IPv4 type with another version", frame(0x0800, append([]byte{0x65}, make([]byte, 39)...)), "", ""},
+		{"short", frame(0x0800, ipv4("10.213.0.10", "10.213.0.12"))[:30], "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, dst, ok := FrameAddrs(tc.frame)
+			if tc.src == "" {
+				if ok {
+					t.Errorf("FrameAddrs = %s, %s, true; want not IPv4", src, dst)
+				}
+				return
+			}
+			if !ok || src.String() != tc.src || dst.String() != tc.dst {
+				t.Errorf("FrameAddrs = %s, %s, %v; want %s, %s", src, dst, ok, tc.src, tc.dst)
+			}
+		})
+	}
+}
+
+// TestCapture records what crosses a lab's bridge while a host sends
+// this machine a line; it needs root.
+func TestCapture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("making network namespaces needs root")
+	}
+	l, err := New("cap", netip.MustParsePrefix("10.219.2.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := l.Host(0)
+	t.Cleanup(func() { h.Down(); l.Close() })
+	if err := h.Up(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(l.HostAddr().String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64)
+		n, _ := c.Read(b)
+		got <- string(b[:n])
+	}()
+	c, err := l.Capture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const needle = "herdt-capture-needle"
+	conn, err := DialIn(filepath.Join("/run/netns", h.Name), ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte(needle))
+	conn.Close()
+	if s := <-got; s != needle {
+		t.Fatalf("this machine read %q", s)
+	}
+	frames, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for _, f := range frames {
+		if src, dst, ok := FrameAddrs(f); ok && src == h.Addr && dst == l.HostAddr() && strings.Contains(string(f), needle) {
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Errorf("none of %d frames carries %q from %s to %s", len(frames), needle, h.Addr, l.HostAddr())
+	}
+	if again, err := c.Stop(); err != nil || len(again) != len(frames) {
+		t.Errorf("Stop again: %d frames, %v; want the %d of the first", len(again), err, len(frames))
 	}
 }
