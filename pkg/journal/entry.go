@@ -62,14 +62,15 @@ func appendIncarnation(dst []byte, inc uint64) []byte {
 	})
 }
 
-func appendRecord(dst []byte, seq uint64, r store.Record) []byte {
+func appendRecord(dst []byte, seq uint64, r store.Packed) []byte {
 	return appendEntry(dst, func(b []byte) []byte {
 		b = append(b, entryRecord)
 		b = binary.AppendUvarint(b, seq)
 		b = binary.AppendVarint(b, r.Recv)
 		b = append(b, r.Hops)
 		b = appendString(b, r.Origin)
-		return appendString(b, r.Text)
+		b = binary.AppendUvarint(b, uint64(r.TextLen()))
+		return r.AppendText(b)
 	})
 }
 

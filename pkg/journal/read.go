@@ -11,8 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/herdkit/herd/pkg/store"
 )
 
 // Reading one file back: up to its first bad entry, or, salvaging, every
@@ -138,11 +136,11 @@ func resync(b []byte, from int64) int64 {
 // each bad file's damage in full. The incarnation and watermarks are
 // dropped: the caller starts a new incarnation.
 func (r *recovery) salvage(snaps, segs []uint64) error {
-	newest := map[string]store.Change{}
+	newest := map[string]entry{}
 	collect := func(e entry) error {
 		if e.kind == entryRecord {
-			if c, ok := newest[e.record.Client()]; !ok || e.seq > c.Seq {
-				newest[e.record.Client()] = store.Change{Seq: e.seq, Record: e.record}
+			if c, ok := newest[e.record.Client()]; !ok || e.seq > c.seq {
+				newest[e.record.Client()] = e
 			}
 		}
 		return nil
@@ -175,18 +173,18 @@ func (r *recovery) salvage(snaps, segs []uint64) error {
 		}
 	}
 	r.damage = damage
-	changes := make([]store.Change, 0, len(newest))
+	changes := make([]entry, 0, len(newest))
 	for _, c := range newest {
 		changes = append(changes, c)
 	}
-	slices.SortFunc(changes, func(a, b store.Change) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(changes, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
 	r.state = r.newState()
 	r.maxSeq = 0
 	for _, c := range changes {
-		if err := r.state.Store.Restore(c); err != nil {
+		if err := r.state.Store.Restore(c.seq, c.record); err != nil {
 			return err
 		}
-		r.maxSeq = c.Seq
+		r.maxSeq = c.seq
 	}
 	r.state.Records = len(changes)
 	r.salvaged = true

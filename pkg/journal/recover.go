@@ -311,7 +311,7 @@ func (r *recovery) apply(e entry) error {
 		}
 		s.Incarnation = e.inc
 	case entryRecord:
-		if err := s.Store.Restore(store.Change{Seq: e.seq, Record: e.record}); err != nil {
+		if err := s.Store.Restore(e.seq, e.record); err != nil {
 			return err
 		}
 		s.Records++

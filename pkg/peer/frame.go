@@ -163,7 +163,7 @@ func parseUint(b []byte) (uint64, error) {
 
 // appendRecord appends a record frame: kind, the sender's change number,
 // the hop count on arrival, origin, receive time and the record text.
-func appendRecord(dst []byte, kind byte, seq uint64, r store.Record) []byte {
+func appendRecord(dst []byte, kind byte, seq uint64, r store.Packed) []byte {
 	dst = append(dst, kind, ' ')
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, ' ')
@@ -173,7 +173,7 @@ func appendRecord(dst []byte, kind byte, seq uint64, r store.Record) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, r.Recv, 10)
 	dst = append(dst, ' ')
-	dst = append(dst, r.Text...)
+	dst = r.AppendText(dst)
 	return append(dst, '\n')
 }
 

@@ -64,7 +64,7 @@ func TestParseFrame(t *testing.T) {
 
 func TestRecordFrameRoundTrip(t *testing.T) {
 	r := store.Record{Text: "kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", Origin: "Hill", Recv: 1621464828223371889, Hops: 1}
-	line := appendRecord(nil, frameFlood, 42, r)
+	line := appendRecord(nil, frameFlood, 42, store.Pack(r))
 	if line[len(line)-1] != '\n' {
 		t.Fatal("no newline")
 	}
@@ -103,7 +103,7 @@ func FuzzParseFrame(f *testing.F) {
 			return
 		}
 		r := store.Record{Text: string(fr.text), Origin: string(fr.origin), Recv: fr.recv, Hops: fr.hops - 1}
-		if got := appendRecord(nil, fr.kind, fr.seq, r); !bytes.Equal(got[:len(got)-1], line) {
+		if got := appendRecord(nil, fr.kind, fr.seq, store.Pack(r)); !bytes.Equal(got[:len(got)-1], line) {
 			t.Fatalf("%q re-encodes as %q", line, got)
 		}
 	})

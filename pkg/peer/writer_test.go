@@ -19,7 +19,7 @@ import (
 func TestOutboxFill(t *testing.T) {
 	const nb, other = store.Source(1), store.Source(2) // the link's neighbour, and another
 	change := func(seq uint64, from store.Source) store.Change {
-		return store.Change{Seq: seq, From: from, Record: store.Record{Text: "c +1+1 1", Origin: "X", Recv: 5}}
+		return store.Change{Seq: seq, From: from, Record: store.Pack(store.Record{Text: "c +1+1 1", Origin: "X", Recv: 5})}
 	}
 	rec := func(kind byte, seq uint64) string { return string(appendRecord(nil, kind, seq, change(seq, 0).Record)) }
 	pong := string(appendPong(nil, 1, 2, 3))

@@ -44,7 +44,7 @@ func TestTimeKeyFollowsCompareTime(t *testing.T) {
 		"17179869184.5", "999999999999999999"}
 	for _, a := range times {
 		for _, b := range times {
-			ka, kb := timeKey(a), timeKey(b)
+			ka, kb := timeKey(keysOf(rec("k", "+1+1", a, "H", 1))), timeKey(keysOf(rec("k", "+1+1", b, "H", 1)))
 			if c := compareTimes(a, b); c < 0 && ka > kb || c > 0 && ka < kb || c == 0 && ka != kb {
 				t.Errorf("times %s, %s compare %d but keys %d, %d", a, b, c, ka, kb)
 			}
@@ -53,7 +53,7 @@ func TestTimeKeyFollowsCompareTime(t *testing.T) {
 }
 
 func compareTimes(a, b string) int {
-	return compare(rec("k", "+1+1", a, "H", 1), rec("k", "+1+1", b, "H", 1))
+	return compare(keysOf(rec("k", "+1+1", a, "H", 1)), keysOf(rec("k", "+1+1", b, "H", 1)))
 }
 
 // TestLimit applies records one after another to a store of limit 3.
@@ -167,16 +167,17 @@ func checkStore(t *testing.T, s *Store) {
 			continue
 		}
 		live++
-		if j, _, ok := s.index.find(s.slots, clientOf(sl.text)); !ok || j != uint32(i) {
-			t.Fatalf("slot %d (%s) found at %d, %v", i, sl.text, j, ok)
+		text := s.packed(uint32(i)).Text()
+		if j, _, ok := s.index.find(s.slots, &s.ids, string(keyOf(s.slots, &s.ids, uint32(i)))); !ok || j != uint32(i) {
+			t.Fatalf("slot %d (%s) found at %d, %v", i, text, j, ok)
 		}
 		if s.limit > 0 {
-			n := s.low.heap[s.low.pos[i]]
-			if n.slot != uint32(i) {
+			n, key := s.low.slots[sl.heap], s.low.keys[sl.heap]
+			if n&^dirty != uint32(i) {
 				t.Fatalf("slot %d is not at its heap position", i)
 			}
-			if k := timeKey(sl.time()); n.dirty && n.key > k || !n.dirty && n.key != k {
-				t.Fatalf("slot %d (%s) has the key %d, dirty %v", i, sl.text, n.key, n.dirty)
+			if k := timeKey(s.keysOf(uint32(i))); n&dirty != 0 && key > k || n&dirty == 0 && key != k {
+				t.Fatalf("slot %d (%s) has the key %d, dirty %v", i, text, key, n&dirty != 0)
 			}
 		}
 	}
@@ -184,18 +185,18 @@ func checkStore(t *testing.T, s *Store) {
 		t.Fatalf("%d live slots, len %d, index %d", live, s.len(), s.index.n)
 	}
 	if s.limit > 0 {
-		if len(s.low.heap) != live || live > s.limit {
-			t.Fatalf("heap of %d for %d live slots, limit %d", len(s.low.heap), live, s.limit)
+		if len(s.low.slots) != live || len(s.low.keys) != live || live > s.limit {
+			t.Fatalf("heap of %d for %d live slots, limit %d", len(s.low.slots), live, s.limit)
 		}
-		for k := 1; k < len(s.low.heap); k++ {
-			if s.less(s.low.heap[k], s.low.heap[(k-1)/2]) {
+		for k := 1; k < len(s.low.slots); k++ {
+			if s.less(k, (k-1)/2) {
 				t.Fatalf("heap out of order at %d", k)
 			}
 		}
 	}
 	entries := 0
-	for _, e := range s.log {
-		if s.slots[e.slot].seq == e.seq {
+	for k := range s.log.len() {
+		if seq, i := s.log.at(k); s.slots[i].seq == seq {
 			entries++
 		}
 	}
@@ -231,7 +232,7 @@ func topN(recs []Record, n int) []string {
 func contents(s *Store) []string {
 	var out []string
 	for _, c := range all(s) {
-		out = append(out, fmt.Sprintf("%s@%s/%d", c.Record.Text, c.Record.Origin, c.Record.Recv))
+		out = append(out, fmt.Sprintf("%s@%s/%d", c.Record.Text(), c.Record.Origin, c.Record.Recv))
 	}
 	slices.Sort(out)
 	return out
@@ -298,11 +299,11 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 		back.SetLimit(limit)
 		for _, r := range recs { // everything, as a journal that logged evicted records too
 			if _, ok := back.Get(r.Client()); ok {
-				if cur, _ := back.Get(r.Client()); !Newer(r, cur) {
+				if cur, _ := back.Get(r.Client()); !Newer(r, cur.Unpack()) {
 					continue // a journal logs only what was stored
 				}
 			}
-			if err := back.Restore(Change{Seq: back.Seq() + 1, Record: r}); err != nil {
+			if err := back.Restore(back.Seq()+1, r); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -333,7 +334,7 @@ func TestSetLimit(t *testing.T) {
 	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || len(s.slots) != 10 {
 		t.Errorf("holds %s in %d slots, want n2 n3 n4 n5 in 10", got, len(s.slots))
 	}
-	if s.SetLimit(0); s.Limit() != 0 || s.low.heap != nil {
+	if s.SetLimit(0); s.Limit() != 0 || s.low.slots != nil {
 		t.Errorf("SetLimit(0) kept a heap")
 	}
 	for i := range 10 {
@@ -372,8 +373,8 @@ func TestCompactionWithEvictions(t *testing.T) {
 	for i := range 50_000 {
 		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(i), "Hill", 1), Local)
 	}
-	if len(s.log) > 2*100+minCompact {
-		t.Errorf("log holds %d entries for 100 clients", len(s.log))
+	if s.log.len() > 2*100+minCompact {
+		t.Errorf("log holds %d entries for 100 clients", s.log.len())
 	}
 	got := all(s)
 	if len(got) != 100 || got[0].Record.Client() != "49900" {
@@ -390,7 +391,7 @@ func BenchmarkRank(b *testing.B) {
 			Rank(x, y)
 		}
 	})
-	kx, ky := timeKey(x.Time()), timeKey(y.Time())
+	kx, ky := timeKey(keysOf(x)), timeKey(keysOf(y))
 	b.Run("keys", func(b *testing.B) {
 		n := 0
 		for range b.N {
@@ -402,7 +403,7 @@ func BenchmarkRank(b *testing.B) {
 	})
 	b.Run("timeKey", func(b *testing.B) {
 		for range b.N {
-			timeKey(x.Time())
+			timeKey(keysOf(x))
 		}
 	})
 }
@@ -413,7 +414,7 @@ func TestRestoreLowerRecord(t *testing.T) {
 	s := New()
 	s.SetLimit(2)
 	for i, r := range []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)} {
-		if err := s.Restore(Change{Seq: uint64(i + 1), Record: r}); err != nil {
+		if err := s.Restore(uint64(i+1), r); err != nil {
 			t.Fatal(err)
 		}
 		checkStore(t, s)

@@ -1,0 +1,263 @@
+package protocol
+
+// Fields is an IAMAT's position and client time packed into numbers, 18
+// bytes where the text takes about 40, from which the text is rebuilt
+// byte for byte (Append): a store of a million clients holds these rather
+// than the texts. PackFields packs the forms that numbers can rebuild:
+// each coordinate with up to maxPackedFrac decimals (leading zeros of
+// its integer part included), and a time of at most nine decimals whose
+// seconds are below 2^34 (the year 2514) written without leading zeros.
+// Anything else, valid or not, is left to its holder to keep as text.
+type Fields struct {
+	// Time is the client time as seconds << 30 | nanoseconds: its order
+	// is the time's (CompareTime's, for times that pack).
+	Time uint64
+	// Lat and Lng are the digits of each coordinate, integer part and
+	// fraction, read as one number: +34.068930 is 34068930.
+	Lat, Lng uint32
+	// Format is what the numbers leave out: the time's decimals (bits 0
+	// to 3), then for the latitude (bits 4 to 9) and the longitude (bits
+	// 10 to 15) a sign bit and a shape, (integer digits - 1) * 8 +
+	// decimals.
+	Format uint16
+}
+
+// Unpacked is a Format that PackFields never returns (its latitude's
+// shape is out of range): a holder of Fields may use it to mark a record
+// whose position and time it keeps as text.
+const Unpacked uint16 = 0xffff
+
+// maxPackedFrac is the most decimals of a coordinate that pack: 180 with
+// seven decimals is 1,800,000,000, which a uint32 holds.
+const maxPackedFrac = 7
+
+// Bits of Format.
+const (
+	timeFracBits = 4
+	coordBits    = 6
+	coordSign    = 1 << 5 // within a coordinate's bits
+	coordShape   = coordSign - 1
+)
+
+// PackFields packs a position and a client time, as an IAMAT has them, and
+// reports whether it could: a form it cannot rebuild exactly (more
+// decimals than fit, a time with leading zeros, ...) or an invalid one is
+// not packed.
+func PackFields[T text](pos, time T) (Fields, bool) {
+	var f Fields
+	lat, latFmt, mid, ok := packCoord(pos, 0)
+	if !ok {
+		return Fields{}, false
+	}
+	lng, lngFmt, end, ok := packCoord(pos, mid)
+	if !ok || end != len(pos) {
+		return Fields{}, false
+	}
+	t, timeFrac, ok := packTime(time)
+	if !ok {
+		return Fields{}, false
+	}
+	f.Time, f.Lat, f.Lng = t, lat, lng
+	f.Format = timeFrac | latFmt<<timeFracBits | lngFmt<<(timeFracBits+coordBits)
+	return f, true
+}
+
+// packCoord packs the coordinate starting at s[i]: its digits as one
+// number, its sign and shape, and the index just after it. Validation
+// stops at what packing needs (a sign, 1 to 3 digits, a point followed by
+// 1 to maxPackedFrac digits, a value a uint32 holds); ranges are the
+// parser's.
+func packCoord[T text](s T, i int) (uint32, uint16, int, bool) {
+	var v uint64
+	var format uint16
+	if i >= len(s) || (s[i] != '+' && s[i] != '-') {
+		return 0, 0, 0, false
+	}
+	if s[i] == '-' {
+		format = coordSign
+	}
+	i++
+	start := i
+	for i < len(s) && isDigit(s[i]) && i-start < 3 {
+		v = v*10 + uint64(s[i]-'0')
+		i++
+	}
+	whole := i - start
+	if whole == 0 || (i < len(s) && isDigit(s[i])) {
+		return 0, 0, 0, false
+	}
+	frac := 0
+	if i < len(s) && s[i] == '.' {
+		i++
+		fs := i
+		for i < len(s) && isDigit(s[i]) && i-fs < maxPackedFrac {
+			v = v*10 + uint64(s[i]-'0')
+			i++
+		}
+		frac = i - fs
+		if frac == 0 || (i < len(s) && isDigit(s[i])) {
+			return 0, 0, 0, false
+		}
+	}
+	if v > 1<<32-1 { // 999.9999999 does not fit; no valid coordinate is that large
+		return 0, 0, 0, false
+	}
+	return uint32(v), format | uint16((whole-1)*8+frac), i, true
+}
+
+// packTime packs a client time: seconds << 30 | nanoseconds, and its
+// number of decimals.
+func packTime[T text](s T) (uint64, uint16, bool) {
+	if len(s) == 0 || (s[0] == '0' && len(s) > 1 && s[1] != '.') {
+		return 0, 0, false // empty, or leading zeros
+	}
+	var sec uint64
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		sec = sec*10 + uint64(s[i]-'0')
+		if sec >= 1<<34 {
+			return 0, 0, false
+		}
+		i++
+	}
+	if i == 0 {
+		return 0, 0, false
+	}
+	var nsec uint64
+	frac := 0
+	if i < len(s) {
+		if s[i] != '.' {
+			return 0, 0, false
+		}
+		i++
+		for ; i < len(s) && isDigit(s[i]) && frac < 9; i++ {
+			nsec = nsec*10 + uint64(s[i]-'0')
+			frac++
+		}
+		if frac == 0 || i != len(s) {
+			return 0, 0, false
+		}
+		nsec *= pow10[9-frac]
+	}
+	return sec<<30 | nsec, uint16(frac), true
+}
+
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11}
+
+// Sec returns the whole seconds of the client time.
+func (f Fields) Sec() int64 { return int64(f.Time >> 30) }
+
+// Nsec returns the nanoseconds of the client time.
+func (f Fields) Nsec() int64 { return int64(f.Time & (1<<30 - 1)) }
+
+// Append appends the position and the time, separated by a space, exactly
+// as PackFields read them.
+func (f Fields) Append(dst []byte) []byte {
+	dst = f.AppendPos(dst)
+	dst = append(dst, ' ')
+	return f.AppendTime(dst)
+}
+
+// Len returns the length of what Append appends.
+func (f Fields) Len() int { return f.PosLen() + 1 + f.TimeLen() }
+
+// AppendPos appends the position as PackFields read it.
+func (f Fields) AppendPos(dst []byte) []byte {
+	dst = appendCoord(dst, f.Lat, f.Format>>timeFracBits)
+	return appendCoord(dst, f.Lng, f.Format>>(timeFracBits+coordBits))
+}
+
+// PosLen returns the length of what AppendPos appends.
+func (f Fields) PosLen() int {
+	return coordLen(f.Format>>timeFracBits) + coordLen(f.Format>>(timeFracBits+coordBits))
+}
+
+// AppendTime appends the client time as PackFields read it.
+func (f Fields) AppendTime(dst []byte) []byte {
+	dst = appendUint(dst, f.Time>>30)
+	frac := int(f.Format & (1<<timeFracBits - 1))
+	if frac == 0 {
+		return dst
+	}
+	dst = append(dst, '.')
+	n := len(dst)
+	dst = append(dst, "000000000"[:frac]...)
+	putDigits(dst[n:], (f.Time&(1<<30-1))/pow10[9-frac])
+	return dst
+}
+
+// TimeLen returns the length of what AppendTime appends.
+func (f Fields) TimeLen() int {
+	n := digits(f.Time >> 30)
+	if frac := int(f.Format & (1<<timeFracBits - 1)); frac > 0 {
+		n += 1 + frac
+	}
+	return n
+}
+
+func appendCoord(dst []byte, v uint32, format uint16) []byte {
+	sign := byte('+')
+	if format&coordSign != 0 {
+		sign = '-'
+	}
+	shape := int(format & coordShape)
+	whole, frac := shape/8+1, shape%8
+	n := len(dst) + 1
+	dst = append(dst, sign)
+	if frac == 0 {
+		dst = append(dst, "000"[:whole]...)
+		putDigits(dst[n:], uint64(v))
+		return dst
+	}
+	dst = append(dst, "000.0000000"[3-whole:4+frac]...)
+	putDigits(dst[n+whole+1:], uint64(v)%pow10[frac])
+	putDigits(dst[n:n+whole], uint64(v)/pow10[frac])
+	return dst
+}
+
+func coordLen(format uint16) int {
+	shape := int(format & coordShape)
+	whole, frac := shape/8+1, shape%8
+	if frac == 0 {
+		return 1 + whole
+	}
+	return 2 + whole + frac
+}
+
+// putDigits writes v in decimal into the whole of dst, right-aligned; the
+// bytes left of its digits are left as they are ('0' from the caller).
+func putDigits(dst []byte, v uint64) {
+	i := len(dst)
+	for v >= 100 && i >= 2 {
+		d := v % 100 * 2
+		v /= 100
+		i -= 2
+		dst[i], dst[i+1] = twoDigits[d], twoDigits[d+1]
+	}
+	for v > 0 && i > 0 {
+		i--
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
+}
+
+// digits returns the number of decimal digits of v (1 for 0).
+func digits(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+const twoDigits = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"

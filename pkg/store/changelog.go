@@ -1,0 +1,79 @@
+package store
+
+import "sort"
+
+// changeLog is the store's live changes in increasing change number, each
+// with the slot it stored: the outgoing queue of every link and of the
+// journal. An entry is two uint32s, 8 bytes: the change number's low 32
+// bits and the slot. The high bits are the same over long runs (they
+// change every 2^32 changes, and at the jump of 2^40 after a crash), so
+// they are kept once per run.
+type changeLog struct {
+	entries []logEntry
+	runs    []logRun // in increasing from; runs[0].from is 0 when there are entries
+}
+
+type logEntry struct {
+	lo   uint32 // the change number's low 32 bits
+	slot uint32
+}
+
+// logRun says that the entries from index from on have the high bits hi,
+// up to the next run.
+type logRun struct {
+	from int
+	hi   uint32
+}
+
+func (l *changeLog) len() int { return len(l.entries) }
+
+// add appends a change, whose number is greater than every one logged.
+func (l *changeLog) add(seq uint64, slot uint32) {
+	hi := uint32(seq >> 32)
+	if len(l.runs) == 0 || l.runs[len(l.runs)-1].hi != hi {
+		l.runs = append(l.runs, logRun{from: len(l.entries), hi: hi})
+	}
+	l.entries = append(l.entries, logEntry{lo: uint32(seq), slot: slot})
+}
+
+// at returns the change number and slot of entry k.
+func (l *changeLog) at(k int) (seq uint64, slot uint32) {
+	e := l.entries[k]
+	return uint64(l.hi(k))<<32 | uint64(e.lo), e.slot
+}
+
+// hi returns the high bits of entry k's change number.
+func (l *changeLog) hi(k int) uint32 {
+	r := len(l.runs) - 1
+	if r > 0 && l.runs[r].from > k {
+		r = sort.Search(len(l.runs), func(i int) bool { return l.runs[i].from > k }) - 1
+	}
+	return l.runs[r].hi
+}
+
+// search returns the index of the first entry whose change number is
+// greater than after, or len() if none is.
+func (l *changeLog) search(after uint64) int {
+	return sort.Search(len(l.entries), func(k int) bool {
+		seq, _ := l.at(k)
+		return seq > after
+	})
+}
+
+// compact keeps the entries for which live is true, in order, in a new
+// log with room for capacity entries.
+func (l *changeLog) compact(capacity int, live func(seq uint64, slot uint32) bool) {
+	kept := changeLog{entries: make([]logEntry, 0, max(capacity, 0))}
+	for r, run := range l.runs {
+		end := len(l.entries)
+		if r+1 < len(l.runs) {
+			end = l.runs[r+1].from
+		}
+		for _, e := range l.entries[run.from:end] {
+			if seq := uint64(run.hi)<<32 | uint64(e.lo); live(seq, e.slot) {
+				kept.add(seq, e.slot)
+			}
+		}
+	}
+	*l = kept
+}
