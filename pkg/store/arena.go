@@ -3,63 +3,101 @@ package store
 import (
 	"encoding/binary"
 	"iter"
-	"math"
 )
 
-// arena holds the store's variable-length bytes in one buffer: per
-// record, its client id, or its whole text when the position and time
-// did not pack (protocol.Unpacked). An item is its length (a uvarint)
-// and its bytes, named by its offset (a ref), so that a record costs the
-// bytes of its id and one or two more, with no string header and no
-// allocation of its own (TestMemoryPerRecord).
+// arena holds the store's variable-length bytes: per record, its client
+// id, or its whole text when the position and time did not pack
+// (protocol.Unpacked). An item is its length (a uvarint) and its bytes,
+// named by a ref, so that a record costs the bytes of its id and one or
+// two more, with no string header and no allocation of its own
+// (TestMemoryPerRecord).
 //
-// Bytes once written are never written again: an item freed stays where
-// it was, counted as dead, until compact copies the live items to a new
-// buffer. So the slices item returns stay valid and unchanged while the
-// store goes on (Packed holds them), and keep their buffer alive until
-// they are dropped.
+// The items are in chunks that are never moved or grown once full:
+// growing the arena adds a chunk rather than copying the others. And
+// bytes once written are never written again: an item freed stays where
+// it was, counted as dead, until compact copies the live items to new
+// chunks. So the slices item returns stay valid and unchanged while the
+// store goes on (Packed holds them), and keep no more than their chunk
+// alive.
+//
+// A ref is the chunk's number above chunkBits and the offset in it below:
+// 2^(32-chunkBits) chunks of at most 2^chunkBits bytes, 4 GiB in all.
 type arena struct {
-	b    []byte
-	dead int // bytes of freed items
+	chunks [][]byte // each with the capacity it was made with; the last is being filled
+	size   int      // bytes of every item, dead included
+	dead   int      // bytes of freed items
 }
 
-// maxArena is the most bytes the arena holds: a ref is a uint32.
-const maxArena = math.MaxUint32
+const (
+	chunkBits = 21
+	// maxChunk is the size of a chunk, and the largest item: more than a
+	// record of the longest line a client or a neighbour may send (1 MiB).
+	maxChunk = 1 << chunkBits
+	// firstChunk is the size of a store's first chunk; each next one is
+	// twice the last, up to maxChunk, so that a small store stays small.
+	firstChunk = 1 << 10
+	maxChunks  = 1 << (32 - chunkBits)
+)
 
-// add appends an item and returns its ref, or false when the arena would
-// outgrow maxArena (compact first: it may not).
+// add appends an item and returns its ref, or false when it does not fit:
+// larger than a chunk, or the arena holds 4 GiB (compact first: it may
+// not).
 func add[T ~string | ~[]byte](a *arena, item T) (uint32, bool) {
-	if !a.fits(len(item)) {
+	n := uvarintLen(len(item)) + len(item)
+	if n > maxChunk {
 		return 0, false
 	}
-	ref := uint32(len(a.b))
-	a.b = binary.AppendUvarint(a.b, uint64(len(item)))
-	a.b = append(a.b, item...)
+	last := len(a.chunks) - 1
+	if last < 0 || len(a.chunks[last])+n > cap(a.chunks[last]) {
+		if len(a.chunks) == maxChunks {
+			return 0, false
+		}
+		size := maxChunk
+		if last >= 0 && cap(a.chunks[last]) < maxChunk {
+			size = 2 * cap(a.chunks[last])
+		} else if last < 0 {
+			size = firstChunk
+		}
+		for size < n {
+			size *= 2
+		}
+		a.chunks = append(a.chunks, make([]byte, 0, size))
+		last++
+	}
+	c := a.chunks[last]
+	ref := uint32(last)<<chunkBits | uint32(len(c))
+	c = binary.AppendUvarint(c, uint64(len(item)))
+	a.chunks[last] = append(c, item...)
+	a.size += n
 	return ref, true
 }
 
-// fits reports whether an item of n bytes fits after the others.
-func (a *arena) fits(n int) bool { return len(a.b)+binary.MaxVarintLen64+n <= maxArena }
+func uvarintLen(n int) int {
+	w := 1
+	for ; n >= 0x80; n >>= 7 {
+		w++
+	}
+	return w
+}
 
 // item returns the item at ref, with no room to append to.
 func (a *arena) item(ref uint32) []byte {
-	n, w := binary.Uvarint(a.b[ref:])
-	start := int(ref) + w
+	c := a.chunks[ref>>chunkBits]
+	off := int(ref & (maxChunk - 1))
+	n, w := binary.Uvarint(c[off:])
+	start := off + w
 	end := start + int(n)
-	return a.b[start:end:end]
-}
-
-// size returns the bytes the item at ref takes, its length included.
-func (a *arena) size(ref uint32) int {
-	n, w := binary.Uvarint(a.b[ref:])
-	return w + int(n)
+	return c[start:end:end]
 }
 
 // free counts the item at ref as dead.
-func (a *arena) free(ref uint32) { a.dead += a.size(ref) }
+func (a *arena) free(ref uint32) {
+	n := len(a.item(ref))
+	a.dead += uvarintLen(n) + n
+}
 
 // live returns the bytes of the items not freed.
-func (a *arena) live() int { return len(a.b) - a.dead }
+func (a *arena) live() int { return a.size - a.dead }
 
 // wasteful reports whether the dead items are worth a compaction: more
 // than half the live bytes, and enough that the copy is not for nothing.
@@ -68,17 +106,13 @@ func (a *arena) wasteful() bool { return a.dead >= minArenaDead && 2*a.dead > a.
 // minArenaDead is the fewest dead bytes worth a compaction.
 const minArenaDead = 64 << 10
 
-// compact copies the live items, whose refs refs yields, to a new buffer
-// with an eighth of room to grow, and updates each ref. The old buffer is
-// left as it was, for the slices still held.
+// compact copies the live items, whose refs refs yields, to new chunks
+// and updates each ref. The old chunks are left as they were, for the
+// slices still held.
 func (a *arena) compact(refs iter.Seq[*uint32]) {
-	live := a.live()
-	b := make([]byte, 0, live+live/8)
+	old := *a
+	*a = arena{}
 	for ref := range refs {
-		item := a.item(*ref)
-		*ref = uint32(len(b))
-		b = binary.AppendUvarint(b, uint64(len(item)))
-		b = append(b, item...)
+		*ref, _ = add(a, old.item(*ref)) // they fitted before
 	}
-	a.b, a.dead = b, 0
 }

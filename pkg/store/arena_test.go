@@ -41,8 +41,8 @@ func TestArena(t *testing.T) {
 			for _, i := range tt.free {
 				a.free(refs[i])
 			}
-			if a.dead != tt.dead || a.live() != len(a.b)-tt.dead {
-				t.Errorf("dead %d, live %d; want %d dead of %d", a.dead, a.live(), tt.dead, len(a.b))
+			if a.dead != tt.dead || a.live() != a.size-tt.dead {
+				t.Errorf("dead %d, live %d; want %d dead of %d", a.dead, a.live(), tt.dead, a.size)
 			}
 			var kept []int
 			for i := range refs {
@@ -50,7 +50,7 @@ func TestArena(t *testing.T) {
 					kept = append(kept, i)
 				}
 			}
-			old := a.b
+			old := a.size
 			a.compact(func(yield func(*uint32) bool) {
 				for _, i := range kept {
 					if !yield(&refs[i]) {
@@ -58,15 +58,15 @@ func TestArena(t *testing.T) {
 					}
 				}
 			})
-			if a.dead != 0 || len(a.b) != len(old)-tt.dead {
-				t.Errorf("after compact: %d bytes, %d dead; want %d, 0", len(a.b), a.dead, len(old)-tt.dead)
+			if a.dead != 0 || a.size != old-tt.dead {
+				t.Errorf("after compact: %d bytes, %d dead; want %d, 0", a.size, a.dead, old-tt.dead)
 			}
 			for _, i := range kept {
 				if got := string(a.item(refs[i])); got != tt.items[i] {
 					t.Errorf("item %d after compact = %q, want %q", i, got, tt.items[i])
 				}
 			}
-			// The old buffer, which held slices point into, is unchanged.
+			// The old chunks, which held slices point into, are unchanged.
 			add(&a, "more")
 			for i, h := range held {
 				if string(h) != tt.items[i] {
@@ -91,7 +91,7 @@ func TestArenaWasteful(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := arena{b: make([]byte, tt.live+tt.dead), dead: tt.dead}
+			a := arena{size: tt.live + tt.dead, dead: tt.dead}
 			if got := a.wasteful(); got != tt.want {
 				t.Errorf("wasteful = %v, want %v", got, tt.want)
 			}
@@ -99,23 +99,51 @@ func TestArenaWasteful(t *testing.T) {
 	}
 }
 
-func TestArenaFits(t *testing.T) {
-	tests := []struct {
-		name    string
-		held, n int
-		want    bool
-	}{
-		{"empty", 0, 100, true},
-		{"up to 4 GiB with its length", 1000, maxArena - 1000 - 10, true},
-		{"one byte past", 1000, maxArena - 1000 - 9, false},
-		{"far past", 0, 2 * maxArena, false},
+// TestArenaChunks fills chunks: each next one twice the last up to
+// maxChunk, an item never split, full chunks never grown, and the limits
+// of an item's size and of the chunks' number.
+func TestArenaChunks(t *testing.T) {
+	var a arena
+	item := strings.Repeat("x", 300) // 302 bytes with its length
+	var refs []uint32
+	var held [][]byte
+	for range 20 {
+		ref, ok := add(&a, item)
+		if !ok {
+			t.Fatal("add failed")
+		}
+		refs = append(refs, ref)
+		held = append(held, a.item(ref))
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := arena{b: make([]byte, tt.held)}
-			if got := a.fits(tt.n); got != tt.want {
-				t.Errorf("fits(%d) with %d held = %v, want %v", tt.n, tt.held, got, tt.want)
-			}
-		})
+	var caps []int
+	for _, c := range a.chunks {
+		caps = append(caps, cap(c))
+	}
+	// 1 KiB holds three items, 2 KiB six, 4 KiB the other eleven.
+	if want := []int{1 << 10, 2 << 10, 4 << 10}; !slices.Equal(caps, want) {
+		t.Errorf("chunks of %v, want %v", caps, want)
+	}
+	for i, ref := range refs {
+		if got := a.item(ref); string(got) != item || &got[0] != &held[i][0] {
+			t.Errorf("item %d moved or changed", i)
+		}
+	}
+	if a.size != 20*302 || a.live() != 20*302 {
+		t.Errorf("size %d, live %d; want %d", a.size, a.live(), 20*302)
+	}
+	if _, ok := add(&a, strings.Repeat("x", maxChunk)); ok {
+		t.Error("an item larger than a chunk was added")
+	}
+	big, ok := add(&a, strings.Repeat("y", maxChunk-3))
+	if !ok || len(a.item(big)) != maxChunk-3 || cap(a.chunks[len(a.chunks)-1]) != maxChunk {
+		t.Errorf("an item of a whole chunk: added %v, chunk of %d", ok, cap(a.chunks[len(a.chunks)-1]))
+	}
+	full := arena{chunks: make([][]byte, maxChunks)}
+	full.chunks[maxChunks-1] = make([]byte, 0, 4)
+	if _, ok := add(&full, "12345"); ok {
+		t.Error("an item was added past the last chunk")
+	}
+	if _, ok := add(&full, "12"); !ok {
+		t.Error("an item that fits the last chunk was refused")
 	}
 }

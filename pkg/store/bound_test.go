@@ -426,3 +426,43 @@ func TestRestoreLowerRecord(t *testing.T) {
 		t.Errorf("holds %s, want b c", got)
 	}
 }
+
+// TestArenaCompactionInStore evicts enough clients that the arena is
+// compacted several times: every record held is still found and read
+// back whole, and a record read before a compaction keeps its bytes.
+func TestArenaCompactionInStore(t *testing.T) {
+	s := New()
+	s.SetLimit(50)
+	var before []Packed
+	compactions := 0
+	for i := range 30_000 {
+		size := s.ids.size
+		s.Apply(rec(fmt.Sprintf("client-%06d", i), "+1.123456789+1", fmt.Sprint(i), "Hill", 1), Local) // text: nine decimals
+		if s.ids.size < size {
+			compactions++
+			checkStore(t, s)
+		}
+		if i%5000 == 0 {
+			p, _ := s.Get(fmt.Sprintf("client-%06d", i))
+			before = append(before, p)
+		}
+	}
+	if compactions < 3 {
+		t.Errorf("%d compactions, want several", compactions)
+	}
+	for k, p := range before {
+		if want := fmt.Sprintf("client-%06d +1.123456789+1 %d", 5000*k, 5000*k); p.Text() != want {
+			t.Errorf("a record read before compacting is now %q, want %q", p.Text(), want)
+		}
+	}
+	for _, c := range all(s) {
+		var n int
+		fmt.Sscanf(c.Record.Client(), "client-%d", &n)
+		if want := fmt.Sprintf("%s +1.123456789+1 %d", c.Record.Client(), n); c.Record.Text() != want {
+			t.Errorf("read back %q, want %q", c.Record.Text(), want)
+		}
+	}
+	if s.ids.live() != 50*35 {
+		t.Errorf("the arena holds %d live bytes for 50 records", s.ids.live())
+	}
+}
