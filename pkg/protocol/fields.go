@@ -142,7 +142,7 @@ func packTime[T text](s T) (uint64, uint16, bool) {
 	return sec<<30 | nsec, uint16(frac), true
 }
 
-var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11}
+var pow10 = [...]uint64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
 
 // Sec returns the whole seconds of the client time.
 func (f Fields) Sec() int64 { return int64(f.Time >> 30) }
@@ -153,9 +153,13 @@ func (f Fields) Nsec() int64 { return int64(f.Time & (1<<30 - 1)) }
 // Append appends the position and the time, separated by a space, exactly
 // as PackFields read them.
 func (f Fields) Append(dst []byte) []byte {
-	dst = f.AppendPos(dst)
-	dst = append(dst, ' ')
-	return f.AppendTime(dst)
+	pos, time := f.PosLen(), f.TimeLen()
+	n := len(dst)
+	dst = append(dst, make([]byte, pos+1+time)...)
+	f.putPos(dst[n : n+pos])
+	dst[n+pos] = ' '
+	f.putTime(dst[n+pos+1:])
+	return dst
 }
 
 // Len returns the length of what Append appends.
@@ -163,8 +167,10 @@ func (f Fields) Len() int { return f.PosLen() + 1 + f.TimeLen() }
 
 // AppendPos appends the position as PackFields read it.
 func (f Fields) AppendPos(dst []byte) []byte {
-	dst = appendCoord(dst, f.Lat, f.Format>>timeFracBits)
-	return appendCoord(dst, f.Lng, f.Format>>(timeFracBits+coordBits))
+	n := len(dst)
+	dst = append(dst, make([]byte, f.PosLen())...)
+	f.putPos(dst[n:])
+	return dst
 }
 
 // PosLen returns the length of what AppendPos appends.
@@ -174,15 +180,9 @@ func (f Fields) PosLen() int {
 
 // AppendTime appends the client time as PackFields read it.
 func (f Fields) AppendTime(dst []byte) []byte {
-	dst = appendUint(dst, f.Time>>30)
-	frac := int(f.Format & (1<<timeFracBits - 1))
-	if frac == 0 {
-		return dst
-	}
-	dst = append(dst, '.')
 	n := len(dst)
-	dst = append(dst, "000000000"[:frac]...)
-	putDigits(dst[n:], (f.Time&(1<<30-1))/pow10[9-frac])
+	dst = append(dst, make([]byte, f.TimeLen())...)
+	f.putTime(dst[n:])
 	return dst
 }
 
@@ -195,24 +195,86 @@ func (f Fields) TimeLen() int {
 	return n
 }
 
-func appendCoord(dst []byte, v uint32, format uint16) []byte {
-	sign := byte('+')
+// The formatting writes each byte in its place, of a length computed
+// first, two digits at a time from a table: no copy, and no division but
+// by constants (the small copies of appending pieces, and a division by
+// a power of ten that is not a constant, cost more than the rest
+// together; BenchmarkFieldsAppend).
+
+// putPos writes the position into dst, of length PosLen.
+func (f Fields) putPos(dst []byte) {
+	lat := coordLen(f.Format >> timeFracBits)
+	putCoord(dst[:lat], f.Lat, f.Format>>timeFracBits)
+	putCoord(dst[lat:], f.Lng, f.Format>>(timeFracBits+coordBits))
+}
+
+// putCoord writes a coordinate into dst, of length coordLen(format).
+func putCoord(dst []byte, v uint32, format uint16) {
+	dst[0] = '+'
 	if format&coordSign != 0 {
-		sign = '-'
+		dst[0] = '-'
 	}
-	shape := int(format & coordShape)
-	whole, frac := shape/8+1, shape%8
-	n := len(dst) + 1
-	dst = append(dst, sign)
+	frac := int(format & coordShape % 8)
 	if frac == 0 {
-		dst = append(dst, "000"[:whole]...)
-		putDigits(dst[n:], uint64(v))
-		return dst
+		putDigits(dst[1:], uint64(v))
+		return
 	}
-	dst = append(dst, "000.0000000"[3-whole:4+frac]...)
-	putDigits(dst[n+whole+1:], uint64(v)%pow10[frac])
-	putDigits(dst[n:n+whole], uint64(v)/pow10[frac])
-	return dst
+	whole := divPow10(uint64(v), frac)
+	point := len(dst) - 1 - frac
+	dst[point] = '.'
+	putDigits(dst[1:point], whole)
+	putDigits(dst[point+1:], uint64(v)-whole*pow10[frac])
+}
+
+// putTime writes the client time into dst, of length TimeLen.
+func (f Fields) putTime(dst []byte) {
+	sec := f.Time >> 30
+	n := digits(sec)
+	putDigits(dst[:n], sec)
+	if frac := int(f.Format & (1<<timeFracBits - 1)); frac > 0 {
+		dst[n] = '.'
+		putDigits(dst[n+1:], divPow10(f.Time&(1<<30-1), 9-frac))
+	}
+}
+
+// divPow10 returns v / 10^n for n from 0 to 9, each a division by a
+// constant, which the compiler turns into a multiplication.
+func divPow10(v uint64, n int) uint64 {
+	switch n {
+	case 1:
+		return v / 10
+	case 2:
+		return v / 100
+	case 3:
+		return v / 1e3
+	case 4:
+		return v / 1e4
+	case 5:
+		return v / 1e5
+	case 6:
+		return v / 1e6
+	case 7:
+		return v / 1e7
+	case 8:
+		return v / 1e8
+	case 9:
+		return v / 1e9
+	}
+	return v
+}
+
+// putDigits writes v in decimal into the whole of dst, right-aligned and
+// padded with zeros; digits that do not fit are left out.
+func putDigits(dst []byte, v uint64) {
+	i := len(dst)
+	for ; i >= 2; i -= 2 {
+		d := v % 100 * 2
+		v /= 100
+		dst[i-2], dst[i-1] = twoDigits[d], twoDigits[d+1]
+	}
+	if i == 1 {
+		dst[0] = byte('0' + v%10)
+	}
 }
 
 func coordLen(format uint16) int {
@@ -224,28 +286,10 @@ func coordLen(format uint16) int {
 	return 2 + whole + frac
 }
 
-// putDigits writes v in decimal into the whole of dst, right-aligned; the
-// bytes left of its digits are left as they are ('0' from the caller).
-func putDigits(dst []byte, v uint64) {
-	i := len(dst)
-	for v >= 100 && i >= 2 {
-		d := v % 100 * 2
-		v /= 100
-		i -= 2
-		dst[i], dst[i+1] = twoDigits[d], twoDigits[d+1]
-	}
-	for v > 0 && i > 0 {
-		i--
-		dst[i] = byte('0' + v%10)
-		v /= 10
-	}
-}
-
 // digits returns the number of decimal digits of v (1 for 0).
 func digits(v uint64) int {
 	n := 1
-	for v >= 10 {
-		v /= 10
+	for n < len(pow10) && v >= pow10[n] {
 		n++
 	}
 	return n

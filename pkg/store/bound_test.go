@@ -252,7 +252,7 @@ func randomRecords(rng *rand.Rand, n, clients int) []Record {
 }
 
 // TestLimitConvergesInAnyOrder applies the same records in different
-// orders, one by one, in batches and through Restore, to stores of the
+// orders, one by one, in batches and read back (Loader), to stores of the
 // same limit: each must hold the same set, the n highest newest records.
 func TestLimitConvergesInAnyOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -289,27 +289,30 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 				t.Fatalf("round %d, order %d, limit %d: holds\n%v\nwant\n%v", round, order, limit, got, want)
 			}
 		}
-		// A store read back from what another stored holds the same.
+		// A store read back from its journal holds the same: from what
+		// it stored, in order, and from a journal that logged every record
+		// newer than its client's last, as a store without the limit would.
 		live := New()
 		live.SetLimit(limit)
+		var stored, newer []Record
 		for _, r := range recs {
-			live.Apply(r, Local)
-		}
-		back := New()
-		back.SetLimit(limit)
-		for _, r := range recs { // everything, as a journal that logged evicted records too
-			if _, ok := back.Get(r.Client()); ok {
-				if cur, _ := back.Get(r.Client()); !Newer(r, cur.Unpack()) {
-					continue // a journal logs only what was stored
-				}
-			}
-			if err := back.Restore(back.Seq()+1, r); err != nil {
-				t.Fatal(err)
+			if _, ok := live.Apply(r, Local); ok {
+				stored = append(stored, r)
 			}
 		}
-		checkStore(t, back)
-		if got := contents(back); !slices.Equal(got, want) {
-			t.Fatalf("round %d: restored\n%v\nwant\n%v", round, got, want)
+		newest := map[string]Record{}
+		for _, r := range recs {
+			if old, ok := newest[r.Client()]; !ok || Newer(r, old) {
+				newest[r.Client()] = r
+				newer = append(newer, r)
+			}
+		}
+		for _, journal := range [][]Record{stored, newer} {
+			back := load(t, limit, journal)
+			checkStore(t, back)
+			if got := contents(back); !slices.Equal(got, want) {
+				t.Fatalf("round %d: read back\n%v\nwant\n%v", round, got, want)
+			}
 		}
 	}
 }
@@ -408,17 +411,11 @@ func BenchmarkRank(b *testing.B) {
 	})
 }
 
-// TestRestoreLowerRecord: Restore takes what the journal says, even a
-// record below the one held; the bound's heap must follow it down.
-func TestRestoreLowerRecord(t *testing.T) {
-	s := New()
-	s.SetLimit(2)
-	for i, r := range []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)} {
-		if err := s.Restore(uint64(i+1), r); err != nil {
-			t.Fatal(err)
-		}
-		checkStore(t, s)
-	}
+// TestLoadLowerRecord: a Loader takes what the journal says, even a
+// record below the one before it; the bound's heap must hold it there.
+func TestLoadLowerRecord(t *testing.T) {
+	s := load(t, 2, []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)})
+	checkStore(t, s)
 	if _, ok := s.Apply(rec("c", "+1+1", "2", "Hill", 1), Local); !ok {
 		t.Fatal("c, above a's restored record, was refused")
 	}

@@ -60,9 +60,10 @@ func (l *changeLog) search(after uint64) int {
 	})
 }
 
-// compact keeps the entries for which live is true, in order, in a new
-// log with room for capacity entries.
-func (l *changeLog) compact(capacity int, live func(seq uint64, slot uint32) bool) {
+// compact keeps the entries for which keep is true, in order, in a new
+// log with room for capacity entries, each with the slot number keep
+// returns (the same, unless slots were renumbered).
+func (l *changeLog) compact(capacity int, keep func(seq uint64, slot uint32) (uint32, bool)) {
 	kept := changeLog{entries: make([]logEntry, 0, max(capacity, 0))}
 	for r, run := range l.runs {
 		end := len(l.entries)
@@ -70,8 +71,9 @@ func (l *changeLog) compact(capacity int, live func(seq uint64, slot uint32) boo
 			end = l.runs[r+1].from
 		}
 		for _, e := range l.entries[run.from:end] {
-			if seq := uint64(run.hi)<<32 | uint64(e.lo); live(seq, e.slot) {
-				kept.add(seq, e.slot)
+			seq := uint64(run.hi)<<32 | uint64(e.lo)
+			if slot, ok := keep(seq, e.slot); ok {
+				kept.add(seq, slot)
 			}
 		}
 	}

@@ -45,8 +45,8 @@ func TestChangeLog(t *testing.T) {
 			if got := l.search(1<<64 - 1); got != len(tt.seqs) {
 				t.Errorf("search(max) = %d, want %d", got, len(tt.seqs))
 			}
-			// Keep every other entry: the numbers and runs follow.
-			l.compact(10, func(seq uint64, slot uint32) bool { return slot%2 == 0 })
+			// Keep every other entry, renumbered: the numbers and runs follow.
+			l.compact(10, func(seq uint64, slot uint32) (uint32, bool) { return slot + 100, slot%2 == 0 })
 			var got, want []string
 			for k := range l.len() {
 				seq, slot := l.at(k)
@@ -54,7 +54,7 @@ func TestChangeLog(t *testing.T) {
 			}
 			for i, seq := range tt.seqs {
 				if i%2 == 0 {
-					want = append(want, fmt.Sprint(seq, "/", i))
+					want = append(want, fmt.Sprint(seq, "/", i+100))
 				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) || cap(l.entries) != 10 {

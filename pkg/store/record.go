@@ -9,8 +9,8 @@ import (
 )
 
 // Record is the newest known position of one client, as text: what a
-// client or a neighbour sends and the journal reads back, and what
-// ApplyAll and Restore take. The store holds it packed (Packed).
+// client or a neighbour sends, and what ApplyAll takes. The store holds
+// it packed (Packed).
 type Record struct {
 	// Text is the client id, the position and the client's time exactly as
 	// the client sent them, joined by single spaces (protocol.Command.Text).
@@ -137,15 +137,21 @@ type keys[T ~string | ~[]byte] struct {
 
 // keysOf packs a record as text; a form PackFields cannot rebuild keeps
 // its text.
-func keysOf(r Record) keys[string] {
-	k := keys[string]{origin: r.Origin, recv: r.Recv}
-	client, rest, _ := strings.Cut(r.Text, " ")
-	pos, time, _ := strings.Cut(rest, " ")
+func keysOf(r Record) keys[string] { return packText(r.Text, r.Origin, r.Recv) }
+
+// packText packs a record's text, given as a string or as bytes.
+func packText[T ~string | ~[]byte](text T, origin string, recv int64) keys[T] {
+	k := keys[T]{origin: origin, recv: recv}
+	sp1 := indexByte(text, ' ')
+	sp2 := sp1 + 1 + indexByte(text[sp1+1:], ' ')
 	var ok bool
-	if k.f, ok = protocol.PackFields(pos, time); ok {
-		k.text = client
+	if sp1 >= 0 && sp2 > sp1 {
+		k.f, ok = protocol.PackFields(text[sp1+1:sp2], text[sp2+1:])
+	}
+	if ok {
+		k.text = text[:sp1]
 	} else {
-		k.f, k.text = protocol.Fields{Format: protocol.Unpacked}, r.Text
+		k.f, k.text = protocol.Fields{Format: protocol.Unpacked}, text
 	}
 	return k
 }
@@ -189,7 +195,17 @@ func compare[A, B ~string | ~[]byte](a keys[A], b keys[B]) int {
 		return c
 	}
 	const posFormat = 0xffff &^ (1<<4 - 1) // the coordinates' bits of protocol.Fields.Format
-	if !both || a.f.Lat != b.f.Lat || a.f.Lng != b.f.Lng || a.f.Format&posFormat != b.f.Format&posFormat {
+	switch {
+	case both && a.f.Format&posFormat == b.f.Format&posFormat:
+		// The same signs and shapes: texts of the same length whose
+		// digits order as the numbers do.
+		if c := cmp.Compare(a.f.Lat, b.f.Lat); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.f.Lng, b.f.Lng); c != 0 {
+			return c
+		}
+	default:
 		if c := comparePos(a, b); c != 0 {
 			return c
 		}

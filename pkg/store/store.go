@@ -3,8 +3,6 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,43 +164,6 @@ func (s *Store) notify() {
 		default:
 		}
 	}
-}
-
-// Restore puts back a record read from disk under the change number seq
-// it had, and the change numbers continue after it. Records must come in
-// increasing change-number order, as they were written. The limit
-// applies as in ApplyAll, so that a store read back holds what it held.
-func (s *Store) Restore(seq uint64, r Record) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if seq <= s.seq {
-		return fmt.Errorf("store: change %d restored after %d", seq, s.seq)
-	}
-	k := keysOf(r)
-	client := k.client()
-	origin, ok := s.origins.intern(r.Origin)
-	if !ok {
-		return errors.New("store: too many origin servers")
-	}
-	i, pos, exists := s.index.find(s.slots, &s.ids, client)
-	s.seq = seq
-	s.last.Store(s.seq)
-	if !exists {
-		if pos, ok = s.makeRoom(k, client, pos); !ok {
-			return nil
-		}
-	}
-	// A journal holds each client's records in increasing order; should
-	// one come back lower, its heap node is replaced rather than marked.
-	lower := exists && s.limit > 0 && compare(k, s.keysOf(i)) <= 0
-	if !s.put(i, pos, exists, k, slot{recv: r.Recv, seq: seq, origin: origin, hops: r.Hops}) {
-		return errors.New("store: the client ids outgrow the arena (4 GiB)")
-	}
-	if lower {
-		s.drop(i)
-		s.push(i)
-	}
-	return nil
 }
 
 // put stores the record k, whose slot sl holds all but its fields and
@@ -377,7 +338,7 @@ func (s *Store) Advance(seq uint64) {
 // compact drops the stale entries of the log; it keeps their order, with
 // room for as many updates as there are clients before the next.
 func (s *Store) compact() {
-	s.log.compact(len(s.slots)+len(s.slots)/2, func(seq uint64, i uint32) bool { return s.slots[i].seq == seq })
+	s.log.compact(len(s.slots)+len(s.slots)/2, func(seq uint64, i uint32) (uint32, bool) { return i, s.slots[i].seq == seq })
 	s.stale = 0
 }
 
@@ -480,11 +441,15 @@ func newOrigins() origins { return origins{index: make(map[string]uint16)} }
 // maxOrigins bounds the distinct origin names; a herd has a handful.
 const maxOrigins = 1 << 16
 
-func (o *origins) intern(name string) (uint16, bool) {
-	if len(o.names) > 0 && name == o.names[o.last] {
+func (o *origins) intern(name string) (uint16, bool) { return intern(o, name) }
+
+// intern returns the number of an origin's name, given as a string or as
+// bytes (which it copies only the first time).
+func intern[T ~string | ~[]byte](o *origins, name T) (uint16, bool) {
+	if len(o.names) > 0 && string(name) == o.names[o.last] {
 		return o.last, true // a run of records from one origin, as a client's or a link's batch is
 	}
-	if i, ok := o.index[name]; ok {
+	if i, ok := o.index[string(name)]; ok {
 		o.last = i
 		return i, true
 	}
@@ -492,9 +457,9 @@ func (o *origins) intern(name string) (uint16, bool) {
 		return 0, false
 	}
 	i := uint16(len(o.names))
-	name = strings.Clone(name)
-	o.names = append(o.names, name)
-	o.index[name] = i
+	s := strings.Clone(string(name)) // a string given may be a part of a larger one
+	o.names = append(o.names, s)
+	o.index[s] = i
 	o.last = i
 	return i, true
 }
