@@ -1,7 +1,6 @@
 package journal
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"encoding/binary"
@@ -112,40 +111,6 @@ func (r *recovery) read(name string, mode readMode, fn func(entry) error) (FileI
 	return fi, bad, nil
 }
 
-// countRecords returns how many record entries the file at path holds,
-// reading their headers and kinds only (no checksum): a bad entry or a
-// read error ends the count. It is a size hint for the store that will
-// hold them (store.Reserve), since a snapshot holds one record a client;
-// reading a million back costs some 20 ms more, and saves the store's
-// growing (copying its arrays, rehashing its index) a third of the time.
-func countRecords(path string) int {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<16)
-	var hdr [headerSize]byte
-	records := 0
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return records
-		}
-		n := int(binary.LittleEndian.Uint32(hdr[4:]))
-		if n == 0 || n > maxPayload {
-			return records
-		}
-		if kind, err := br.Peek(1); err != nil {
-			return records
-		} else if kind[0] == entryRecord {
-			records++
-		}
-		if _, err := br.Discard(n); err != nil {
-			return records
-		}
-	}
-}
-
 // resync returns the first offset at or after from where a whole, valid
 // entry starts in b, or -1. After a corrupt entry the framing is lost;
 // a checksum match on a plausible length is how entries are found again
@@ -222,7 +187,7 @@ func (r *recovery) salvage(snaps, segs []uint64) error {
 		changes = append(changes, c)
 	}
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
-	r.state = r.newState(len(changes))
+	r.state = r.newState()
 	r.maxSeq = 0
 	for _, c := range changes {
 		if err := r.load.Add(c.seq, []byte(c.record.Text), []byte(c.record.Origin), c.record.Recv, c.record.Hops); err != nil {

@@ -198,10 +198,10 @@ func (r *recovery) loss() string {
 }
 
 // newState is an empty state, whose records apply gives to a
-// store.Loader (room for n, with the journal's limit on records, applied
-// as it was while they were written) until finish builds its store.
-func (r *recovery) newState(n int) State {
-	r.load = store.NewLoader(r.limit, n)
+// store.Loader (with the journal's limit on records, applied as it was
+// while they were written) until finish builds its store.
+func (r *recovery) newState() State {
+	r.load = store.NewLoader(r.limit)
 	return State{Watermarks: map[string]store.Watermark{}}
 }
 
@@ -226,15 +226,9 @@ func recoverDir(dir string, limit int, log *slog.Logger, a access) (*recovery, e
 	if err != nil {
 		return nil, err
 	}
-	// Room for every record of a snapshot and of the segments, which
-	// hold fewer clients: the store is cut to size once they are in.
-	segRecords := 0
-	for _, i := range segs {
-		segRecords += countRecords(filepath.Join(dir, segmentFile.name(i)))
-	}
 	var base uint64
 	for _, i := range slices.Backward(snaps) {
-		r.state = r.newState(countRecords(filepath.Join(dir, snapshotFile.name(i))) + segRecords)
+		r.state = r.newState()
 		_, bad, err := r.snapshot(i)
 		if err != nil {
 			return nil, err
@@ -246,7 +240,7 @@ func recoverDir(dir string, limit int, log *slog.Logger, a access) (*recovery, e
 		r.damage = append(r.damage, *bad)
 	}
 	if base == 0 {
-		r.state = r.newState(segRecords)
+		r.state = r.newState()
 	}
 	// The segments from base on must all be there: the snapshot holds
 	// what came before segment base (with no snapshot, segment 1 is the

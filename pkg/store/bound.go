@@ -35,9 +35,15 @@ import (
 // slot numbers with the dirty mark in their top bit (a store holds fewer
 // than 2^31 clients, config.MaxRecords).
 type lowest struct {
-	keys  []uint64 // keys[0] is the lowest record's
-	slots []uint32 // slot number | dirty
+	keys  paged[uint64] // keys.at(0) is the lowest record's
+	slots paged[uint32] // slot number | dirty
 }
+
+func (h *lowest) len() int { return h.slots.len() }
+
+// key and node return node k's key and its slot number with the mark.
+func (h *lowest) key(k int) *uint64  { return h.keys.at(k) }
+func (h *lowest) node(k int) *uint32 { return h.slots.at(k) }
 
 // dirty marks a node whose key is that of an older record of its slot.
 const dirty = 1 << 31
@@ -65,10 +71,10 @@ func timeKey[T ~string | ~[]byte](k keys[T]) uint64 {
 // are of) and by slot between dirty ones. s.mu is held.
 func (s *Store) less(a, b int) bool {
 	h := &s.low
-	if h.keys[a] != h.keys[b] {
-		return h.keys[a] < h.keys[b]
+	if ka, kb := *h.key(a), *h.key(b); ka != kb {
+		return ka < kb
 	}
-	sa, sb := h.slots[a], h.slots[b]
+	sa, sb := *h.node(a), *h.node(b)
 	if sa&dirty != sb&dirty {
 		return sa&dirty != 0
 	}
@@ -81,9 +87,9 @@ func (s *Store) less(a, b int) bool {
 // clean makes the top of the heap a clean node, the lowest record.
 func (s *Store) clean() {
 	h := &s.low
-	for len(h.slots) > 0 && h.slots[0]&dirty != 0 {
-		h.slots[0] &^= dirty
-		h.keys[0] = timeKey(s.keysOf(h.slots[0]))
+	for h.len() > 0 && *h.node(0)&dirty != 0 {
+		*h.node(0) &^= dirty
+		*h.key(0) = timeKey(s.keysOf(*h.node(0)))
 		s.down(0)
 	}
 }
@@ -92,27 +98,27 @@ func (s *Store) clean() {
 // lowest record held. s.mu is held and the heap is not empty.
 func (s *Store) outranksLowest(r keys[string]) bool {
 	s.clean()
-	if k := timeKey(r); k != s.low.keys[0] {
-		return k > s.low.keys[0]
+	if k, low := timeKey(r), *s.low.key(0); k != low {
+		return k > low
 	}
-	return rank(r, s.keysOf(s.low.slots[0])) > 0
+	return rank(r, s.keysOf(*s.low.node(0))) > 0
 }
 
 // push adds slot i to the heap.
 func (s *Store) push(i uint32) {
 	h := &s.low
-	h.keys = append(h.keys, timeKey(s.keysOf(i)))
-	h.slots = append(h.slots, i)
-	s.slots[i].heap = uint32(len(h.slots) - 1)
-	s.up(len(h.slots) - 1)
+	h.keys.push(timeKey(s.keysOf(i)))
+	h.slots.push(i)
+	s.slot(i).heap = uint32(h.len() - 1)
+	s.up(h.len() - 1)
 }
 
 // raised marks slot i dirty after its record was replaced by a higher
 // one (see lowest).
 func (s *Store) raised(i uint32) {
-	k := int(s.slots[i].heap)
-	if s.low.slots[k]&dirty == 0 {
-		s.low.slots[k] |= dirty
+	k := int(s.slot(i).heap)
+	if n := s.low.node(k); *n&dirty == 0 {
+		*n |= dirty
 		s.up(k)
 	}
 }
@@ -120,11 +126,12 @@ func (s *Store) raised(i uint32) {
 // drop removes slot i from the heap.
 func (s *Store) drop(i uint32) {
 	h := &s.low
-	k, last := int(s.slots[i].heap), len(h.slots)-1
+	k, last := int(s.slot(i).heap), h.len()-1
 	if k != last {
 		s.swap(k, last)
 	}
-	h.keys, h.slots = h.keys[:last], h.slots[:last]
+	h.keys.pop()
+	h.slots.pop()
 	if k != last && !s.down(k) {
 		s.up(k)
 	}
@@ -132,9 +139,11 @@ func (s *Store) drop(i uint32) {
 
 func (s *Store) swap(a, b int) {
 	h := &s.low
-	h.keys[a], h.keys[b] = h.keys[b], h.keys[a]
-	h.slots[a], h.slots[b] = h.slots[b], h.slots[a]
-	s.slots[h.slots[a]&^dirty].heap, s.slots[h.slots[b]&^dirty].heap = uint32(a), uint32(b)
+	ka, kb := h.key(a), h.key(b)
+	*ka, *kb = *kb, *ka
+	na, nb := h.node(a), h.node(b)
+	*na, *nb = *nb, *na
+	s.slot(*na&^dirty).heap, s.slot(*nb&^dirty).heap = uint32(a), uint32(b)
 }
 
 func (s *Store) up(k int) {
@@ -151,7 +160,7 @@ func (s *Store) up(k int) {
 // down moves the node at k down to its place and reports whether it
 // moved.
 func (s *Store) down(k int) bool {
-	start, n := k, len(s.low.slots)
+	start, n := k, s.low.len()
 	for {
 		c := 2*k + 1
 		if c >= n {
@@ -172,17 +181,17 @@ func (s *Store) down(k int) bool {
 // heapify builds the heap of every live slot.
 func (s *Store) heapify() {
 	h := &s.low
-	n := s.len()
-	h.keys, h.slots = make([]uint64, 0, n), make([]uint32, 0, n)
-	for i := range s.slots {
-		if s.slots[i].seq == 0 {
+	*h = lowest{}
+	for i := range uint32(s.slots.len()) {
+		sl := s.slot(i)
+		if sl.seq == 0 {
 			continue // free
 		}
-		s.slots[i].heap = uint32(len(h.slots))
-		h.keys = append(h.keys, timeKey(s.keysOf(uint32(i))))
-		h.slots = append(h.slots, uint32(i))
+		sl.heap = uint32(h.len())
+		h.keys.push(timeKey(s.keysOf(i)))
+		h.slots.push(i)
 	}
-	for k := len(h.slots)/2 - 1; k >= 0; k-- {
+	for k := h.len()/2 - 1; k >= 0; k-- {
 		s.down(k)
 	}
 }

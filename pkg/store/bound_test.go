@@ -162,17 +162,18 @@ func checkStore(t *testing.T, s *Store) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	live := 0
-	for i, sl := range s.slots {
+	for i := range s.slots.len() {
+		sl := s.slot(uint32(i))
 		if sl.seq == 0 {
 			continue
 		}
 		live++
 		text := s.packed(uint32(i)).Text()
-		if j, _, ok := s.index.find(s.slots, &s.ids, string(keyOf(s.slots, &s.ids, uint32(i)))); !ok || j != uint32(i) {
+		if j, _, ok := s.index.find(&s.slots, &s.ids, string(keyOf(&s.slots, &s.ids, uint32(i)))); !ok || j != uint32(i) {
 			t.Fatalf("slot %d (%s) found at %d, %v", i, text, j, ok)
 		}
 		if s.limit > 0 {
-			n, key := s.low.slots[sl.heap], s.low.keys[sl.heap]
+			n, key := *s.low.node(int(sl.heap)), *s.low.key(int(sl.heap))
 			if n&^dirty != uint32(i) {
 				t.Fatalf("slot %d is not at its heap position", i)
 			}
@@ -185,10 +186,10 @@ func checkStore(t *testing.T, s *Store) {
 		t.Fatalf("%d live slots, len %d, index %d", live, s.len(), s.index.n)
 	}
 	if s.limit > 0 {
-		if len(s.low.slots) != live || len(s.low.keys) != live || live > s.limit {
-			t.Fatalf("heap of %d for %d live slots, limit %d", len(s.low.slots), live, s.limit)
+		if s.low.len() != live || s.low.keys.len() != live || live > s.limit {
+			t.Fatalf("heap of %d for %d live slots, limit %d", s.low.len(), live, s.limit)
 		}
-		for k := 1; k < len(s.low.slots); k++ {
+		for k := 1; k < s.low.len(); k++ {
 			if s.less(k, (k-1)/2) {
 				t.Fatalf("heap out of order at %d", k)
 			}
@@ -196,7 +197,7 @@ func checkStore(t *testing.T, s *Store) {
 	}
 	entries := 0
 	for k := range s.log.len() {
-		if seq, i := s.log.at(k); s.slots[i].seq == seq {
+		if seq, i := s.log.at(k); s.slot(i).seq == seq {
 			entries++
 		}
 	}
@@ -334,10 +335,10 @@ func TestSetLimit(t *testing.T) {
 		s.Apply(rec(fmt.Sprint("n", i), "+1+1", fmt.Sprint(200+i), "Hill", 1), Local)
 	}
 	checkStore(t, s)
-	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || len(s.slots) != 10 {
-		t.Errorf("holds %s in %d slots, want n2 n3 n4 n5 in 10", got, len(s.slots))
+	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || s.slots.len() != 10 {
+		t.Errorf("holds %s in %d slots, want n2 n3 n4 n5 in 10", got, s.slots.len())
 	}
-	if s.SetLimit(0); s.Limit() != 0 || s.low.slots != nil {
+	if s.SetLimit(0); s.Limit() != 0 || s.low.len() != 0 {
 		t.Errorf("SetLimit(0) kept a heap")
 	}
 	for i := range 10 {
@@ -363,8 +364,8 @@ func TestIndexRemoval(t *testing.T) {
 		}
 	}
 	checkStore(t, s)
-	if s.Len() != 40 || len(s.slots) != 40 {
-		t.Errorf("Len %d in %d slots, want 40 in 40", s.Len(), len(s.slots))
+	if s.Len() != 40 || s.slots.len() != 40 {
+		t.Errorf("Len %d in %d slots, want 40 in 40", s.Len(), s.slots.len())
 	}
 }
 

@@ -9,7 +9,7 @@ import "sort"
 // change every 2^32 changes, and at the jump of 2^40 after a crash), so
 // they are kept once per run.
 type changeLog struct {
-	entries []logEntry
+	entries paged[logEntry]
 	runs    []logRun // in increasing from; runs[0].from is 0 when there are entries
 }
 
@@ -25,20 +25,20 @@ type logRun struct {
 	hi   uint32
 }
 
-func (l *changeLog) len() int { return len(l.entries) }
+func (l *changeLog) len() int { return l.entries.len() }
 
 // add appends a change, whose number is greater than every one logged.
 func (l *changeLog) add(seq uint64, slot uint32) {
 	hi := uint32(seq >> 32)
 	if len(l.runs) == 0 || l.runs[len(l.runs)-1].hi != hi {
-		l.runs = append(l.runs, logRun{from: len(l.entries), hi: hi})
+		l.runs = append(l.runs, logRun{from: l.entries.len(), hi: hi})
 	}
-	l.entries = append(l.entries, logEntry{lo: uint32(seq), slot: slot})
+	l.entries.push(logEntry{lo: uint32(seq), slot: slot})
 }
 
 // at returns the change number and slot of entry k.
 func (l *changeLog) at(k int) (seq uint64, slot uint32) {
-	e := l.entries[k]
+	e := l.entries.at(k)
 	return uint64(l.hi(k))<<32 | uint64(e.lo), e.slot
 }
 
@@ -54,27 +54,21 @@ func (l *changeLog) hi(k int) uint32 {
 // search returns the index of the first entry whose change number is
 // greater than after, or len() if none is.
 func (l *changeLog) search(after uint64) int {
-	return sort.Search(len(l.entries), func(k int) bool {
+	return sort.Search(l.entries.len(), func(k int) bool {
 		seq, _ := l.at(k)
 		return seq > after
 	})
 }
 
 // compact keeps the entries for which keep is true, in order, in a new
-// log with room for capacity entries, each with the slot number keep
-// returns (the same, unless slots were renumbered).
-func (l *changeLog) compact(capacity int, keep func(seq uint64, slot uint32) (uint32, bool)) {
-	kept := changeLog{entries: make([]logEntry, 0, max(capacity, 0))}
-	for r, run := range l.runs {
-		end := len(l.entries)
-		if r+1 < len(l.runs) {
-			end = l.runs[r+1].from
-		}
-		for _, e := range l.entries[run.from:end] {
-			seq := uint64(run.hi)<<32 | uint64(e.lo)
-			if slot, ok := keep(seq, e.slot); ok {
-				kept.add(seq, slot)
-			}
+// log, each with the slot number keep returns (the same, unless slots
+// were renumbered).
+func (l *changeLog) compact(keep func(seq uint64, slot uint32) (uint32, bool)) {
+	var kept changeLog
+	for k := range l.entries.len() {
+		seq, slot := l.at(k)
+		if slot, ok := keep(seq, slot); ok {
+			kept.add(seq, slot)
 		}
 	}
 	*l = kept

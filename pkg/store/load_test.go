@@ -11,7 +11,7 @@ import (
 // load reads recs back as a journal does, under change numbers 1, 2 ...
 func load(t testing.TB, limit int, recs []Record) *Store {
 	t.Helper()
-	l := NewLoader(limit, len(recs))
+	l := NewLoader(limit)
 	for i, r := range recs {
 		if err := l.Add(uint64(i+1), []byte(r.Text), []byte(r.Origin), r.Recv, r.Hops); err != nil {
 			t.Fatal(err)
@@ -50,8 +50,8 @@ func TestLoader(t *testing.T) {
 			if s.Seq() != uint64(len(tt.recs)) || s.Limit() != tt.limit {
 				t.Errorf("Seq %d, Limit %d; want %d, %d", s.Seq(), s.Limit(), len(tt.recs), tt.limit)
 			}
-			if cap(s.slots) != len(s.slots) || len(s.free) != 0 && tt.limit == 0 {
-				t.Errorf("%d slots in an array of %d, %d free", len(s.slots), cap(s.slots), len(s.free))
+			if s.slots.len() != s.Len()+len(s.free) || len(s.free) != 0 && tt.limit == 0 {
+				t.Errorf("%d slots for %d clients, %d free", s.slots.len(), s.Len(), len(s.free))
 			}
 			// Read back exactly, and the store goes on as any other.
 			for _, c := range all(s) {
@@ -90,7 +90,7 @@ func TestLoaderMatchesApply(t *testing.T) {
 			t.Fatalf("round %d: loaded\n%v\nwant\n%v", round, got, w)
 		}
 		for pos, v := range s.index.table {
-			if v != 0 && pos < int(s.index.hash(keyOf(s.slots, &s.ids, v-1))&uint64(len(s.index.table)-1)) {
+			if v != 0 && pos < int(s.index.hash(keyOf(&s.slots, &s.ids, v-1))&uint64(len(s.index.table)-1)) {
 				wrapped++
 			}
 		}

@@ -63,7 +63,7 @@ type Change struct {
 type Store struct {
 	mu      sync.RWMutex
 	index   index // client id -> slot
-	slots   []slot
+	slots   paged[slot]
 	ids     arena         // each slot's client id, or its whole text when it does not pack
 	free    []uint32      // slots emptied by evictions, reused first
 	limit   int           // the most clients held; 0 is no limit
@@ -134,7 +134,7 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 func (s *Store) apply(r *Record, from Source) (uint64, bool) {
 	k := keysOf(*r)
 	client := k.client()
-	i, pos, exists := s.index.find(s.slots, &s.ids, client)
+	i, pos, exists := s.index.find(&s.slots, &s.ids, client)
 	if exists && compare(k, s.keysOf(i)) <= 0 {
 		return 0, false
 	}
@@ -173,14 +173,14 @@ func (s *Store) put(i uint32, pos int, exists bool, k keys[string], sl slot) boo
 	f := k.f
 	sl.time, sl.lat, sl.lng, sl.format = f.Time, f.Lat, f.Lng, f.Format
 	if exists {
-		sl.ref = s.slots[i].ref
+		sl.ref = s.slot(i).ref
 		// The arena item changes with the form: an id alone, or a text.
-		if k.packed() != (s.slots[i].format != protocol.Unpacked) || !k.packed() {
+		if k.packed() != (s.slot(i).format != protocol.Unpacked) || !k.packed() {
 			ref, ok := s.addItem(k.text)
 			if !ok {
 				return false
 			}
-			s.ids.free(s.slots[i].ref)
+			s.ids.free(s.slot(i).ref)
 			sl.ref = ref
 		}
 	} else {
@@ -192,8 +192,8 @@ func (s *Store) put(i uint32, pos int, exists bool, k keys[string], sl slot) boo
 	}
 	switch {
 	case exists:
-		sl.heap = s.slots[i].heap
-		s.slots[i] = sl
+		sl.heap = s.slot(i).heap
+		*s.slot(i) = sl
 		s.stale++
 		if s.limit > 0 {
 			s.raised(i)
@@ -201,18 +201,18 @@ func (s *Store) put(i uint32, pos int, exists bool, k keys[string], sl slot) boo
 	case len(s.free) > 0:
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
-		s.slots[i] = sl
-		s.index.insert(s.slots, &s.ids, pos, i)
+		*s.slot(i) = sl
+		s.index.insert(&s.slots, &s.ids, pos, i)
 	default:
-		i = uint32(len(s.slots))
-		s.slots = append(s.slots, sl)
-		s.index.insert(s.slots, &s.ids, pos, i)
+		i = uint32(s.slots.len())
+		s.slots.push(sl)
+		s.index.insert(&s.slots, &s.ids, pos, i)
 	}
 	if !exists && s.limit > 0 {
 		s.push(i)
 	}
 	s.log.add(sl.seq, i)
-	if s.stale >= minCompact && 2*s.stale > len(s.slots) {
+	if s.stale >= minCompact && 2*s.stale > s.slots.len() {
 		s.compact()
 	}
 	return true
@@ -235,8 +235,8 @@ func (s *Store) addItem(item string) (uint32, bool) {
 // compactArena copies the live items of the arena to a new buffer.
 func (s *Store) compactArena() {
 	s.ids.compact(func(yield func(*uint32) bool) {
-		for i := range s.slots {
-			if s.slots[i].seq != 0 && !yield(&s.slots[i].ref) {
+		for i := range uint32(s.slots.len()) {
+			if sl := s.slot(i); sl.seq != 0 && !yield(&sl.ref) {
 				return
 			}
 		}
@@ -257,7 +257,7 @@ func (s *Store) makeRoom(r keys[string], client string, pos int) (int, bool) {
 		return pos, false
 	}
 	s.evict()
-	_, pos, _ = s.index.find(s.slots, &s.ids, client) // the eviction may have moved entries
+	_, pos, _ = s.index.find(&s.slots, &s.ids, client) // the eviction may have moved entries
 	return pos, true
 }
 
@@ -266,11 +266,11 @@ func (s *Store) makeRoom(r keys[string], client string, pos int) (int, bool) {
 // rule. s.mu is held.
 func (s *Store) evict() {
 	s.clean()
-	i := s.low.slots[0]
-	s.index.remove(s.slots, &s.ids, s.index.position(s.slots, &s.ids, i))
+	i := *s.low.node(0)
+	s.index.remove(&s.slots, &s.ids, s.index.position(&s.slots, &s.ids, i))
 	s.drop(i)
-	s.ids.free(s.slots[i].ref)
-	s.slots[i] = slot{} // seq 0: free
+	s.ids.free(s.slot(i).ref)
+	*s.slot(i) = slot{} // seq 0: free
 	s.free = append(s.free, i)
 	s.stale++
 	s.evicted++
@@ -335,22 +335,24 @@ func (s *Store) Advance(seq uint64) {
 	s.last.Store(s.seq)
 }
 
-// compact drops the stale entries of the log; it keeps their order, with
-// room for as many updates as there are clients before the next.
+// compact drops the stale entries of the log; it keeps their order.
 func (s *Store) compact() {
-	s.log.compact(len(s.slots)+len(s.slots)/2, func(seq uint64, i uint32) (uint32, bool) { return i, s.slots[i].seq == seq })
+	s.log.compact(func(seq uint64, i uint32) (uint32, bool) { return i, s.slot(i).seq == seq })
 	s.stale = 0
 }
 
+// slot returns slot i.
+func (s *Store) slot(i uint32) *slot { return s.slots.at(int(i)) }
+
 // keysOf returns the keys of slot i's record.
 func (s *Store) keysOf(i uint32) keys[[]byte] {
-	sl := &s.slots[i]
+	sl := s.slot(i)
 	return keys[[]byte]{f: sl.fields(), text: s.ids.item(sl.ref), origin: s.origins.name(sl.origin), recv: sl.recv}
 }
 
 // packed returns slot i's record.
 func (s *Store) packed(i uint32) Packed {
-	sl := &s.slots[i]
+	sl := s.slot(i)
 	return Packed{Origin: s.origins.name(sl.origin), Recv: sl.recv, Hops: sl.hops, fields: sl.fields(), item: s.ids.item(sl.ref)}
 }
 
@@ -358,7 +360,7 @@ func (s *Store) packed(i uint32) Packed {
 func (s *Store) Get(client string) (Packed, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, _, ok := s.index.find(s.slots, &s.ids, client)
+	i, _, ok := s.index.find(&s.slots, &s.ids, client)
 	if !ok {
 		return Packed{}, false
 	}
@@ -372,7 +374,7 @@ func (s *Store) Len() int {
 	return s.len()
 }
 
-func (s *Store) len() int { return len(s.slots) - len(s.free) }
+func (s *Store) len() int { return s.slots.len() - len(s.free) }
 
 // Seq returns the last change number given out. It takes no lock: every
 // connection asks it after each batch it stores.
@@ -394,7 +396,7 @@ func (s *Store) Changes(after uint64, max int, dst []Change) ([]Change, uint64) 
 	for ; k < s.log.len() && len(dst) < max; k++ {
 		seq, i := s.log.at(k)
 		next = seq
-		sl := &s.slots[i]
+		sl := s.slot(i)
 		if sl.seq != seq {
 			continue
 		}
