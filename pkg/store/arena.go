@@ -84,7 +84,10 @@ func uvarintLen(n int) int {
 func (a *arena) item(ref uint32) []byte {
 	c := a.chunks[ref>>chunkBits]
 	off := int(ref & (maxChunk - 1))
-	n, w := binary.Uvarint(c[off:])
+	n, w := uint64(c[off]), 1
+	if n >= 0x80 { // an item of 128 bytes or more
+		n, w = binary.Uvarint(c[off:])
+	}
 	start := off + w
 	end := start + int(n)
 	return c[start:end:end]

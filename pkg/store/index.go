@@ -1,6 +1,10 @@
 package store
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+
+	"github.com/herdkit/herd/pkg/protocol"
+)
 
 // index maps a client id to its slot. It is an open-addressing hash table
 // of slot numbers whose keys are the client ids of the slots' items in the
@@ -29,7 +33,12 @@ func hasClient(item []byte, client string) bool {
 
 // keyOf returns the client id of slot i.
 func keyOf(slots *paged[slot], ids *arena, i uint32) []byte {
-	return clientOf(ids.item(slots.at(int(i)).ref))
+	sl := slots.at(int(i))
+	item := ids.item(sl.ref)
+	if sl.format == protocol.Unpacked {
+		return clientOf(item) // the whole text
+	}
+	return item
 }
 
 // hash returns the hash of a client id.
