@@ -555,3 +555,44 @@ func TestPackedRoundTrip(t *testing.T) {
 		t.Errorf("Len %d, want 1", s.Len())
 	}
 }
+
+// BenchmarkChanges reads the change log of 100,000 clients in batches of
+// 512, as a link's writer or the journal does: the records alone (read),
+// and each record's text appended to a buffer as a frame or an entry
+// would be (text).
+func BenchmarkChanges(b *testing.B) {
+	const clients = 100_000
+	s := filled(clients, benchLimit)
+	for _, text := range []bool{false, true} {
+		b.Run(map[bool]string{false: "read", true: "text"}[text], func(b *testing.B) {
+			var batch []Change
+			var buf []byte
+			next := uint64(0)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i += len(batch) {
+				batch, next = s.Changes(next, 512, batch[:0])
+				if len(batch) < 512 {
+					next = 0
+				}
+				if text {
+					buf = buf[:0]
+					for _, c := range batch {
+						buf = c.Record.AppendText(buf)
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAppendAT formats the AT line of a record read with Get, as a
+// WHATSAT's reply does.
+func BenchmarkAppendAT(b *testing.B) {
+	s := filled(10_000, benchLimit)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for i := range b.N {
+		r, _ := s.Get("client-" + strconv.Itoa(i%10_000))
+		buf = r.AppendAT(buf[:0])
+	}
+}
