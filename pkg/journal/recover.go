@@ -178,7 +178,7 @@ type recovery struct {
 	torn        *Damage // a torn tail: normal after a crash, not damage
 	salvaged    bool    // state comes from salvage: every valid entry of every file
 	// load takes the records read (apply), to build state's store once
-	// they are all in (finish), faster than a Restore each (store.Loader).
+	// they are all in (finish), faster than storing each (store.Loader).
 	load *store.Loader
 }
 

@@ -65,10 +65,18 @@ func (l *changeLog) search(after uint64) int {
 // were renumbered).
 func (l *changeLog) compact(keep func(seq uint64, slot uint32) (uint32, bool)) {
 	var kept changeLog
-	for k := range l.entries.len() {
-		seq, slot := l.at(k)
-		if slot, ok := keep(seq, slot); ok {
-			kept.add(seq, slot)
+	kept.entries.reserve(l.entries.len())
+	k, r := 0, 0 // the entry, and its run
+	for _, page := range l.entries.pages {
+		for _, e := range page {
+			for r+1 < len(l.runs) && l.runs[r+1].from <= k {
+				r++
+			}
+			seq := uint64(l.runs[r].hi)<<32 | uint64(e.lo)
+			if slot, ok := keep(seq, e.slot); ok {
+				kept.add(seq, slot)
+			}
+			k++
 		}
 	}
 	*l = kept

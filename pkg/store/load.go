@@ -53,11 +53,11 @@ func (l *Loader) Add(seq uint64, text, origin []byte, recv int64, hops uint8) er
 	return nil
 }
 
-// Store returns the store of the records added, as a Restore of each in
-// turn would have left it: a client added twice holds the record added
-// last, and with a limit the records that rank highest (what storing
-// them one by one gives, for records of a client that only grow, as a
-// journal writes them). The Loader must not be used after.
+// Store returns the store of the records added, each under its change
+// number: a client added twice holds the record added last, and with a
+// limit the records that rank highest (what storing them one by one
+// gives, for records of a client that only grow, as a journal writes
+// them). The Loader must not be used after.
 func (l *Loader) Store() *Store {
 	s := l.s
 	l.s = nil
@@ -80,7 +80,7 @@ func (l *Loader) Store() *Store {
 
 // buildIndex fills the index, which holds none of the slots, with every
 // slot (index.rebuild). A client whose id is in the table already (a
-// snapshot holds none) keeps its later record, as Restore would.
+// snapshot holds none) keeps its later record, as a journal says.
 func (s *Store) buildIndex() {
 	size := len(s.index.table)
 	for s.slots.len()*4 >= size*3 {

@@ -46,6 +46,14 @@ func (a *paged[T]) push(v T) {
 	a.n++
 }
 
+// reserve makes the first page of an empty array hold n elements, up to
+// a page, without growing: for an array about to be filled with n.
+func (a *paged[T]) reserve(n int) {
+	if len(a.pages) == 0 {
+		a.pages = append(a.pages, make([]T, 0, min(max(n, firstPage), pageSize)))
+	}
+}
+
 // pop removes the last element. Its page stays, for the next push.
 func (a *paged[T]) pop() {
 	a.n--

@@ -67,3 +67,32 @@ func TestPagedNeverMoves(t *testing.T) {
 		t.Error("the first page moved")
 	}
 }
+
+func TestPagedReserve(t *testing.T) {
+	tests := []struct {
+		name     string
+		reserve  int
+		firstCap int
+	}{
+		{"a few", 3, firstPage},
+		{"some", 100, 100},
+		{"more than a page", 3 * pageSize, pageSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var a paged[int]
+			a.reserve(tt.reserve)
+			for i := range tt.reserve {
+				a.push(i)
+			}
+			if cap(a.pages[0]) != tt.firstCap {
+				t.Errorf("first page of %d, want %d", cap(a.pages[0]), tt.firstCap)
+			}
+			for i := range tt.reserve {
+				if *a.at(i) != i {
+					t.Fatalf("at(%d) = %d", i, *a.at(i))
+				}
+			}
+		})
+	}
+}

@@ -308,8 +308,8 @@ func TestMemoryPerRecord(t *testing.T) {
 	const n = 200_000
 	perRecord := measureMemory(n, n)
 	t.Logf("%.0f bytes per record, %.0f MB per million clients", perRecord, perRecord)
-	if perRecord > 135 {
-		t.Errorf("a record costs %.0f bytes; budget 135 (135 MB per million clients)", perRecord)
+	if perRecord > 125 {
+		t.Errorf("a record costs %.0f bytes; budget 125 (125 MB per million clients)", perRecord)
 	}
 }
 
