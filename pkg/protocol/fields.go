@@ -213,14 +213,15 @@ func (f Fields) putPos(b *scratch, p int) int {
 func putCoord(b *scratch, p int, v uint32, format uint16) int {
 	shape := int(format & coordShape)
 	whole, frac := shape/8+1, shape%8
+	p = putNumber(b, p, uint64(v), whole+frac)
 	if frac > 0 {
-		w := divPow10(uint64(v), frac)
-		p = putNumber(b, p, uint64(v)-w*pow10[frac], frac)
+		// Every digit at once, then the integer part one to the left.
+		for i := range whole {
+			b[p-1+i] = b[p+i]
+		}
 		p--
-		b[p] = '.'
-		v = uint32(w)
+		b[p+whole] = '.'
 	}
-	p = putNumber(b, p, uint64(v), whole)
 	p--
 	b[p] = '+'
 	if format&coordSign != 0 {
@@ -246,8 +247,11 @@ func (f Fields) putTime(b *scratch, p int) int {
 // in the eight bytes to their left.
 func putNumber(b *scratch, p int, v uint64, n int) int {
 	put8(b[p-8:p], v%1e8)
-	if n > 8 {
-		put8(b[p-16:p-8], v/1e8)
+	switch hi := v / 1e8; {
+	case n > 10:
+		put8(b[p-16:p-8], hi)
+	case n > 8:
+		b[p-9], b[p-10] = byte('0'+hi%10), byte('0'+hi/10%10)
 	}
 	return p - n
 }
