@@ -3,6 +3,8 @@ package journal
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,5 +78,40 @@ func BenchmarkWaitParallel(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkRecover reads back a data directory of 200,000 clients, as a
+// start does: a snapshot of 160,000, and a segment after it of 40,000 new
+// clients and 40,000 updates.
+func BenchmarkRecover(b *testing.B) {
+	const clients = 200_000
+	dir := b.TempDir()
+	st := store.New()
+	for i := range 4 * clients / 5 {
+		testutil.Apply(st, rec(fmt.Sprintf("client-%08d", i), fmt.Sprint(1621464827+i)), store.Local)
+	}
+	const inc = 0x7b4f06e1ab4
+	if _, _, err := writeSnapshot(dir, 2, inc, st, st.Seq(), nil, nil); err != nil {
+		b.Fatal(err)
+	}
+	seg := appendIncarnation(nil, inc)
+	for i := range 2 * clients / 5 {
+		c := i % (clients / 5) * 5 // an update of every fourth of the snapshot's clients, then a new client
+		if i >= clients/5 {
+			c = 4*clients/5 + i - clients/5
+		}
+		r := rec(fmt.Sprintf("client-%08d", c), fmt.Sprint(1621500000+i))
+		seg = appendRecord(seg, st.Seq()+1+uint64(i), store.Pack(r))
+	}
+	if err := os.WriteFile(filepath.Join(dir, segmentFile.name(2)), seg, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := recoverState(dir, 1_000_000, slog.New(slog.DiscardHandler), metrics.New())
+		if err != nil || r.state.Store.Len() != clients {
+			b.Fatalf("recovered %d clients, %v", r.state.Store.Len(), err)
+		}
 	}
 }

@@ -2,12 +2,12 @@ package journal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"strings"
 
 	"github.com/herdkit/herd/pkg/store"
 )
@@ -30,14 +30,25 @@ const maxPayload = 2 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// entry is one decoded journal entry.
+// entry is one decoded journal entry. A record's text and origin point
+// into the payload it was decoded from, valid until the next entry is
+// read: a store copies them (store.Loader), and record makes strings of
+// them for whatever keeps them.
 type entry struct {
 	kind   byte
 	inc    uint64          // entryIncarnation, entryWatermark
 	seq    uint64          // entryRecord, entryWatermark, entryEnd
-	record store.Record    // entryRecord
+	text   []byte          // entryRecord: the client id, position and time
+	origin []byte          // entryRecord
+	recv   int64           // entryRecord
+	hops   uint8           // entryRecord
 	peer   string          // entryWatermark
 	mark   store.Watermark // entryWatermark
+}
+
+// record returns a record entry's record, with strings of its own.
+func (e *entry) record() store.Record {
+	return store.Record{Text: string(e.text), Origin: string(e.origin), Recv: e.recv, Hops: e.hops}
 }
 
 // appendEntry frames a payload with its checksum and length.
@@ -62,14 +73,15 @@ func appendIncarnation(dst []byte, inc uint64) []byte {
 	})
 }
 
-func appendRecord(dst []byte, seq uint64, r store.Record) []byte {
+func appendRecord(dst []byte, seq uint64, r store.Packed) []byte {
 	return appendEntry(dst, func(b []byte) []byte {
 		b = append(b, entryRecord)
 		b = binary.AppendUvarint(b, seq)
 		b = binary.AppendVarint(b, r.Recv)
 		b = append(b, r.Hops)
 		b = appendString(b, r.Origin)
-		return appendString(b, r.Text)
+		b = binary.AppendUvarint(b, uint64(r.TextLen()))
+		return r.AppendText(b)
 	})
 }
 
@@ -99,17 +111,16 @@ func decode(p []byte) (entry, error) {
 		e.inc = d.uint64()
 	case entryRecord:
 		e.seq = d.uvarint()
-		recv := d.varint()
-		hops := d.byte()
-		origin, text := d.string(), d.string()
-		e.record = store.Record{Text: text, Origin: origin, Recv: recv, Hops: hops}
-		if d.err == nil && (origin == "" || strings.Count(text, " ") != 2 || strings.HasPrefix(text, " ")) {
+		e.recv = d.varint()
+		e.hops = d.byte()
+		e.origin, e.text = d.bytes(), d.bytes()
+		if d.err == nil && (len(e.origin) == 0 || bytes.Count(e.text, []byte{' '}) != 2 || bytes.HasPrefix(e.text, []byte{' '})) {
 			d.err = errCorrupt
 		}
 	case entryWatermark:
 		e.mark.Incarnation = d.uint64()
 		e.mark.Seq = d.uvarint()
-		e.peer = d.string()
+		e.peer = string(d.bytes())
 	case entryEnd:
 		e.seq = d.uvarint()
 	default:
@@ -169,15 +180,16 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-func (d *decoder) string() string {
+// bytes returns a field of a length and bytes, pointing into the payload.
+func (d *decoder) bytes() []byte {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
 		d.fail()
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	b := d.b[:n:n]
 	d.b = d.b[n:]
-	return s
+	return b
 }
 
 // readError is a failure to read a file, as opposed to bad content: it

@@ -46,7 +46,7 @@ func contents(s *store.Store) []string {
 	changes, _ := s.Changes(0, 1<<30, nil)
 	var out []string
 	for _, c := range changes {
-		out = append(out, fmt.Sprintf("%s|%s|%d|%d", c.Record.Text, c.Record.Origin, c.Record.Recv, c.Record.Hops))
+		out = append(out, fmt.Sprintf("%s|%s|%d|%d", c.Record.Text(), c.Record.Origin, c.Record.Recv, c.Record.Hops))
 	}
 	return out
 }
@@ -130,7 +130,7 @@ func TestCrashRestartJumpsChangeNumbers(t *testing.T) {
 	}
 	j2.Close()
 	_, st3, _ := open(t, Config{Dir: crashed, FsyncInterval: 10 * time.Millisecond}, nil)
-	if r, ok := st3.Store.Get("new"); !ok || r.Text != rec("new", "2").Text || st3.Store.Seq() != seq {
+	if r, ok := st3.Store.Get("new"); !ok || r.Text() != rec("new", "2").Text || st3.Store.Seq() != seq {
 		t.Errorf("after the second restart: %v %v seq %d", r, ok, st3.Store.Seq())
 	}
 }
@@ -262,7 +262,7 @@ func TestSnapshotCompacts(t *testing.T) {
 func FuzzReadEntries(f *testing.F) {
 	var valid []byte
 	valid = appendIncarnation(valid, 7)
-	valid = appendRecord(valid, 1, rec("kiwi", "1"))
+	valid = appendRecord(valid, 1, store.Pack(rec("kiwi", "1")))
 	valid = appendWatermark(valid, "Hill", store.Watermark{Incarnation: 3, Seq: 9})
 	valid = appendEnd(valid, 1)
 	f.Add(valid)

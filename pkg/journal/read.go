@@ -132,17 +132,24 @@ func resync(b []byte, from int64) int64 {
 	return -1
 }
 
+// change is a record and its change number.
+type change struct {
+	seq    uint64
+	record store.Record
+}
+
 // salvage replaces the state with every valid record of every snapshot
 // and segment, the newest of each client by change number (one data
 // directory numbers its changes in one increasing run), and describes
 // each bad file's damage in full. The incarnation and watermarks are
 // dropped: the caller starts a new incarnation.
 func (r *recovery) salvage(snaps, segs []uint64) error {
-	newest := map[string]store.Change{}
+	newest := map[string]change{}
 	collect := func(e entry) error {
 		if e.kind == entryRecord {
-			if c, ok := newest[e.record.Client()]; !ok || e.seq > c.Seq {
-				newest[e.record.Client()] = store.Change{Seq: e.seq, Record: e.record}
+			r := e.record()
+			if c, ok := newest[r.Client()]; !ok || e.seq > c.seq {
+				newest[r.Client()] = change{e.seq, r}
 			}
 		}
 		return nil
@@ -175,19 +182,20 @@ func (r *recovery) salvage(snaps, segs []uint64) error {
 		}
 	}
 	r.damage = damage
-	changes := make([]store.Change, 0, len(newest))
+	changes := make([]change, 0, len(newest))
 	for _, c := range newest {
 		changes = append(changes, c)
 	}
-	slices.SortFunc(changes, func(a, b store.Change) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.seq, b.seq) })
 	r.state = r.newState()
 	r.maxSeq = 0
 	for _, c := range changes {
-		if err := r.state.Store.Restore(c); err != nil {
+		if err := r.load.Add(c.seq, []byte(c.record.Text), []byte(c.record.Origin), c.record.Recv, c.record.Hops); err != nil {
 			return err
 		}
-		r.maxSeq = c.Seq
+		r.maxSeq = c.seq
 	}
+	r.finish()
 	r.state.Records = len(changes)
 	r.salvaged = true
 	return nil

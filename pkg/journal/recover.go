@@ -177,6 +177,9 @@ type recovery struct {
 	damage      []Damage
 	torn        *Damage // a torn tail: normal after a crash, not damage
 	salvaged    bool    // state comes from salvage: every valid entry of every file
+	// load takes the records read (apply), to build state's store once
+	// they are all in (finish), faster than storing each (store.Loader).
+	load *store.Loader
 }
 
 func (r *recovery) lost() bool {
@@ -194,13 +197,17 @@ func (r *recovery) loss() string {
 	return strings.Join(parts, "; ")
 }
 
-// newState is an empty state whose store has the journal's limit on
-// records (store.SetLimit), applied while the records are read back as
-// it was while they were written.
+// newState is an empty state, whose records apply gives to a
+// store.Loader (with the journal's limit on records, applied as it was
+// while they were written) until finish builds its store.
 func (r *recovery) newState() State {
-	st := store.New()
-	st.SetLimit(r.limit)
-	return State{Store: st, Watermarks: map[string]store.Watermark{}}
+	r.load = store.NewLoader(r.limit)
+	return State{Watermarks: map[string]store.Watermark{}}
+}
+
+// finish builds the state's store from the records read.
+func (r *recovery) finish() {
+	r.state.Store, r.load = r.load.Store(), nil
 }
 
 // recoverDir reads dir back: the newest complete snapshot, then the
@@ -211,7 +218,6 @@ func (r *recovery) newState() State {
 // file is read instead (salvage).
 func recoverDir(dir string, limit int, log *slog.Logger, a access) (*recovery, error) {
 	r := &recovery{dir: dir, limit: limit, log: log, access: a}
-	r.state = r.newState()
 	snaps, err := snapshotFile.list(dir)
 	if err != nil {
 		return nil, err
@@ -280,6 +286,7 @@ func recoverDir(dir string, limit int, log *slog.Logger, a access) (*recovery, e
 		r.damage = append(r.damage, gaps...)
 	}
 	if !r.lost() {
+		r.finish()
 		return r, nil
 	}
 	return r, r.salvage(snaps, segs)
@@ -311,7 +318,7 @@ func (r *recovery) apply(e entry) error {
 		}
 		s.Incarnation = e.inc
 	case entryRecord:
-		if err := s.Store.Restore(store.Change{Seq: e.seq, Record: e.record}); err != nil {
+		if err := r.load.Add(e.seq, e.text, e.origin, e.recv, e.hops); err != nil {
 			return err
 		}
 		s.Records++

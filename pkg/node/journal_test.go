@@ -155,7 +155,7 @@ func TestHealAfterCorruptSnapshot(t *testing.T) {
 		want, _ := n.Store().Changes(0, 1<<30, nil)
 		for _, ch := range want {
 			got, ok := a2.Store().Get(ch.Record.Client())
-			if !ok || got.Text != ch.Record.Text || got.Origin != ch.Record.Origin {
+			if !ok || got.Text() != ch.Record.Text() || got.Origin != ch.Record.Origin {
 				t.Fatalf("A holds %v %v, %s holds %v", got, ok, n.cfg.Name, ch.Record)
 			}
 		}

@@ -252,7 +252,7 @@ func parseUint(b []byte) (uint64, error) {
 
 // appendRecord appends a record frame: kind, the sender's change number,
 // the hop count on arrival, origin, receive time and the record text.
-func appendRecord(dst []byte, kind byte, seq uint64, r store.Record) []byte {
+func appendRecord(dst []byte, kind byte, seq uint64, r store.Packed) []byte {
 	dst = append(dst, kind, ' ')
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, ' ')
@@ -262,7 +262,7 @@ func appendRecord(dst []byte, kind byte, seq uint64, r store.Record) []byte {
 	dst = append(dst, ' ')
 	dst = strconv.AppendInt(dst, r.Recv, 10)
 	dst = append(dst, ' ')
-	dst = append(dst, r.Text...)
+	dst = r.AppendText(dst)
 	return append(dst, '\n')
 }
 
@@ -321,22 +321,22 @@ func hasSpace(b []byte) bool {
 
 // appendAnnounce appends the announcement of a change: its change number
 // and the record's identity, its origin, receive time, client and time.
-func appendAnnounce(dst []byte, seq uint64, r store.Record) []byte {
+func appendAnnounce(dst []byte, seq uint64, r store.Packed) []byte {
 	dst = append(dst, frameAnnounce, ' ')
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(append(append(dst, ' '), r.Origin...), ' ')
 	dst = strconv.AppendInt(dst, r.Recv, 10)
-	dst = append(append(append(dst, ' '), r.Client()...), ' ')
-	return append(append(dst, r.Time()...), '\n')
+	dst = append(append(append(dst, ' '), r.ClientBytes()...), ' ')
+	return append(r.AppendTime(dst), '\n')
 }
 
 // appendRepair appends a record that answers a graft.
-func appendRepair(dst []byte, r store.Record) []byte {
+func appendRepair(dst []byte, r store.Packed) []byte {
 	dst = append(dst, frameRepair, ' ')
 	dst = strconv.AppendUint(dst, uint64(min(int(r.Hops)+1, 255)), 10)
 	dst = append(append(append(dst, ' '), r.Origin...), ' ')
 	dst = strconv.AppendInt(dst, r.Recv, 10)
-	return append(append(append(dst, ' '), r.Text...), '\n')
+	return append(r.AppendText(append(dst, ' ')), '\n')
 }
 
 // appendControl appends a frame of a tree's control: a prune (its

@@ -79,7 +79,7 @@ func TestParseFrame(t *testing.T) {
 
 func TestRecordFrameRoundTrip(t *testing.T) {
 	r := store.Record{Text: "kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503", Origin: "Hill", Recv: 1621464828223371889, Hops: 1}
-	line := appendRecord(nil, frameFlood, 42, r)
+	line := appendRecord(nil, frameFlood, 42, store.Pack(r))
 	if line[len(line)-1] != '\n' {
 		t.Fatal("no newline")
 	}
@@ -125,12 +125,12 @@ func FuzzParseFrame(f *testing.F) {
 				return // a record is never sent with no hops
 			}
 			r := store.Record{Text: string(fr.text), Origin: string(fr.origin), Recv: fr.recv, Hops: fr.hops - 1}
-			if got = appendRecord(nil, fr.kind, fr.seq, r); fr.kind == frameRepair {
-				got = appendRepair(nil, r)
+			if got = appendRecord(nil, fr.kind, fr.seq, store.Pack(r)); fr.kind == frameRepair {
+				got = appendRepair(nil, store.Pack(r))
 			}
 		case frameAnnounce:
 			text := string(fr.client) + " +0+0 " + string(fr.time)
-			got = appendAnnounce(nil, fr.seq, store.Record{Text: text, Origin: string(fr.origin), Recv: fr.recv})
+			got = appendAnnounce(nil, fr.seq, store.Pack(store.Record{Text: text, Origin: string(fr.origin), Recv: fr.recv}))
 		case framePrune:
 			got = appendControl(nil, framePrune, string(fr.origin))
 		case frameGraft:

@@ -194,7 +194,7 @@ func (h *herd) iamat(at, client, pos, t string) store.Record {
 // has reports whether node name holds exactly r for its client.
 func (h *herd) has(name string, r store.Record) bool {
 	got, ok := h.nodes[name].st.Get(r.Client())
-	return ok && got.Text == r.Text && got.Origin == r.Origin && got.Recv == r.Recv
+	return ok && got.Text() == r.Text && got.Origin == r.Origin && got.Recv == r.Recv
 }
 
 // waitAll waits until every named node holds r.

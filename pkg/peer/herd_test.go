@@ -68,7 +68,7 @@ func TestPairsDown(t *testing.T) {
 				if ok {
 					for _, s := range survivors {
 						r, _ := h.nodes[s].st.Get(sent[s])
-						h.waitAll(r, survivors...)
+						h.waitAll(r.Unpack(), survivors...)
 					}
 					return
 				}
@@ -88,7 +88,7 @@ func TestPairsDown(t *testing.T) {
 				h.restart(b)
 				for _, s := range survivors {
 					r, _ := h.nodes[s].st.Get(sent[s])
-					h.waitAll(r, everyone...)
+					h.waitAll(r.Unpack(), everyone...)
 				}
 			})
 		}
@@ -234,8 +234,8 @@ func TestEqualTimesConverge(t *testing.T) {
 	h.quiesce()
 	want, _ := h.nodes["Hill"].st.Get("twin")
 	for _, s := range everyone {
-		if got, _ := h.nodes[s].st.Get("twin"); got.Text != want.Text || got.Origin != want.Origin {
-			t.Errorf("%s holds %q from %s, Hill holds %q from %s", s, got.Text, got.Origin, want.Text, want.Origin)
+		if got, _ := h.nodes[s].st.Get("twin"); got.Text() != want.Text() || got.Origin != want.Origin {
+			t.Errorf("%s holds %q from %s, Hill holds %q from %s", s, got.Text(), got.Origin, want.Text(), want.Origin)
 		}
 	}
 	if want.Origin != "Smith" {
@@ -283,8 +283,8 @@ func TestPartialFrameHoldsNoRecord(t *testing.T) {
 	first := store.Record{Text: "kiwi +34.068930-118.445127 1621464827.5", Origin: "B", Recv: 1}
 	frames := appendSync(nil, 0, 0)
 	frames = appendSeq(frames, frameSynced, 0)
-	frames = appendRecord(frames, frameFlood, 1, first)
-	frames = appendRecord(frames, frameFlood, 2, store.Record{Text: "kiwi +34.068930-118.445127 1621464828.5", Origin: "B", Recv: 2})
+	frames = appendRecord(frames, frameFlood, 1, store.Pack(first))
+	frames = appendRecord(frames, frameFlood, 2, store.Pack(store.Record{Text: "kiwi +34.068930-118.445127 1621464828.5", Origin: "B", Recv: 2}))
 	nc.Write(frames[:len(frames)-10]) // all but the end of the last frame
 	testutil.Eventually(t, 10*time.Second, func() error {
 		if _, ok := a.st.Get("kiwi"); !ok {

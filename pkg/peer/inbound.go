@@ -46,6 +46,7 @@ type inbound struct {
 
 	head      uint64 // the neighbour's last change number when the link came up, if it said
 	remaining prometheus.Gauge
+	scratch   []byte
 }
 
 // maxPending bounds a batch, and so the time the store's lock is held.
@@ -149,7 +150,7 @@ func (in *inbound) copyCame(r store.Record, now int64) {
 	}
 	mgr := in.l.n.mgr
 	held, heldFrom, ok := mgr.store.GetFrom(r.Client())
-	if !ok || held.Origin != r.Origin || held.Recv != r.Recv || held.Text != r.Text {
+	if !ok || held.Origin != r.Origin || held.Recv != r.Recv || string(held.AppendText(in.scratch[:0])) != r.Text {
 		return
 	}
 	way := in.l.n.id

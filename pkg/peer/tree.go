@@ -288,7 +288,8 @@ func covered[T ~string | ~[]byte](st *store.Store, client, time, origin T, recv 
 	if !ok {
 		return false
 	}
-	if c := protocol.CompareTime(held.Time(), string(time)); c != 0 {
+	var buf [48]byte
+	if c := protocol.CompareTime(held.AppendTime(buf[:0]), []byte(time)); c != 0 {
 		return c > 0
 	}
 	if held.Origin != string(origin) {

@@ -35,7 +35,7 @@ func TestSpeaksTree(t *testing.T) {
 // announcement returns the frame that announces r as change seq.
 func announcement(t *testing.T, seq uint64, r store.Record) frame {
 	t.Helper()
-	line := appendAnnounce(nil, seq, r)
+	line := appendAnnounce(nil, seq, store.Pack(r))
 	f, err := parseFrame(line[:len(line)-1])
 	if err != nil {
 		t.Fatal(err)

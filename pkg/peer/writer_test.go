@@ -19,7 +19,7 @@ import (
 func TestOutboxFill(t *testing.T) {
 	const nb, other = store.Source(1), store.Source(2) // the link's neighbour, and another
 	change := func(seq uint64, from store.Source) store.Change {
-		return store.Change{Seq: seq, From: from, Record: store.Record{Text: "c +1+1 1", Origin: "X", Recv: 5}}
+		return store.Change{Seq: seq, From: from, Record: store.Pack(store.Record{Text: "c +1+1 1", Origin: "X", Recv: 5})}
 	}
 	rec := func(kind byte, seq uint64) string { return string(appendRecord(nil, kind, seq, change(seq, 0).Record)) }
 	pong := string(appendPong(nil, 1, 2, 3))
@@ -306,7 +306,7 @@ func TestOutboxAnnounces(t *testing.T) {
 	const nb = store.Source(1)
 	t0 := time.Unix(100, 0)
 	change := func(seq uint64, origin string) store.Change {
-		return store.Change{Seq: seq, From: 2, Record: store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5}}
+		return store.Change{Seq: seq, From: 2, Record: store.Pack(store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5})}
 	}
 	ann := func(seq uint64) string { return string(appendAnnounce(nil, seq, change(seq, "Lazy").Record)) }
 	rec := func(seq uint64) string {
@@ -349,7 +349,7 @@ func TestOutboxAnnounces(t *testing.T) {
 func TestOutboxLingers(t *testing.T) {
 	t0 := time.Unix(100, 0)
 	change := func(seq uint64) store.Change {
-		return store.Change{Seq: seq, From: 2, Record: store.Record{Text: "c +1+1 1", Origin: "O", Recv: 5}}
+		return store.Change{Seq: seq, From: 2, Record: store.Pack(store.Record{Text: "c +1+1 1", Origin: "O", Recv: 5})}
 	}
 	rec := func(seq uint64) string { return string(appendRecord(nil, frameFlood, seq, change(seq).Record)) }
 	out := outbox{from: 1, linger: 40 * time.Millisecond}

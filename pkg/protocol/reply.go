@@ -28,12 +28,27 @@ func AppendAT(dst []byte, origin string, recvUnixNano int64, fields string) []by
 // AppendATParsed is AppendAT for a caller that holds the client time of
 // fields parsed already, as sec and nsec (Command.Sec and Command.Nsec).
 func AppendATParsed[T text](dst []byte, origin string, recvUnixNano, sec, nsec int64, fields T) []byte {
+	dst = appendATHead(dst, origin, recvUnixNano, sec, nsec)
+	return append(dst, fields...)
+}
+
+// AppendATFields is AppendAT for a record whose position and time are
+// packed (Fields), with the client id apart.
+func AppendATFields[T text](dst []byte, origin string, recvUnixNano int64, client T, f Fields) []byte {
+	dst = appendATHead(dst, origin, recvUnixNano, f.Sec(), f.Nsec())
+	dst = append(dst, client...)
+	dst = append(dst, ' ')
+	return f.Append(dst)
+}
+
+// appendATHead appends an AT line up to the client's fields: "AT", the
+// origin and the time difference, each followed by a space.
+func appendATHead(dst []byte, origin string, recvUnixNano, sec, nsec int64) []byte {
 	dst = append(dst, "AT "...)
 	dst = append(dst, origin...)
 	dst = append(dst, ' ')
 	dst = AppendDiff(dst, recvUnixNano, sec, nsec)
-	dst = append(dst, ' ')
-	return append(dst, fields...)
+	return append(dst, ' ')
 }
 
 // AppendPlacesReply appends the reply to a valid WHATSAT: the AT line that

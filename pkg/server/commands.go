@@ -38,8 +38,9 @@ func (c *conn) whatsat(line []byte, cmd *protocol.Command) {
 		c.invalid(line, cmd.Verb, "unknown client")
 		return
 	}
-	lat, lng, _ := protocol.ParsePos(rec.Pos())
-	q := places.Query{Pos: rec.Pos(), Lat: lat, Lng: lng, RadiusKm: cmd.RadiusKm()}
+	pos := rec.Pos()
+	lat, lng, _ := protocol.ParsePos(pos)
+	q := places.Query{Pos: pos, Lat: lat, Lng: lng, RadiusKm: cmd.RadiusKm()}
 	if c.s.peek != nil {
 		if resp, ok := c.s.peek.Peek(q); ok {
 			mark := len(c.out)
@@ -67,7 +68,7 @@ func (c *conn) invalid(line []byte, verb protocol.Kind, reason string) {
 
 // lookup owes the reply to a WHATSAT received at start and fills it in
 // from a goroutine.
-func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int) {
+func (c *conn) lookup(line []byte, rec store.Packed, q places.Query, bound int) {
 	r := c.replies.owe()
 	in, start := bytes.Clone(line), c.readAt
 	c.lookups.Add(1)
@@ -82,7 +83,7 @@ func (c *conn) lookup(line []byte, rec store.Record, q places.Query, bound int) 
 
 // appendWHATSAT appends the reply to a WHATSAT about rec: its AT line, the
 // places cut to bound, and the empty line that ends it.
-func appendWHATSAT(dst []byte, rec store.Record, resp *places.Response, bound int) []byte {
+func appendWHATSAT(dst []byte, rec store.Packed, resp *places.Response, bound int) []byte {
 	return protocol.AppendPlacesReply(dst,
 		func(b []byte) []byte { return rec.AppendAT(b) },
 		func(b []byte) []byte { return resp.AppendJSON(b, bound) })

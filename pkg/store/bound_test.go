@@ -44,7 +44,7 @@ func TestTimeKeyFollowsCompareTime(t *testing.T) {
 		"17179869184.5", "999999999999999999"}
 	for _, a := range times {
 		for _, b := range times {
-			ka, kb := timeKey(a), timeKey(b)
+			ka, kb := timeKey(keysOf(rec("k", "+1+1", a, "H", 1))), timeKey(keysOf(rec("k", "+1+1", b, "H", 1)))
 			if c := compareTimes(a, b); c < 0 && ka > kb || c > 0 && ka < kb || c == 0 && ka != kb {
 				t.Errorf("times %s, %s compare %d but keys %d, %d", a, b, c, ka, kb)
 			}
@@ -53,7 +53,7 @@ func TestTimeKeyFollowsCompareTime(t *testing.T) {
 }
 
 func compareTimes(a, b string) int {
-	return compare(rec("k", "+1+1", a, "H", 1), rec("k", "+1+1", b, "H", 1))
+	return compare(keysOf(rec("k", "+1+1", a, "H", 1)), keysOf(rec("k", "+1+1", b, "H", 1)))
 }
 
 // TestLimit applies records one after another to a store of limit 3.
@@ -162,21 +162,23 @@ func checkStore(t *testing.T, s *Store) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	live := 0
-	for i, sl := range s.slots {
+	for i := range s.slots.len() {
+		sl := s.slot(uint32(i))
 		if sl.seq == 0 {
 			continue
 		}
 		live++
-		if j, _, ok := s.index.find(s.slots, clientOf(sl.text)); !ok || j != uint32(i) {
-			t.Fatalf("slot %d (%s) found at %d, %v", i, sl.text, j, ok)
+		text := s.packed(uint32(i)).Text()
+		if j, _, ok := s.index.find(&s.slots, &s.ids, string(keyOf(&s.slots, &s.ids, uint32(i)))); !ok || j != uint32(i) {
+			t.Fatalf("slot %d (%s) found at %d, %v", i, text, j, ok)
 		}
 		if s.limit > 0 {
-			n := s.low.heap[s.low.pos[i]]
-			if n.slot != uint32(i) {
+			n, key := *s.low.node(int(sl.heap)), *s.low.key(int(sl.heap))
+			if n&^dirty != uint32(i) {
 				t.Fatalf("slot %d is not at its heap position", i)
 			}
-			if k := timeKey(sl.time()); n.dirty && n.key > k || !n.dirty && n.key != k {
-				t.Fatalf("slot %d (%s) has the key %d, dirty %v", i, sl.text, n.key, n.dirty)
+			if k := timeKey(s.keysOf(uint32(i))); n&dirty != 0 && key > k || n&dirty == 0 && key != k {
+				t.Fatalf("slot %d (%s) has the key %d, dirty %v", i, text, key, n&dirty != 0)
 			}
 		}
 	}
@@ -184,18 +186,18 @@ func checkStore(t *testing.T, s *Store) {
 		t.Fatalf("%d live slots, len %d, index %d", live, s.len(), s.index.n)
 	}
 	if s.limit > 0 {
-		if len(s.low.heap) != live || live > s.limit {
-			t.Fatalf("heap of %d for %d live slots, limit %d", len(s.low.heap), live, s.limit)
+		if s.low.len() != live || s.low.keys.len() != live || live > s.limit {
+			t.Fatalf("heap of %d for %d live slots, limit %d", s.low.len(), live, s.limit)
 		}
-		for k := 1; k < len(s.low.heap); k++ {
-			if s.less(s.low.heap[k], s.low.heap[(k-1)/2]) {
+		for k := 1; k < s.low.len(); k++ {
+			if s.less(k, (k-1)/2) {
 				t.Fatalf("heap out of order at %d", k)
 			}
 		}
 	}
 	entries := 0
-	for _, e := range s.log {
-		if s.slots[e.slot].seq == e.seq {
+	for k := range s.log.len() {
+		if seq, i := s.log.at(k); s.slot(i).seq == seq {
 			entries++
 		}
 	}
@@ -231,7 +233,7 @@ func topN(recs []Record, n int) []string {
 func contents(s *Store) []string {
 	var out []string
 	for _, c := range all(s) {
-		out = append(out, fmt.Sprintf("%s@%s/%d", c.Record.Text, c.Record.Origin, c.Record.Recv))
+		out = append(out, fmt.Sprintf("%s@%s/%d", c.Record.Text(), c.Record.Origin, c.Record.Recv))
 	}
 	slices.Sort(out)
 	return out
@@ -251,7 +253,7 @@ func randomRecords(rng *rand.Rand, n, clients int) []Record {
 }
 
 // TestLimitConvergesInAnyOrder applies the same records in different
-// orders, one by one, in batches and through Restore, to stores of the
+// orders, one by one, in batches and read back (Loader), to stores of the
 // same limit: each must hold the same set, the n highest newest records.
 func TestLimitConvergesInAnyOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -288,27 +290,30 @@ func TestLimitConvergesInAnyOrder(t *testing.T) {
 				t.Fatalf("round %d, order %d, limit %d: holds\n%v\nwant\n%v", round, order, limit, got, want)
 			}
 		}
-		// A store read back from what another stored holds the same.
+		// A store read back from its journal holds the same: from what
+		// it stored, in order, and from a journal that logged every record
+		// newer than its client's last, as a store without the limit would.
 		live := New()
 		live.SetLimit(limit)
+		var stored, newer []Record
 		for _, r := range recs {
-			live.Apply(r, Local)
-		}
-		back := New()
-		back.SetLimit(limit)
-		for _, r := range recs { // everything, as a journal that logged evicted records too
-			if _, ok := back.Get(r.Client()); ok {
-				if cur, _ := back.Get(r.Client()); !Newer(r, cur) {
-					continue // a journal logs only what was stored
-				}
-			}
-			if err := back.Restore(Change{Seq: back.Seq() + 1, Record: r}); err != nil {
-				t.Fatal(err)
+			if _, ok := live.Apply(r, Local); ok {
+				stored = append(stored, r)
 			}
 		}
-		checkStore(t, back)
-		if got := contents(back); !slices.Equal(got, want) {
-			t.Fatalf("round %d: restored\n%v\nwant\n%v", round, got, want)
+		newest := map[string]Record{}
+		for _, r := range recs {
+			if old, ok := newest[r.Client()]; !ok || Newer(r, old) {
+				newest[r.Client()] = r
+				newer = append(newer, r)
+			}
+		}
+		for _, journal := range [][]Record{stored, newer} {
+			back := load(t, limit, journal)
+			checkStore(t, back)
+			if got := contents(back); !slices.Equal(got, want) {
+				t.Fatalf("round %d: read back\n%v\nwant\n%v", round, got, want)
+			}
 		}
 	}
 }
@@ -330,10 +335,10 @@ func TestSetLimit(t *testing.T) {
 		s.Apply(rec(fmt.Sprint("n", i), "+1+1", fmt.Sprint(200+i), "Hill", 1), Local)
 	}
 	checkStore(t, s)
-	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || len(s.slots) != 10 {
-		t.Errorf("holds %s in %d slots, want n2 n3 n4 n5 in 10", got, len(s.slots))
+	if got := strings.Join(held(s), " "); got != "n2 n3 n4 n5" || s.slots.len() != 10 {
+		t.Errorf("holds %s in %d slots, want n2 n3 n4 n5 in 10", got, s.slots.len())
 	}
-	if s.SetLimit(0); s.Limit() != 0 || s.low.heap != nil {
+	if s.SetLimit(0); s.Limit() != 0 || s.low.len() != 0 {
 		t.Errorf("SetLimit(0) kept a heap")
 	}
 	for i := range 10 {
@@ -359,8 +364,8 @@ func TestIndexRemoval(t *testing.T) {
 		}
 	}
 	checkStore(t, s)
-	if s.Len() != 40 || len(s.slots) != 40 {
-		t.Errorf("Len %d in %d slots, want 40 in 40", s.Len(), len(s.slots))
+	if s.Len() != 40 || s.slots.len() != 40 {
+		t.Errorf("Len %d in %d slots, want 40 in 40", s.Len(), s.slots.len())
 	}
 }
 
@@ -372,8 +377,8 @@ func TestCompactionWithEvictions(t *testing.T) {
 	for i := range 50_000 {
 		s.Apply(rec(fmt.Sprint(i), "+1+1", fmt.Sprint(i), "Hill", 1), Local)
 	}
-	if len(s.log) > 2*100+minCompact {
-		t.Errorf("log holds %d entries for 100 clients", len(s.log))
+	if s.log.len() > 2*100+minCompact {
+		t.Errorf("log holds %d entries for 100 clients", s.log.len())
 	}
 	got := all(s)
 	if len(got) != 100 || got[0].Record.Client() != "49900" {
@@ -390,7 +395,7 @@ func BenchmarkRank(b *testing.B) {
 			Rank(x, y)
 		}
 	})
-	kx, ky := timeKey(x.Time()), timeKey(y.Time())
+	kx, ky := timeKey(keysOf(x)), timeKey(keysOf(y))
 	b.Run("keys", func(b *testing.B) {
 		n := 0
 		for range b.N {
@@ -402,26 +407,60 @@ func BenchmarkRank(b *testing.B) {
 	})
 	b.Run("timeKey", func(b *testing.B) {
 		for range b.N {
-			timeKey(x.Time())
+			timeKey(keysOf(x))
 		}
 	})
 }
 
-// TestRestoreLowerRecord: Restore takes what the journal says, even a
-// record below the one held; the bound's heap must follow it down.
-func TestRestoreLowerRecord(t *testing.T) {
-	s := New()
-	s.SetLimit(2)
-	for i, r := range []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)} {
-		if err := s.Restore(Change{Seq: uint64(i + 1), Record: r}); err != nil {
-			t.Fatal(err)
-		}
-		checkStore(t, s)
-	}
+// TestLoadLowerRecord: a Loader takes what the journal says, even a
+// record below the one before it; the bound's heap must hold it there.
+func TestLoadLowerRecord(t *testing.T) {
+	s := load(t, 2, []Record{rec("a", "+1+1", "5", "Hill", 1), rec("b", "+1+1", "6", "Hill", 1), rec("a", "+1+1", "1", "Hill", 1)})
+	checkStore(t, s)
 	if _, ok := s.Apply(rec("c", "+1+1", "2", "Hill", 1), Local); !ok {
 		t.Fatal("c, above a's restored record, was refused")
 	}
 	if got := strings.Join(held(s), " "); got != "b c" {
 		t.Errorf("holds %s, want b c", got)
+	}
+}
+
+// TestArenaCompactionInStore evicts enough clients that the arena is
+// compacted several times: every record held is still found and read
+// back whole, and a record read before a compaction keeps its bytes.
+func TestArenaCompactionInStore(t *testing.T) {
+	s := New()
+	s.SetLimit(50)
+	var before []Packed
+	compactions := 0
+	for i := range 30_000 {
+		size := s.ids.size
+		s.Apply(rec(fmt.Sprintf("client-%06d", i), "+1.123456789+1", fmt.Sprint(i), "Hill", 1), Local) // text: nine decimals
+		if s.ids.size < size {
+			compactions++
+			checkStore(t, s)
+		}
+		if i%5000 == 0 {
+			p, _ := s.Get(fmt.Sprintf("client-%06d", i))
+			before = append(before, p)
+		}
+	}
+	if compactions < 3 {
+		t.Errorf("%d compactions, want several", compactions)
+	}
+	for k, p := range before {
+		if want := fmt.Sprintf("client-%06d +1.123456789+1 %d", 5000*k, 5000*k); p.Text() != want {
+			t.Errorf("a record read before compacting is now %q, want %q", p.Text(), want)
+		}
+	}
+	for _, c := range all(s) {
+		var n int
+		fmt.Sscanf(c.Record.Client(), "client-%d", &n)
+		if want := fmt.Sprintf("%s +1.123456789+1 %d", c.Record.Client(), n); c.Record.Text() != want {
+			t.Errorf("read back %q, want %q", c.Record.Text(), want)
+		}
+	}
+	if s.ids.live() != 50*35 {
+		t.Errorf("the arena holds %d live bytes for 50 records", s.ids.live())
 	}
 }

@@ -5,7 +5,7 @@ package store
 func (s *Store) Apply(r Record, from Source) (seq uint64, applied bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seq, applied = s.apply(r, from)
+	seq, applied = s.apply(&r, from)
 	if applied {
 		s.notify()
 	}

@@ -3,12 +3,11 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
-	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/herdkit/herd/pkg/protocol"
 )
 
 // Source says which neighbour a record came from: the number the peer
@@ -44,7 +43,7 @@ func NewIncarnation() uint64 {
 // and the change number under which this server stored it.
 type Change struct {
 	Seq    uint64
-	Record Record
+	Record Packed
 	From   Source
 }
 
@@ -55,18 +54,21 @@ type Change struct {
 // With a limit (SetLimit), it holds at most that many clients: the
 // records that rank highest (see bound.go).
 //
-// Memory per client is the record text, one slot (40 bytes), one to two
-// index words, one to one and a half change-log entries (16 bytes) and,
-// with a limit, a heap node and a position (20 bytes); see
-// TestMemoryPerRecord.
+// Memory per client, with nothing in it the garbage collector must scan
+// (see TestMemoryPerRecord and docs/benchmarks.md): one slot (48 bytes,
+// the position and time packed as numbers), its id in the arena (the
+// id's bytes and one more), one to two index words of 5 bytes, one to one
+// and a half change-log entries of 8 bytes and, with a limit, a heap node
+// of 12 bytes.
 type Store struct {
 	mu      sync.RWMutex
 	index   index // client id -> slot
-	slots   []slot
+	slots   paged[slot]
+	ids     arena         // each slot's client id, or its whole text when it does not pack
 	free    []uint32      // slots emptied by evictions, reused first
 	limit   int           // the most clients held; 0 is no limit
 	low     lowest        // the heap of live slots, kept only with a limit
-	log     []entry       // in increasing seq; stale entries are skipped and compacted away
+	log     changeLog     // in increasing seq; stale entries are skipped and compacted away
 	stale   int           // entries of log that an update has superseded
 	seq     uint64        // the last change number given out
 	last    atomic.Uint64 // seq, for Seq without the lock
@@ -77,18 +79,23 @@ type Store struct {
 	refused uint64 // records of new clients not stored at the limit (Refused)
 }
 
+// slot is one client's record, packed: 48 bytes and no pointer.
 type slot struct {
-	text   string
-	recv   int64
 	seq    uint64 // 0 for a free slot
+	recv   int64
+	time   uint64 // protocol.Fields
+	lat    uint32
+	lng    uint32
+	ref    uint32 // the client id in the arena, or the whole text when format is protocol.Unpacked
+	heap   uint32 // the slot's node in the bound's heap
+	format uint16
 	origin uint16
 	from   Source
 	hops   uint8
 }
 
-type entry struct {
-	seq  uint64
-	slot uint32
+func (sl *slot) fields() protocol.Fields {
+	return protocol.Fields{Time: sl.time, Lat: sl.lat, Lng: sl.lng, Format: sl.format}
 }
 
 // minCompact is the smallest number of stale log entries worth a
@@ -112,8 +119,8 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stored := false
-	for _, r := range rs {
-		_, ok := s.apply(r, from)
+	for i := range rs {
+		_, ok := s.apply(&rs[i], from)
 		applied = append(applied, ok)
 		stored = stored || ok
 	}
@@ -124,10 +131,11 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 }
 
 // apply stores r if it is newer. s.mu is held.
-func (s *Store) apply(r Record, from Source) (uint64, bool) {
-	client := r.Client()
-	i, pos, exists := s.index.find(s.slots, client)
-	if exists && !Newer(r, s.slots[i].record(&s.origins)) {
+func (s *Store) apply(r *Record, from Source) (uint64, bool) {
+	k := keysOf(*r)
+	client := k.client()
+	i, pos, exists := s.index.find(&s.slots, &s.ids, client)
+	if exists && compare(k, s.keysOf(i)) <= 0 {
 		return 0, false
 	}
 	origin, ok := s.origins.intern(r.Origin)
@@ -135,13 +143,16 @@ func (s *Store) apply(r Record, from Source) (uint64, bool) {
 		return 0, false
 	}
 	if !exists {
-		if pos, ok = s.makeRoom(r, client, pos); !ok {
+		if pos, ok = s.makeRoom(k, client, pos); !ok {
 			return 0, false
 		}
 	}
-	s.seq++
+	seq := s.seq + 1
+	if !s.put(i, pos, exists, k, slot{recv: r.Recv, seq: seq, origin: origin, from: from, hops: r.Hops}) {
+		return 0, false
+	}
+	s.seq = seq
 	s.last.Store(s.seq)
-	s.put(i, pos, exists, slot{text: r.Text, recv: r.Recv, seq: s.seq, origin: origin, from: from, hops: r.Hops})
 	return s.seq, true
 }
 
@@ -155,46 +166,34 @@ func (s *Store) notify() {
 	}
 }
 
-// Restore puts back a change read from disk under the change number it
-// had, and the change numbers continue after it. Changes must come in
-// increasing change-number order, as they were written. The limit applies
-// as in ApplyAll, so that a store read back holds what it held.
-func (s *Store) Restore(c Change) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c.Seq <= s.seq {
-		return fmt.Errorf("store: change %d restored after %d", c.Seq, s.seq)
-	}
-	client := c.Record.Client()
-	origin, ok := s.origins.intern(c.Record.Origin)
-	if !ok {
-		return errors.New("store: too many origin servers")
-	}
-	i, pos, exists := s.index.find(s.slots, client)
-	s.seq = c.Seq
-	s.last.Store(s.seq)
-	if !exists {
-		if pos, ok = s.makeRoom(c.Record, client, pos); !ok {
-			return nil
+// put stores the record k, whose slot sl holds all but its fields and
+// bytes, for a client found (or not) by index.find, and logs its change.
+// It fails only when the arena is full. s.mu is held.
+func (s *Store) put(i uint32, pos int, exists bool, k keys[string], sl slot) bool {
+	f := k.f
+	sl.time, sl.lat, sl.lng, sl.format = f.Time, f.Lat, f.Lng, f.Format
+	if exists {
+		sl.ref = s.slot(i).ref
+		// The arena item changes with the form: an id alone, or a text.
+		if k.packed() != (s.slot(i).format != protocol.Unpacked) || !k.packed() {
+			ref, ok := s.addItem(k.text)
+			if !ok {
+				return false
+			}
+			s.ids.free(s.slot(i).ref)
+			sl.ref = ref
 		}
+	} else {
+		ref, ok := s.addItem(k.text)
+		if !ok {
+			return false
+		}
+		sl.ref = ref
 	}
-	// A journal holds each client's records in increasing order; should
-	// one come back lower, its heap node is replaced rather than marked.
-	lower := exists && s.limit > 0 && !Newer(c.Record, s.slots[i].record(&s.origins))
-	s.put(i, pos, exists, slot{text: c.Record.Text, recv: c.Record.Recv, seq: c.Seq, origin: origin, from: c.From, hops: c.Record.Hops})
-	if lower {
-		s.drop(i)
-		s.push(i)
-	}
-	return nil
-}
-
-// put stores a slot for a client found (or not) by index.find, and logs
-// its change. s.mu is held.
-func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
 	switch {
 	case exists:
-		s.slots[i] = sl
+		sl.heap = s.slot(i).heap
+		*s.slot(i) = sl
 		s.stale++
 		if s.limit > 0 {
 			s.raised(i)
@@ -202,20 +201,46 @@ func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
 	case len(s.free) > 0:
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
-		s.slots[i] = sl
-		s.index.insert(s.slots, pos, i)
+		*s.slot(i) = sl
+		s.index.insert(&s.slots, &s.ids, pos, i)
 	default:
-		i = uint32(len(s.slots))
-		s.slots = append(s.slots, sl)
-		s.index.insert(s.slots, pos, i)
+		i = uint32(s.slots.len())
+		s.slots.push(sl)
+		s.index.insert(&s.slots, &s.ids, pos, i)
 	}
 	if !exists && s.limit > 0 {
 		s.push(i)
 	}
-	s.log = append(s.log, entry{seq: sl.seq, slot: i})
-	if s.stale >= minCompact && 2*s.stale > len(s.slots) {
+	s.log.add(sl.seq, i)
+	if s.stale >= minCompact && 2*s.stale > s.slots.len() {
 		s.compact()
 	}
+	return true
+}
+
+// addItem adds a record's bytes to the arena, compacting it first when
+// that is worth it or the only way to make room.
+func (s *Store) addItem(item string) (uint32, bool) {
+	if s.ids.wasteful() {
+		s.compactArena()
+	}
+	ref, ok := add(&s.ids, item)
+	if !ok && s.ids.dead > 0 {
+		s.compactArena()
+		ref, ok = add(&s.ids, item)
+	}
+	return ref, ok
+}
+
+// compactArena copies the live items of the arena to a new buffer.
+func (s *Store) compactArena() {
+	s.ids.compact(func(yield func(*uint32) bool) {
+		for i := range uint32(s.slots.len()) {
+			if sl := s.slot(i); sl.seq != 0 && !yield(&sl.ref) {
+				return
+			}
+		}
+	})
 }
 
 // makeRoom reports whether a record r of a client not held may be
@@ -223,7 +248,7 @@ func (s *Store) put(i uint32, pos int, exists bool, sl slot) {
 // ranks above it; a record that may not is counted as refused. It returns
 // the index position for client, which pos was before an eviction. s.mu
 // is held.
-func (s *Store) makeRoom(r Record, client string, pos int) (int, bool) {
+func (s *Store) makeRoom(r keys[string], client string, pos int) (int, bool) {
 	if s.limit == 0 || s.len() < s.limit {
 		return pos, true
 	}
@@ -232,7 +257,7 @@ func (s *Store) makeRoom(r Record, client string, pos int) (int, bool) {
 		return pos, false
 	}
 	s.evict()
-	_, pos, _ = s.index.find(s.slots, client) // the eviction may have moved entries
+	_, pos, _ = s.index.find(&s.slots, &s.ids, client) // the eviction may have moved entries
 	return pos, true
 }
 
@@ -241,11 +266,11 @@ func (s *Store) makeRoom(r Record, client string, pos int) (int, bool) {
 // rule. s.mu is held.
 func (s *Store) evict() {
 	s.clean()
-	i := s.low.heap[0].slot
-	_, pos, _ := s.index.find(s.slots, clientOf(s.slots[i].text))
-	s.index.remove(s.slots, pos)
+	i := *s.low.node(0)
+	s.index.remove(&s.slots, &s.ids, s.index.position(&s.slots, &s.ids, i))
 	s.drop(i)
-	s.slots[i] = slot{} // seq 0: free, and its strings are released
+	s.ids.free(s.slot(i).ref)
+	*s.slot(i) = slot{} // seq 0: free
 	s.free = append(s.free, i)
 	s.stale++
 	s.evicted++
@@ -312,43 +337,46 @@ func (s *Store) Advance(seq uint64) {
 
 // compact drops the stale entries of the log; it keeps their order.
 func (s *Store) compact() {
-	live := make([]entry, 0, len(s.slots)+len(s.slots)/2)
-	for _, e := range s.log {
-		if s.slots[e.slot].seq == e.seq {
-			live = append(live, e)
-		}
-	}
-	s.log = live
+	s.log.compact(func(seq uint64, i uint32) (uint32, bool) { return i, s.slot(i).seq == seq })
 	s.stale = 0
 }
 
-func (sl *slot) time() string { return sl.text[strings.LastIndexByte(sl.text, ' ')+1:] }
+// slot returns slot i.
+func (s *Store) slot(i uint32) *slot { return s.slots.at(int(i)) }
 
-func (sl *slot) record(o *origins) Record {
-	return Record{Text: sl.text, Origin: o.name(sl.origin), Recv: sl.recv, Hops: sl.hops}
+// keysOf returns the keys of slot i's record.
+func (s *Store) keysOf(i uint32) keys[[]byte] {
+	sl := s.slot(i)
+	return keys[[]byte]{f: sl.fields(), text: s.ids.item(sl.ref), origin: s.origins.name(sl.origin), recv: sl.recv}
+}
+
+// packed returns slot i's record.
+func (s *Store) packed(i uint32) Packed {
+	sl := s.slot(i)
+	return Packed{Origin: s.origins.name(sl.origin), Recv: sl.recv, Hops: sl.hops, fields: sl.fields(), item: s.ids.item(sl.ref)}
 }
 
 // Get returns the current record of a client.
-func (s *Store) Get(client string) (Record, bool) {
+func (s *Store) Get(client string) (Packed, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, _, ok := s.index.find(s.slots, client)
+	i, _, ok := s.index.find(&s.slots, &s.ids, client)
 	if !ok {
-		return Record{}, false
+		return Packed{}, false
 	}
-	return s.slots[i].record(&s.origins), true
+	return s.packed(i), true
 }
 
 // GetFrom returns the current record of a client, as Get does, and where
 // it came from.
-func (s *Store) GetFrom(client string) (Record, Source, bool) {
+func (s *Store) GetFrom(client string) (Packed, Source, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, _, ok := s.index.find(s.slots, client)
+	i, _, ok := s.index.find(&s.slots, &s.ids, client)
 	if !ok {
-		return Record{}, Local, false
+		return Packed{}, Local, false
 	}
-	return s.slots[i].record(&s.origins), s.slots[i].from, true
+	return s.packed(i), s.slot(i).from, true
 }
 
 // Len returns the number of clients known.
@@ -358,7 +386,7 @@ func (s *Store) Len() int {
 	return s.len()
 }
 
-func (s *Store) len() int { return len(s.slots) - len(s.free) }
+func (s *Store) len() int { return s.slots.len() - len(s.free) }
 
 // Seq returns the last change number given out. It takes no lock: every
 // connection asks it after each batch it stores.
@@ -369,22 +397,24 @@ func (s *Store) Seq() uint64 { return s.last.Load() }
 // the cursor to pass next time. Once every change up to the last one given
 // out has been read, the cursor is that change number, so a reader that
 // skipped some changes (because they came from its own peer) still
-// advances. The cost is a binary search plus the entries read.
+// advances. The cost is a binary search plus the entries read, and no
+// allocation but dst's growth: each record's text is written by its
+// reader (Packed.AppendText).
 func (s *Store) Changes(after uint64, max int, dst []Change) ([]Change, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i := sort.Search(len(s.log), func(k int) bool { return s.log[k].seq > after })
+	k := s.log.search(after)
 	next := after
-	for ; i < len(s.log) && len(dst) < max; i++ {
-		e := s.log[i]
-		next = e.seq
-		sl := &s.slots[e.slot]
-		if sl.seq != e.seq {
+	for ; k < s.log.len() && len(dst) < max; k++ {
+		seq, i := s.log.at(k)
+		next = seq
+		sl := s.slot(i)
+		if sl.seq != seq {
 			continue
 		}
-		dst = append(dst, Change{Seq: e.seq, Record: sl.record(&s.origins), From: sl.from})
+		dst = append(dst, Change{Seq: seq, Record: s.packed(i), From: sl.from})
 	}
-	if i == len(s.log) {
+	if k == s.log.len() {
 		next = s.seq
 	}
 	return dst, next
@@ -425,11 +455,15 @@ func newOrigins() origins { return origins{index: make(map[string]uint16)} }
 // maxOrigins bounds the distinct origin names; a herd has a handful.
 const maxOrigins = 1 << 16
 
-func (o *origins) intern(name string) (uint16, bool) {
-	if len(o.names) > 0 && name == o.names[o.last] {
+func (o *origins) intern(name string) (uint16, bool) { return intern(o, name) }
+
+// intern returns the number of an origin's name, given as a string or as
+// bytes (which it copies only the first time).
+func intern[T ~string | ~[]byte](o *origins, name T) (uint16, bool) {
+	if len(o.names) > 0 && string(name) == o.names[o.last] {
 		return o.last, true // a run of records from one origin, as a client's or a link's batch is
 	}
-	if i, ok := o.index[name]; ok {
+	if i, ok := o.index[string(name)]; ok {
 		o.last = i
 		return i, true
 	}
@@ -437,9 +471,9 @@ func (o *origins) intern(name string) (uint16, bool) {
 		return 0, false
 	}
 	i := uint16(len(o.names))
-	name = strings.Clone(name)
-	o.names = append(o.names, name)
-	o.index[name] = i
+	s := strings.Clone(string(name)) // a string given may be a part of a larger one
+	o.names = append(o.names, s)
+	o.index[s] = i
 	o.last = i
 	return i, true
 }

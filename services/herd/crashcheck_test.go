@@ -46,7 +46,7 @@ func readDataDir(dir string) (map[string]store.Record, error) {
 	changes, _ := st.Store.Changes(0, math.MaxInt, nil)
 	recs := make(map[string]store.Record, len(changes))
 	for _, c := range changes {
-		recs[c.Record.Client()] = c.Record
+		recs[c.Record.Client()] = c.Record.Unpack()
 	}
 	return recs, nil
 }
