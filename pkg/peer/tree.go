@@ -307,15 +307,23 @@ func (w *writer) tended() bool {
 	t := w.l.tree
 	w.events = t.take(w.events)
 	w.buf = w.buf[:0]
+	lazyChanged := false
+	defer func() {
+		if lazyChanged {
+			w.lazyChanged()
+		}
+	}()
 	for _, e := range w.events {
 		switch e.kind {
 		case eventPruned:
 			w.out.lazy[e.origin] = true
+			lazyChanged = true
 		case framePrune:
 			w.buf = appendControl(w.buf, framePrune, e.origin)
 			w.l.changes[pruneSent].Inc()
 		case frameGraft:
 			delete(w.out.lazy, e.origin)
+			lazyChanged = true
 			if r, ok := w.st.Get(e.client); ok {
 				w.buf = appendRepair(w.buf, r)
 				w.l.sent[kindReconcile].Inc()

@@ -195,9 +195,11 @@ func TestTreesCarryEachRecordOnce(t *testing.T) {
 		}
 	}
 	write(0, 50) // the trees form
+	h.quiesce()   // and every announcement has gone: they wait for company
 	full0, ann0, grafts0 := treeStats(h)
 	const n = 100
 	write(1, n)
+	h.quiesce()
 	full, ann, grafts := treeStats(h)
 	if got := (full - full0) / n; got != 4 {
 		t.Errorf("%.2f whole records sent a record, want 4 (one to each other server)", got)
@@ -211,8 +213,9 @@ func TestTreesCarryEachRecordOnce(t *testing.T) {
 }
 
 // TestTreesMendWhenAServerStops: when a server on the trees stops, the
-// servers it fed get the records announced to them by a graft, and the
-// trees form again around it.
+// servers it fed get the records announced to them, by a graft, and the
+// trees form again around it: soon records reach them whole again, sooner
+// than a graft would bring them.
 func TestTreesMendWhenAServerStops(t *testing.T) {
 	h := newHerd(t, topology.Classic, fastTimings)
 	h.ready()
@@ -222,13 +225,18 @@ func TestTreesMendWhenAServerStops(t *testing.T) {
 	}
 	h.stop("Smith")
 	live := []string{"Hill", "Jaquez", "Campbell", "Singleton"}
-	_, _, grafts0 := treeStats(h)
+	var took []time.Duration
 	for i := range 30 {
+		sent := time.Now()
 		r := h.iamat("Hill", fmt.Sprintf("after-%d", i), "+1+1", fmt.Sprint(2000+i))
 		h.waitAll(r, live...)
+		took = append(took, time.Since(sent))
 	}
-	if _, _, grafts := treeStats(h); grafts == grafts0 {
-		t.Error("no graft mended the trees: Campbell got Hill's records whole from Singleton before Smith stopped")
+	for i, d := range took[20:] {
+		if d >= graftAfterMin {
+			t.Errorf("record %d after the stop took %v to reach every live server: the trees did not form again (%v)", 20+i, d, took)
+			break
+		}
 	}
 	h.quiesce()
 }
@@ -439,6 +447,9 @@ func TestTreesAfterTwoServersStop(t *testing.T) {
 			if !d.sent.Before(from) && d.sent.Before(to) {
 				ds = append(ds, d.d)
 			}
+		}
+		if len(ds) == 0 { // a machine too slow to write meanwhile (-race)
+			return 0
 		}
 		slices.Sort(ds)
 		return ds[len(ds)*99/100]

@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"maps"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/herdkit/herd/pkg/store"
@@ -49,8 +51,12 @@ type writer struct {
 	l      *link
 	cfg    *Config
 	st     *store.Store
-	notify <-chan struct{} // from st.Subscribe: a change was stored
+	sub    *store.Subscription
+	notify <-chan struct{} // sub.C: a change was stored
 	done   <-chan struct{} // the manager's: closed at shutdown
+	// lazy is out.lazy as the store's goroutines read it (urgent): a copy
+	// published when it changes.
+	lazy atomic.Pointer[map[string]bool]
 
 	out   outbox
 	batch []store.Change // the round's changes
@@ -76,8 +82,10 @@ type writer struct {
 // newWriter returns l's writer, subscribed to the store's changes.
 func newWriter(l *link) *writer {
 	mgr := l.n.mgr
-	w := &writer{l: l, cfg: &mgr.cfg, st: mgr.store, notify: mgr.store.Subscribe(), done: mgr.ctx.Done(),
+	w := &writer{l: l, cfg: &mgr.cfg, st: mgr.store, done: mgr.ctx.Done(),
 		wait: time.NewTimer(time.Hour), graft: time.NewTimer(time.Hour)}
+	w.sub = mgr.store.SubscribeUrgent(w.urgent)
+	w.notify = w.sub.C
 	w.wait.Stop()
 	w.graft.Stop()
 	if l.tree != nil {
@@ -167,11 +175,31 @@ func (w *writer) timing() {
 	w.out.linger, w.out.delay = lingerFor(rtt), announceDelayFor(rtt)
 }
 
+// urgent reports whether a change of a record of origin, from from, is
+// one to send whole at once: not one from this link's neighbour, nor of an
+// origin it announces. Other changes wait for the writer's timer while it
+// holds (store.Subscription). The store calls it under its lock.
+func (w *writer) urgent(origin string, from store.Source) bool {
+	if from == w.l.n.id {
+		return false
+	}
+	lazy := w.lazy.Load()
+	return lazy == nil || !(*lazy)[origin]
+}
+
+// lazyChanged publishes out.lazy for urgent, after it changed.
+func (w *writer) lazyChanged() {
+	m := maps.Clone(w.out.lazy)
+	w.lazy.Store(&m)
+}
+
 // round writes the next batch of changes, after a pong that waits, and
 // reports whether more changes wait to be read. Skipped changes with
 // nothing to write start a mark's wait (markDelay); any write ends it.
+// While only frames that may wait do, only urgent changes wake the writer.
 func (w *writer) round() (more bool, reason string) {
 	l := w.l
+	w.sub.Listen() // before the changes are read: none stored after goes unnoticed
 	var next uint64
 	w.batch, next = w.st.Changes(w.out.cursor, batchSize, w.batch[:0])
 	w.buf = w.buf[:0]
@@ -191,6 +219,7 @@ func (w *writer) round() (more bool, reason string) {
 			w.wait.Reset(at.Sub(now))
 			w.waitDue, w.waitAt = w.wait.C, at
 		}
+		w.sub.Hold()
 	}
 	if len(w.buf) > 0 {
 		if !w.flush() {

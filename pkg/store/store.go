@@ -73,7 +73,7 @@ type Store struct {
 	seq     uint64        // the last change number given out
 	last    atomic.Uint64 // seq, for Seq without the lock
 	origins origins
-	subs    []chan struct{}
+	subs    []*subscriber
 
 	evicted uint64 // records evicted to make room (Evictions)
 	refused uint64 // records of new clients not stored at the limit (Refused)
@@ -122,7 +122,10 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	for i := range rs {
 		_, ok := s.apply(&rs[i], from)
 		applied = append(applied, ok)
-		stored = stored || ok
+		if ok {
+			stored = true
+			s.due(rs[i].Origin, from)
+		}
 	}
 	if stored {
 		s.notify()
@@ -156,11 +159,27 @@ func (s *Store) apply(r *Record, from Source) (uint64, bool) {
 	return s.seq, true
 }
 
-// notify wakes every subscriber that is not already due to wake.
+// due marks the subscribers that a change of origin, from from, wakes:
+// every one that listens, and one that holds only for an urgent change.
+// s.mu is held.
+func (s *Store) due(origin string, from Source) {
+	for _, sub := range s.subs {
+		if !sub.due && (sub.urgent == nil || !sub.holding.Load() || sub.urgent(origin, from)) {
+			sub.due = true
+		}
+	}
+}
+
+// notify wakes every subscriber due that is not already due to wake.
+// s.mu is held.
 func (s *Store) notify() {
-	for _, c := range s.subs {
+	for _, sub := range s.subs {
+		if !sub.due {
+			continue
+		}
+		sub.due = false
 		select {
-		case c <- struct{}{}:
+		case sub.c <- struct{}{}:
 		default:
 		}
 	}
@@ -423,19 +442,57 @@ func (s *Store) Changes(after uint64, max int, dst []Change) ([]Change, uint64) 
 // Subscribe returns a channel that receives a value after changes are
 // stored; several changes may share one value. Unsubscribe releases it.
 func (s *Store) Subscribe() <-chan struct{} {
-	c := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.subs = append(s.subs, c)
-	s.mu.Unlock()
-	return c
+	return s.SubscribeUrgent(nil).C
 }
 
-// Unsubscribe stops the notifications of a channel from Subscribe.
+// Urgency says whether a change of a record of origin, from from, should
+// wake a subscriber that holds (Subscription.Hold) at once.
+type Urgency func(origin string, from Source) bool
+
+// Subscription is a subscriber of the store's changes that may hold: while
+// it holds, only the changes its Urgency calls urgent wake it. A link's
+// writer holds while announcements wait for a timer of its own: the
+// changes it would only announce do not wake it for every one, as they
+// would wake every writer of every link on every change.
+type Subscription struct {
+	// C receives a value after changes are stored that wake the
+	// subscriber; several changes may share one value.
+	C   <-chan struct{}
+	sub *subscriber
+}
+
+// Hold makes only urgent changes wake the subscriber, until Listen.
+func (s *Subscription) Hold() { s.sub.holding.Store(true) }
+
+// Listen makes every change wake the subscriber again. Call it before
+// reading the changes, so that none stored meanwhile goes unnoticed.
+func (s *Subscription) Listen() { s.sub.holding.Store(false) }
+
+type subscriber struct {
+	c       chan struct{}
+	urgent  Urgency // nil: every change is
+	holding atomic.Bool
+	due     bool // the changes stored under the lock wake it; s.mu is held
+}
+
+// SubscribeUrgent returns a subscription whose holds urgent calls urgent,
+// or every change if urgent is nil; urgent runs under the store's lock
+// and must not call the store. Unsubscribe(sub.C) releases it.
+func (s *Store) SubscribeUrgent(urgent Urgency) *Subscription {
+	sub := &subscriber{c: make(chan struct{}, 1), urgent: urgent}
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+	return &Subscription{C: sub.c, sub: sub}
+}
+
+// Unsubscribe stops the notifications of a channel from Subscribe or
+// SubscribeUrgent.
 func (s *Store) Unsubscribe(c <-chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, sub := range s.subs {
-		if sub == c {
+		if sub.c == c {
 			s.subs = append(s.subs[:i], s.subs[i+1:]...)
 			return
 		}

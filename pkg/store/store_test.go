@@ -596,3 +596,42 @@ func BenchmarkAppendAT(b *testing.B) {
 		buf = r.AppendAT(buf[:0])
 	}
 }
+
+// TestSubscriptionHolds: a subscription that holds is woken only by the
+// changes its Urgency calls urgent; one that listens, by every change.
+func TestSubscriptionHolds(t *testing.T) {
+	s := New()
+	sub := s.SubscribeUrgent(func(origin string, from Source) bool { return origin == "Hill" && from != 2 })
+	defer s.Unsubscribe(sub.C)
+	woken := func() bool {
+		select {
+		case <-sub.C:
+			return true
+		default:
+			return false
+		}
+	}
+	steps := []struct {
+		hold   bool
+		origin string
+		from   Source
+		want   bool
+	}{
+		{false, "Smith", 1, true}, // listening: every change wakes it
+		{true, "Smith", 1, false}, // holding: not urgent
+		{true, "Hill", 2, false},  // holding: from its own neighbour
+		{true, "Hill", 1, true},   // holding: urgent
+		{false, "Smith", 2, true}, // listening again
+	}
+	for i, st := range steps {
+		if st.hold {
+			sub.Hold()
+		} else {
+			sub.Listen()
+		}
+		s.ApplyAll([]Record{{Text: fmt.Sprintf("c%d +1+1 1", i), Origin: st.origin, Recv: 1}}, st.from, nil)
+		if got := woken(); got != st.want {
+			t.Errorf("step %d: woken %v, want %v", i, got, st.want)
+		}
+	}
+}
