@@ -213,7 +213,7 @@ func (in *inbound) tended(f frame) error {
 			return fmt.Errorf("change number %d after %d", f.seq, in.last)
 		}
 		in.announcedReceived.Inc()
-		in.tree.announce(f, time.Now())
+		in.tree.announce(f)
 		in.last = f.seq
 		return nil // the watermark moves at the next flush
 	case framePrune:

@@ -84,15 +84,21 @@ func sourceOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// grow returns the reader of an authenticated link: a buffer of a whole
-// frame over nc, that first yields what the handshake's small reader had
-// already read past the handshake (the other end's first frames may come
-// in the same segment as its OK).
+// grow returns the reader of an authenticated link: a buffer of
+// linkBuffer bytes over nc, that first yields what the handshake's small
+// reader had already read past the handshake (the other end's first frames
+// may come in the same segment as its OK). A frame longer than the buffer,
+// up to maxFrame, is read into one of its own (link.readLong).
 func grow(small *bufio.Reader, nc io.Reader) *bufio.Reader {
 	n := small.Buffered()
 	if n == 0 {
-		return bufio.NewReaderSize(nc, maxFrame)
+		return bufio.NewReaderSize(nc, linkBuffer)
 	}
 	rest, _ := small.Peek(n)
-	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc), maxFrame)
+	return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc), linkBuffer)
 }
+
+// linkBuffer is the read buffer of a link: many frames (a record is about
+// a hundred bytes), but not a whole maxFrame, which a herd of 81 servers in
+// one process would hold 648 times.
+const linkBuffer = 64 << 10

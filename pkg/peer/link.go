@@ -44,6 +44,7 @@ type link struct {
 	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
 	sync      chan frame    // the neighbour's sync frame, from reader to writer
 	synced    chan struct{} // closed once the writer has sent its own sync frame, or given up
+	long      []byte        // a frame longer than br's buffer (readLong)
 	stop      chan struct{} // closed by close
 	done      chan struct{} // closed when run returns
 	closeOnce sync.Once
@@ -121,6 +122,9 @@ func (l *link) readLoop() string {
 			l.nc.SetReadDeadline(time.Now().Add(mgr.cfg.Timeout))
 		}
 		line, err := l.br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			line, err = l.readLong(line)
+		}
 		if err != nil {
 			return l.readFailure(err)
 		}
@@ -153,6 +157,28 @@ func (l *link) readLoop() string {
 		if err := in.handle(f); err != nil {
 			l.n.log.Warn("neighbour broke the peer protocol, dropping link", "err", err)
 			return downError
+		}
+	}
+}
+
+// readLong reads the rest of a frame longer than the read buffer, whose
+// start the buffer held, into a buffer of its own, up to maxFrame. The
+// line it returns is valid until the next read.
+func (l *link) readLong(start []byte) ([]byte, error) {
+	if cap(l.long) > 4*linkBuffer {
+		l.long = nil // a huge frame's buffer is not kept
+	}
+	l.long = append(l.long[:0], start...)
+	for {
+		more, err := l.br.ReadSlice('\n')
+		l.long = append(l.long, more...)
+		switch {
+		case len(l.long) > maxFrame:
+			return nil, bufio.ErrBufferFull
+		case err == nil:
+			return l.long, nil
+		case !errors.Is(err, bufio.ErrBufferFull):
+			return nil, err
 		}
 	}
 }

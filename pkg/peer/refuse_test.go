@@ -269,3 +269,17 @@ func TestRefusalsAreLoggedOnceASecond(t *testing.T) {
 		t.Errorf("%v refusals counted, want 100", got)
 	}
 }
+
+// TestFrameLongerThanTheBuffer: a record of a client line up to the
+// longest a server may accept crosses a link, though it is longer than the
+// link's read buffer; one longer than a frame may be drops the link.
+func TestFrameLongerThanTheBuffer(t *testing.T) {
+	h := newHerd(t, pair, fastTimings)
+	h.ready()
+	for _, n := range []int{linkBuffer - 100, linkBuffer + 100, 3 * linkBuffer, maxFrame - 200} {
+		r := h.iamat("A", strings.Repeat("k", n), "+1+1", "1")
+		h.waitAll(r, "B")
+	}
+	h.iamat("A", strings.Repeat("k", maxFrame), "+1+1", "1")
+	testutil.Eventually(t, 10*time.Second, testutil.AtLeast(h.nodes["B"].m.PeerDisconnects.WithLabelValues("A", downError), 1))
+}

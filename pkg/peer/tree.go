@@ -157,7 +157,8 @@ type announced struct {
 // changes still missing, which hold back the watermark.
 type tree struct {
 	st   *store.Store
-	wake chan struct{} // a value when events or missing changes wait for the writer
+	now  func() time.Time // when an announcement came (tests set it)
+	wake chan struct{}    // a value when events or missing changes wait for the writer
 
 	mu      sync.Mutex
 	events  []treeEvent
@@ -165,7 +166,7 @@ type tree struct {
 }
 
 func newTree(st *store.Store) *tree {
-	return &tree{st: st, wake: make(chan struct{}, 1)}
+	return &tree{st: st, now: time.Now, wake: make(chan struct{}, 1)}
 }
 
 // queue passes an event to the writer, and reports false when too many
@@ -198,16 +199,16 @@ func (t *tree) take(buf []treeEvent) []treeEvent {
 	return buf
 }
 
-// announce takes an announcement read at now: a change the store holds,
-// or a newer one, costs nothing more; one it does not is missing until
-// the record comes.
-func (t *tree) announce(f frame, now time.Time) {
+// announce takes an announcement: a change the store holds, or a newer
+// one, costs nothing more; one it does not is missing until the record
+// comes.
+func (t *tree) announce(f frame) {
 	if covered(t.st, f.client, f.time, f.origin, f.recv) {
 		return
 	}
 	t.mu.Lock()
 	t.missing = append(t.missing, announced{seq: f.seq, origin: string(f.origin), recv: f.recv,
-		client: string(f.client), time: string(f.time), at: now})
+		client: string(f.client), time: string(f.time), at: t.now()})
 	t.mu.Unlock()
 	t.poke()
 }

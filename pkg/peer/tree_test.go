@@ -80,14 +80,16 @@ func TestTreeMissing(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	have := store.Record{Text: "a +1+1 1", Origin: "Hill", Recv: 1}
 	testutil.Apply(st, have, store.Local)
-	tr.announce(announcement(t, 5, have), t0)
+	tr.announce(announcement(t, 5, have))
 	if got := tr.watermark(5); got != 5 {
 		t.Fatalf("watermark after an announcement of a record held = %d, want 5", got)
 	}
 	b := store.Record{Text: "b +1+1 1", Origin: "Hill", Recv: 2}
 	c := store.Record{Text: "c +1+1 1", Origin: "Hill", Recv: 3}
-	tr.announce(announcement(t, 6, b), t0)
-	tr.announce(announcement(t, 7, c), t0.Add(50*time.Millisecond))
+	tr.now = func() time.Time { return t0 }
+	tr.announce(announcement(t, 6, b))
+	tr.now = func() time.Time { return t0.Add(50 * time.Millisecond) }
+	tr.announce(announcement(t, 7, c))
 	if got := tr.watermark(9); got != 5 {
 		t.Fatalf("watermark with 6 missing = %d, want 5", got)
 	}
@@ -126,7 +128,8 @@ func TestTreeRepairedByRecord(t *testing.T) {
 		{Text: "b +1+1 1", Origin: "Hill", Recv: 1},
 		{Text: "b +1+1 3", Origin: "Hill", Recv: 3},
 	} {
-		tr.announce(announcement(t, uint64(i+1), r), t0)
+		tr.now = func() time.Time { return t0 }
+		tr.announce(announcement(t, uint64(i+1), r))
 	}
 	tr.due(t0.Add(time.Second), time.Millisecond, nil)
 	tr.repaired([]byte("b"), []byte("2"))
