@@ -198,7 +198,7 @@ func TestTreesCarryEachRecordOnce(t *testing.T) {
 		}
 	}
 	write(0, 50) // the trees form
-	h.quiesce()   // and every announcement has gone: they wait for company
+	h.quiesce()  // and every announcement has gone: they wait for company
 	full0, ann0, grafts0 := treeStats(h)
 	const n = 100
 	write(1, n)
