@@ -9,6 +9,11 @@ import (
 	"github.com/herdkit/herd/pkg/store"
 )
 
+// yieldAfter is how recently a link must have written for its writer to
+// yield before a round: a sign of load, under which waiting for the other
+// runnable goroutines gathers a batch.
+const yieldAfter = 500 * time.Microsecond
+
 // batchSize bounds the changes read from the store and written per write.
 const batchSize = 512
 
@@ -245,15 +250,18 @@ func (w *writer) wake() (reason string) {
 	ok := true
 	select {
 	case <-w.notify:
-		// The next round reads the change, once every goroutine already
-		// runnable has run: under load, the connections the same wake-up
-		// of the poller made runnable store their records first, and one
-		// write carries them all, as Redis writes to a replica once per
-		// turn of its event loop. A change that comes alone goes out at
-		// once: with nothing else runnable, Gosched returns at once. At
-		// depth 1 this halved the writes per request of the classic herd
-		// (docs/benchmarks.md, "Herd against Redis").
-		runtime.Gosched()
+		// Under load, the next round reads the change once every
+		// goroutine already runnable has run: the connections the same
+		// wake-up of the poller made runnable store their records first,
+		// and one write carries them all, as Redis writes to a replica
+		// once per turn of its event loop. At depth 1 this halved the
+		// writes per request of the classic herd (docs/benchmarks.md,
+		// "Herd against Redis"). A change that comes to a link idle for
+		// yieldAfter goes out at once, ahead of what else is runnable (the
+		// reply to the client that sent it, say).
+		if time.Since(w.lastWrite) < yieldAfter {
+			runtime.Gosched()
+		}
 	case <-w.waitDue:
 		ok = w.sendWaiting()
 	case <-w.treeWake:
