@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -346,4 +347,25 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestGoMemLimit checks that the Go runtime's soft limit is set below the
+// container's memory limit by default, follows the value given, and is
+// left unset when the value is empty.
+func TestGoMemLimit(t *testing.T) {
+	r := mustRender(t, "herd", "default", nil)
+	soft, err := resource.ParseQuantity(strings.TrimSuffix(r.envValue(t, "GOMEMLIMIT"), "B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hard := r.container(t).Resources.Limits[corev1.ResourceMemory]
+	if hard.IsZero() || soft.Cmp(hard) >= 0 || soft.Value() < hard.Value()/2 {
+		t.Errorf("GOMEMLIMIT %s, memory limit %s: want between half and all of it", soft.String(), hard.String())
+	}
+	if v := mustRender(t, "herd", "default", values("goMemLimit", "1GiB")).envValue(t, "GOMEMLIMIT"); v != "1GiB" {
+		t.Errorf("goMemLimit 1GiB gives GOMEMLIMIT %q", v)
+	}
+	if e := mustRender(t, "herd", "default", values("goMemLimit", "")).env(t, "GOMEMLIMIT"); e != nil {
+		t.Errorf("goMemLimit empty gives GOMEMLIMIT %+v", e)
+	}
 }
