@@ -31,7 +31,7 @@ var fastTimings = Config{Heartbeat: 20 * time.Millisecond, Timeout: 200 * time.M
 // herd is an in-process herd of real nodes on loopback sockets, wired
 // through a fault-injecting network.
 type herd struct {
-	t     *testing.T
+	t     testing.TB
 	net   *faultNet
 	nodes map[string]*node
 	order []string
@@ -48,13 +48,13 @@ type node struct {
 	serve chan error
 }
 
-func newHerd(t *testing.T, servers []topology.Server, timings Config) *herd {
+func newHerd(t testing.TB, servers []topology.Server, timings Config) *herd {
 	t.Helper()
 	return newHerdOn(t, newFaultNet(), servers, timings)
 }
 
 // newHerdOn is newHerd on a given network: one with a delay, say.
-func newHerdOn(t *testing.T, fn *faultNet, servers []topology.Server, timings Config) *herd {
+func newHerdOn(t testing.TB, fn *faultNet, servers []topology.Server, timings Config) *herd {
 	t.Helper()
 	h := &herd{t: t, net: fn, nodes: map[string]*node{}, topo: map[string][]string{}}
 	for _, s := range servers {
@@ -273,7 +273,7 @@ func received(n *node, peer, kind string) float64 {
 }
 
 // testLogger logs a node's records, at DEBUG, to t.Log.
-func testLogger(t *testing.T, name string) *slog.Logger {
+func testLogger(t testing.TB, name string) *slog.Logger {
 	return testutil.Logger(t, slog.LevelDebug).With("node", name)
 }
 
