@@ -323,14 +323,21 @@ func (w *writer) tended() bool {
 	for _, e := range w.events {
 		switch e.kind {
 		case eventPruned:
-			w.out.lazy[e.origin] = true
-			lazyChanged = true
+			// The store knows the origin: this link sent a record of it.
+			// An origin it does not know stays eager, as a link that
+			// floods sends it.
+			if id, ok := w.st.OriginID(e.origin); ok {
+				w.out.lazy.set(id, true)
+				lazyChanged = true
+			}
 		case framePrune:
 			w.buf = appendControl(w.buf, framePrune, e.origin)
 			w.l.changes[pruneSent].Inc()
 		case frameGraft:
-			delete(w.out.lazy, e.origin)
-			lazyChanged = true
+			if id, ok := w.st.OriginID(e.origin); ok {
+				w.out.lazy.set(id, false)
+				lazyChanged = true
+			}
 			if r, ok := w.st.Get(e.client); ok {
 				w.buf = appendRepair(w.buf, r)
 				w.l.sent[kindReconcile].Inc()

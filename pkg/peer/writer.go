@@ -1,8 +1,8 @@
 package peer
 
 import (
-	"maps"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +61,7 @@ type writer struct {
 	done   <-chan struct{} // the manager's: closed at shutdown
 	// lazy is out.lazy as the store's goroutines read it (urgent): a copy
 	// published when it changes.
-	lazy atomic.Pointer[map[string]bool]
+	lazy atomic.Pointer[originSet]
 
 	out   outbox
 	batch []store.Change // the round's changes
@@ -160,9 +160,6 @@ func (w *writer) sync(have uint64) (reason string) {
 	if claim {
 		w.out.cursor = end // what this server holds it filled from another neighbour, which this one holds
 	}
-	if l.tree != nil {
-		w.out.lazy = map[string]bool{} // every origin eager until pruned
-	}
 	return ""
 }
 
@@ -184,17 +181,17 @@ func (w *writer) timing() {
 // one to send whole at once: not one from this link's neighbour, nor of an
 // origin it announces. Other changes wait for the writer's timer while it
 // holds (store.Subscription). The store calls it under its lock.
-func (w *writer) urgent(origin string, from store.Source) bool {
+func (w *writer) urgent(origin uint16, from store.Source) bool {
 	if from == w.l.n.id {
 		return false
 	}
 	lazy := w.lazy.Load()
-	return lazy == nil || !(*lazy)[origin]
+	return lazy == nil || !lazy.has(origin)
 }
 
 // lazyChanged publishes out.lazy for urgent, after it changed.
 func (w *writer) lazyChanged() {
-	m := maps.Clone(w.out.lazy)
+	m := slices.Clone(w.out.lazy)
 	w.lazy.Store(&m)
 }
 

@@ -305,14 +305,18 @@ func TestWriterRoundAllocatesNothing(t *testing.T) {
 func TestOutboxAnnounces(t *testing.T) {
 	const nb = store.Source(1)
 	t0 := time.Unix(100, 0)
+	ids := map[string]uint16{"Eager": 0, "Lazy": 1} // as a store numbers them
 	change := func(seq uint64, origin string) store.Change {
-		return store.Change{Seq: seq, From: 2, Record: store.Pack(store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5})}
+		r := store.Pack(store.Record{Text: "c +1+1 1", Origin: origin, Recv: 5})
+		r.OriginID = ids[origin]
+		return store.Change{Seq: seq, From: 2, Record: r}
 	}
 	ann := func(seq uint64) string { return string(appendAnnounce(nil, seq, change(seq, "Lazy").Record)) }
 	rec := func(seq uint64) string {
 		return string(appendRecord(nil, frameFlood, seq, change(seq, "Eager").Record))
 	}
-	out := outbox{from: nb, lazy: map[string]bool{"Lazy": true}, delay: time.Second}
+	out := outbox{from: nb, delay: time.Second}
+	out.lazy.set(ids["Lazy"], true)
 	steps := []struct {
 		at      time.Duration // after t0
 		batch   []store.Change
@@ -373,5 +377,40 @@ func TestOutboxLingers(t *testing.T) {
 		if s.want == "" && !out.waitUntil().Equal(t0.Add(s.until)) {
 			t.Fatalf("step %d: waits until %v, want %v", i, out.waitUntil().Sub(t0), s.until)
 		}
+	}
+}
+
+// TestOriginSet: origins go in and out of the set by number, across the
+// words it grows to, and taking out one never put in grows nothing.
+func TestOriginSet(t *testing.T) {
+	var s originSet
+	s.set(700, false)
+	if len(s) != 0 {
+		t.Fatalf("taking out an origin never put in grew the set to %d words", len(s))
+	}
+	in := []uint16{0, 63, 64, 127, 128, 65535}
+	for _, o := range in {
+		s.set(o, true)
+	}
+	for _, tt := range []struct {
+		origin uint16
+		want   bool
+	}{
+		{0, true}, {1, false}, {62, false}, {63, true}, {64, true}, {65, false},
+		{127, true}, {128, true}, {129, false}, {65534, false}, {65535, true},
+	} {
+		if got := s.has(tt.origin); got != tt.want {
+			t.Errorf("has(%d) = %v, want %v", tt.origin, got, tt.want)
+		}
+	}
+	for _, o := range in {
+		s.set(o, false)
+		if s.has(o) {
+			t.Errorf("%d still in the set once taken out", o)
+		}
+	}
+	var empty originSet
+	if empty.has(5) {
+		t.Error("an empty set has 5")
 	}
 }

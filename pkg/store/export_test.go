@@ -7,7 +7,6 @@ func (s *Store) Apply(r Record, from Source) (seq uint64, applied bool) {
 	defer s.mu.Unlock()
 	seq, applied = s.apply(&r, from)
 	if applied {
-		s.due(r.Origin, from)
 		s.notify()
 	}
 	return seq, applied

@@ -72,9 +72,14 @@ type Packed struct {
 	// Recv is the origin's receive time in Unix nanoseconds.
 	Recv int64
 	// Hops is the number of peer links the record crossed from its origin.
-	Hops   uint8
-	fields protocol.Fields // Format protocol.Unpacked: item is the whole text
-	item   []byte          // the client id, or the whole text; see arena
+	Hops uint8
+	// OriginID is the store's number for Origin (Store.OriginID), the
+	// same for every record of one origin in one store, and set on the
+	// records a store returns (Get, Changes): a set of origins kept by
+	// number is cheaper to look up than one kept by name.
+	OriginID uint16
+	fields   protocol.Fields // Format protocol.Unpacked: item is the whole text
+	item     []byte          // the client id, or the whole text; see arena
 }
 
 // AppendText appends the record's text: the client id, the position and

@@ -122,10 +122,7 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	for i := range rs {
 		_, ok := s.apply(&rs[i], from)
 		applied = append(applied, ok)
-		if ok {
-			stored = true
-			s.due(rs[i].Origin, from)
-		}
+		stored = stored || ok
 	}
 	if stored {
 		s.notify()
@@ -133,7 +130,8 @@ func (s *Store) ApplyAll(rs []Record, from Source, applied []bool) []bool {
 	return applied
 }
 
-// apply stores r if it is newer. s.mu is held.
+// apply stores r if it is newer, and marks the subscribers it wakes.
+// s.mu is held.
 func (s *Store) apply(r *Record, from Source) (uint64, bool) {
 	k := keysOf(*r)
 	client := k.client()
@@ -156,13 +154,14 @@ func (s *Store) apply(r *Record, from Source) (uint64, bool) {
 	}
 	s.seq = seq
 	s.last.Store(s.seq)
+	s.due(origin, from)
 	return s.seq, true
 }
 
 // due marks the subscribers that a change of origin, from from, wakes:
 // every one that listens, and one that holds only for an urgent change.
 // s.mu is held.
-func (s *Store) due(origin string, from Source) {
+func (s *Store) due(origin uint16, from Source) {
 	for _, sub := range s.subs {
 		if !sub.due && (sub.urgent == nil || !sub.holding.Load() || sub.urgent(origin, from)) {
 			sub.due = true
@@ -372,7 +371,7 @@ func (s *Store) keysOf(i uint32) keys[[]byte] {
 // packed returns slot i's record.
 func (s *Store) packed(i uint32) Packed {
 	sl := s.slot(i)
-	return Packed{Origin: s.origins.name(sl.origin), Recv: sl.recv, Hops: sl.hops, fields: sl.fields(), item: s.ids.item(sl.ref)}
+	return Packed{Origin: s.origins.name(sl.origin), OriginID: sl.origin, Recv: sl.recv, Hops: sl.hops, fields: sl.fields(), item: s.ids.item(sl.ref)}
 }
 
 // Get returns the current record of a client.
@@ -445,9 +444,21 @@ func (s *Store) Subscribe() <-chan struct{} {
 	return s.SubscribeUrgent(nil).C
 }
 
-// Urgency says whether a change of a record of origin, from from, should
-// wake a subscriber that holds (Subscription.Hold) at once.
-type Urgency func(origin string, from Source) bool
+// Urgency says whether a change of a record of origin (its number,
+// Packed.OriginID), from from, should wake a subscriber that holds
+// (Subscription.Hold) at once.
+type Urgency func(origin uint16, from Source) bool
+
+// OriginID returns the number the store gave the origin name, as
+// Packed.OriginID does; false if it holds no record of that origin and
+// never did. It numbers no name: a name a neighbour sends (a prune, say)
+// must not use up the numbers the origins of records need (maxOrigins).
+func (s *Store) OriginID(name string) (uint16, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.origins.index[name]
+	return i, ok
+}
 
 // Subscription is a subscriber of the store's changes that may hold: while
 // it holds, only the changes its Urgency calls urgent wake it. A link's

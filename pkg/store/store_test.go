@@ -66,6 +66,7 @@ func TestNewerConvergesInAnyOrder(t *testing.T) {
 			s.Apply(r, Local)
 		}
 		got, _ := s.Get("k")
+		got.OriginID = 0 // each store numbers the origins in the order it met them
 		key := fmt.Sprintf("%+v", got)
 		if want == "" {
 			want = key
@@ -597,11 +598,49 @@ func BenchmarkAppendAT(b *testing.B) {
 	}
 }
 
+// TestOriginID: the records a store returns carry the number OriginID
+// gives their origin, one number a name; a name of no record has none,
+// and asking for it numbers nothing.
+func TestOriginID(t *testing.T) {
+	s := New()
+	if id, ok := s.OriginID("Smith"); ok {
+		t.Fatalf("Smith numbered %d before any record of Smith's", id)
+	}
+	s.Apply(Record{Text: "a +1+1 1", Origin: "Hill", Recv: 1}, Local)
+	s.Apply(Record{Text: "b +1+1 1", Origin: "Smith", Recv: 1}, Local)
+	hill, _ := s.OriginID("Hill")
+	smith, _ := s.OriginID("Smith")
+	if len(s.origins.names) != 2 {
+		t.Fatalf("%d origins numbered, want 2", len(s.origins.names))
+	}
+	if hill == smith {
+		t.Fatalf("Hill and Smith both numbered %d", hill)
+	}
+	for client, want := range map[string]uint16{"a": hill, "b": smith} {
+		r, ok := s.Get(client)
+		if !ok || r.OriginID != want {
+			t.Errorf("Get(%q): origin %q numbered %d, want %d", client, r.Origin, r.OriginID, want)
+		}
+	}
+	changes, _ := s.Changes(0, 10, nil)
+	if len(changes) != 2 {
+		t.Fatalf("%d changes, want 2", len(changes))
+	}
+	for _, c := range changes {
+		if again, _ := s.OriginID(c.Record.Origin); c.Record.OriginID != again {
+			t.Errorf("change %d: origin %q numbered %d, OriginID says %d", c.Seq, c.Record.Origin, c.Record.OriginID, again)
+		}
+	}
+}
+
 // TestSubscriptionHolds: a subscription that holds is woken only by the
 // changes its Urgency calls urgent; one that listens, by every change.
 func TestSubscriptionHolds(t *testing.T) {
 	s := New()
-	sub := s.SubscribeUrgent(func(origin string, from Source) bool { return origin == "Hill" && from != 2 })
+	sub := s.SubscribeUrgent(func(origin uint16, from Source) bool {
+		hill, ok := s.origins.index["Hill"] // under the store's lock, as urgent runs
+		return ok && origin == hill && from != 2
+	})
 	defer s.Unsubscribe(sub.C)
 	woken := func() bool {
 		select {
