@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
+	"github.com/herdkit/herd/deploy/internal/herdsrc"
 	"github.com/herdkit/herd/deploy/internal/herdtest"
 	"github.com/herdkit/herd/deploy/internal/peertls"
 )
@@ -133,9 +134,7 @@ func TestChartOnKubelet(t *testing.T) {
 func (c *cluster) loadHerdImage(id string) string {
 	c.t.Helper()
 	image := "herd.local/herd:" + id
-	if out, err := exec.Command("../../docker/build-image", image).CombinedOutput(); err != nil {
-		c.t.Fatalf("docker/build-image: %v\n%s", err, out)
-	}
+	herdsrc.BuildImage(c.t, image)
 	defer exec.Command("docker", "rmi", "-f", image).Run()
 	archive := c.path("herd.tar")
 	if out, err := exec.Command("docker", "save", "-o", archive, image).CombinedOutput(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdkit/herd/deploy/internal/herdsrc"
 	"github.com/herdkit/herd/deploy/internal/herdtest"
 	"github.com/herdkit/herd/deploy/internal/peertls"
 	"sigs.k8s.io/yaml"
@@ -157,9 +158,7 @@ func loadImage(t *testing.T, id string, engines []*engine) string {
 	t.Helper()
 	start := time.Now()
 	image := "herd-swarm-test:" + id
-	if out, err := exec.Command("../../docker/build-image", image).CombinedOutput(); err != nil {
-		t.Fatalf("docker/build-image: %v\n%s", err, out)
-	}
+	herdsrc.BuildImage(t, image)
 	defer docker(t, "rmi", "-f", image)
 	archive := filepath.Join(t.TempDir(), "herd.tar")
 	docker(t, "save", "-o", archive, image)

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/herdkit/herd/deploy/internal/herdsrc"
 )
 
 // servers are the stack's services, in the classic order.
@@ -528,10 +530,7 @@ func TestSwarmEndToEnd(t *testing.T) {
 	nodeID := swarmFor(t)
 
 	image := "herd-swarm-test:" + id
-	build := exec.Command("../../docker/build-image", image)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("docker/build-image: %v\n%s", err, out)
-	}
+	herdsrc.BuildImage(t, image)
 	t.Cleanup(func() { docker(t, "rmi", "-f", image) })
 
 	secret := "herd_swarm_test_" + id
