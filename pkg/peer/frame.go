@@ -98,11 +98,14 @@ func parseFrame(line []byte) (frame, error) {
 		return parseAnnounce(f, rest)
 	case framePrune:
 		f.origin = rest
-		return f, validOrigin(rest)
+		if !validOrigin(rest) {
+			return f, errFrame
+		}
+		return f, nil
 	case frameGraft:
 		origin, client, ok := bytes.Cut(rest, []byte{' '})
 		f.origin, f.client = origin, client
-		if !ok || validOrigin(origin) != nil || !validClient(client) {
+		if !ok || !validOrigin(origin) || !validClient(client) {
 			return f, errFrame
 		}
 		return f, nil
@@ -120,35 +123,50 @@ func parseFrame(line []byte) (frame, error) {
 // client time.
 func parseAnnounce(f frame, b []byte) (frame, error) {
 	var fields [4][]byte
-	for i := range fields {
-		j := bytes.IndexByte(b, ' ')
-		if j < 0 {
-			return f, errFrame
-		}
-		fields[i], b = b[:j], b[j+1:]
+	b, ok := cutFields(b, fields[:])
+	if !ok {
+		return f, errFrame
 	}
 	var err error
 	if f.seq, err = parseUint(fields[0]); err != nil || f.seq == 0 {
 		return f, errFrame
 	}
 	f.origin = fields[1]
-	recv, err := parseUint(fields[2])
-	if err != nil || recv > 1<<62 || validOrigin(f.origin) != nil || !validClient(fields[3]) {
+	if f.recv, ok = parseRecv(fields[2]); !ok || !validOrigin(f.origin) || !validClient(fields[3]) {
 		return f, errFrame
 	}
 	if _, _, ok := protocol.ParseTime(b); !ok {
 		return f, errFrame
 	}
-	f.recv, f.client, f.time = int64(recv), fields[3], b
+	f.client, f.time = fields[3], b
 	return f, nil
 }
 
-func validOrigin(b []byte) error {
-	if !protocol.ValidName(string(b)) {
-		return errFrame
+// cutFields cuts len(fields) fields, each ended by a space, off the front
+// of b into fields, and returns the rest; false if b holds fewer.
+func cutFields(b []byte, fields [][]byte) ([]byte, bool) {
+	for i := range fields {
+		j := bytes.IndexByte(b, ' ')
+		if j < 0 {
+			return b, false
+		}
+		fields[i], b = b[:j], b[j+1:]
 	}
-	return nil
+	return b, true
 }
+
+// parseRecv parses a record's receive time, or any timestamp of a frame:
+// Unix nanoseconds from 0 to 2^62.
+func parseRecv(b []byte) (int64, bool) {
+	v, err := parseUint(b)
+	if err != nil || v > 1<<62 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
+// validOrigin reports whether b is a server's name.
+func validOrigin(b []byte) bool { return protocol.ValidName(string(b)) }
 
 // validClient reports whether b is a client id: a run of bytes with no
 // whitespace.
@@ -157,20 +175,16 @@ func validClient(b []byte) bool { return len(b) > 0 && !hasSpace(b) }
 // parseStamps parses n timestamps separated by single spaces into
 // f.stamps: Unix nanoseconds, from 0 to 2^62 as a record's receive time.
 func parseStamps(f *frame, b []byte, n int) error {
+	var fields [len(f.stamps)][]byte
+	last, ok := cutFields(b, fields[:n-1])
+	if !ok {
+		return errFrame
+	}
+	fields[n-1] = last
 	for i := range n {
-		field := b
-		if i < n-1 {
-			j := bytes.IndexByte(b, ' ')
-			if j < 0 {
-				return errFrame
-			}
-			field, b = b[:j], b[j+1:]
-		}
-		v, err := parseUint(field)
-		if err != nil || v > 1<<62 {
+		if f.stamps[i], ok = parseRecv(fields[i]); !ok {
 			return errFrame
 		}
-		f.stamps[i] = int64(v)
 	}
 	return nil
 }
@@ -189,12 +203,9 @@ func parseRecord(f frame, b []byte) (frame, error) {
 // parseRecordFields parses hops origin recv client pos time.
 func parseRecordFields(f frame, b []byte) (frame, error) {
 	var fields [3][]byte
-	for i := range fields {
-		j := bytes.IndexByte(b, ' ')
-		if j < 0 {
-			return f, errFrame
-		}
-		fields[i], b = b[:j], b[j+1:]
+	b, ok := cutFields(b, fields[:])
+	if !ok {
+		return f, errFrame
 	}
 	hops, err := parseUint(fields[0])
 	if err != nil || hops > 255 {
@@ -202,14 +213,12 @@ func parseRecordFields(f frame, b []byte) (frame, error) {
 	}
 	f.hops = uint8(hops)
 	f.origin = fields[1]
-	if !protocol.ValidName(string(f.origin)) {
+	if !validOrigin(f.origin) {
 		return f, errFrame
 	}
-	recv, err := parseUint(fields[2])
-	if err != nil || recv > 1<<62 {
+	if f.recv, ok = parseRecv(fields[2]); !ok {
 		return f, errFrame
 	}
-	f.recv = int64(recv)
 	if !validText(b) {
 		return f, errFrame
 	}
