@@ -41,7 +41,7 @@ type link struct {
 	pongs     chan [2]int64 // timed pings to answer, t1 and t2, from reader to writer
 
 	watermark atomic.Uint64 // the last of the neighbour's change numbers received
-	lastRead  atomic.Int64  // Unix nanoseconds of the last frame read
+	lastRead  atomic.Int64  // Unix nanoseconds of the last read that ended a frame
 	sync      chan frame    // the neighbour's sync frame, from reader to writer
 	synced    chan struct{} // closed once the writer has sent its own sync frame, or given up
 	long      []byte        // a frame longer than br's buffer (readLong)
@@ -115,7 +115,8 @@ func (l *link) readLoop() string {
 	defer in.flush() // the whole frames read before a failure count
 	synced := false
 	for {
-		if !protocol.LineBuffered(l.br) {
+		read := !protocol.LineBuffered(l.br) // ReadSlice reads from the connection
+		if read {
 			// About to block: apply what this read brought first, not
 			// waiting for the end of a frame still arriving.
 			in.flush()
@@ -128,7 +129,9 @@ func (l *link) readLoop() string {
 		if err != nil {
 			return l.readFailure(err)
 		}
-		l.lastRead.Store(time.Now().UnixNano())
+		if read { // once a read, not once a frame: a read brings hundreds
+			l.lastRead.Store(time.Now().UnixNano())
+		}
 		f, err := parseFrame(line[:len(line)-1])
 		if err != nil {
 			l.n.log.Warn("malformed frame from neighbour, dropping link", "frame", truncate(line, 80))
