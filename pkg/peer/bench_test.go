@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +47,87 @@ func BenchmarkLinkFlood(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+// BenchmarkDeliveryAlone measures the CPU that one record costs the
+// machine to cross one link when it travels alone, with nothing to batch
+// with, as a record does on most links of a large herd at moderate load
+// (docs/benchmarks.md, "A herd of a hundred"). "link": a record stored at
+// A, then a wait until B holds it, over a real link. "socket": the floor
+// under it, a frame of the same size written on a loopback TCP
+// connection, read by a goroutine woken by the poller, which then wakes
+// the writer for the next. Both report the process's CPU (user and
+// system, every goroutine) per record.
+func BenchmarkDeliveryAlone(b *testing.B) {
+	const text = "alone-0000000 +34.068930-118.445127 1621464827.5"
+	b.Run("socket", func(b *testing.B) {
+		ln := benchListen(b)
+		defer ln.Close()
+		got := make(chan struct{})
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				got <- struct{}{}
+			}
+		}()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		frame := []byte("F 1 A 1621464827000000000 1 " + text + "\n")
+		cpu := cpuTime()
+		for b.Loop() {
+			if _, err := c.Write(frame); err != nil {
+				b.Fatal(err)
+			}
+			<-got
+		}
+		reportCPU(b, cpu)
+	})
+	b.Run("link", func(b *testing.B) {
+		lnA, lnB := benchListen(b), benchListen(b)
+		a := benchNode(b, "A", lnA, topology.Peer{Name: "B", Addr: lnB.Addr().String()})
+		bb := benchNode(b, "B", lnB, topology.Peer{Name: "A", Addr: lnA.Addr().String()})
+		testutil.Eventually(b, 20*time.Second, func() error {
+			if !a.Reconciled() || !bb.Reconciled() {
+				return fmt.Errorf("A and B have not reconciled")
+			}
+			return nil
+		})
+		note := bb.store.Subscribe()
+		defer bb.store.Unsubscribe(note)
+		i := 0
+		cpu := cpuTime()
+		for b.Loop() {
+			i++
+			testutil.Apply(a.store, store.Record{Text: fmt.Sprintf("alone-%07d +34.068930-118.445127 1621464827.5", i), Origin: "A", Recv: 1}, store.Local)
+			for bb.store.Len() < i {
+				<-note
+			}
+		}
+		reportCPU(b, cpu)
+	})
+}
+
+// cpuTime returns the CPU this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU used since start per iteration, in µs.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
 
 func benchListen(b *testing.B) net.Listener {
