@@ -392,10 +392,13 @@ func TestBusyConnectionIsNotIdle(t *testing.T) {
 // deadline passed and whose end came after is read whole. The deadline is
 // set when the connection opens; half a line comes at half the time-out,
 // the rest after the deadline has passed, and before the time-out has
-// passed since the half.
+// passed since the half. Each of the two comes a quarter of the time-out
+// from the deadline it must miss: 500 ms. At a time-out of 1 s (250 ms),
+// a -race run beside every other package once closed the connection as
+// idle before the line ended.
 func TestLineAcrossIdleDeadline(t *testing.T) {
 	t.Parallel()
-	const idle = time.Second
+	const idle = 2 * time.Second
 	ts := newTestServer(t, Config{IdleTimeout: idle})
 	c := dial(t, ts.Addr())
 	opened := time.Now()
