@@ -450,12 +450,16 @@ func TestTreesAfterTwoServersStop(t *testing.T) {
 	defer tick.Stop()
 	start := time.Now()
 	var stopAt time.Time
-	for i := 0; time.Since(start) < 8*time.Second || len(pending) > 0; {
+	// Writes go on for 5 s after the stop, however late a loaded machine
+	// gets to it (CI once stopped at 5.8 s rather than 3, and a fixed end
+	// at 8 s left too few writes to measure after the mending).
+	writing := func() bool { return stopAt.IsZero() || time.Since(stopAt) < 5*time.Second }
+	for i := 0; writing() || len(pending) > 0; {
 		<-tick.C
 		// At most a few writes a tick: a machine that cannot keep up (the
 		// race detector beside other packages) writes fewer, rather than
 		// spending the whole run catching up before it stops anything.
-		for due := 0; due < 5 && time.Since(start) < 8*time.Second && time.Since(start) >= time.Duration(i)*time.Second/rate; i, due = i+1, due+1 {
+		for due := 0; due < 5 && writing() && time.Since(start) >= time.Duration(i)*time.Second/rate; i, due = i+1, due+1 {
 			at := h.order[i%n]
 			if stopped[at] {
 				continue
@@ -508,7 +512,7 @@ func TestTreesAfterTwoServersStop(t *testing.T) {
 	}
 	before := p99(start.Add(time.Second), stopAt)
 	mending := p99(stopAt, stopAt.Add(2*time.Second))
-	after := p99(stopAt.Add(2*time.Second), start.Add(8*time.Second))
+	after := p99(stopAt.Add(2*time.Second), stopAt.Add(5*time.Second))
 	t.Logf("p99 of delivery to every live server: %v before the stop, %v in the 2 s after, %v from then on",
 		before.Round(10*time.Microsecond), mending.Round(10*time.Microsecond), after.Round(10*time.Microsecond))
 	// Unmended trees leave p99 at a graft's wait (107 ms against 7.4
