@@ -18,15 +18,7 @@ import (
 // connections: b.N records stored at A are flooded to B, timed until B
 // holds them all. The link's writer at A and reader at B are its path.
 func BenchmarkLinkFlood(b *testing.B) {
-	lnA, lnB := benchListen(b), benchListen(b)
-	a := benchNode(b, "A", lnA, topology.Peer{Name: "B", Addr: lnB.Addr().String()})
-	bb := benchNode(b, "B", lnB, topology.Peer{Name: "A", Addr: lnA.Addr().String()})
-	testutil.Eventually(b, 20*time.Second, func() error {
-		if !a.Reconciled() || !bb.Reconciled() {
-			return fmt.Errorf("A and B have not reconciled")
-		}
-		return nil
-	})
+	a, bb := benchPair(b)
 	recs := make([]store.Record, b.N)
 	for i := range recs {
 		recs[i] = store.Record{Text: fmt.Sprintf("flood-%d +34.068930-118.445127 1621464827.5", i), Origin: "A", Recv: 1}
@@ -94,15 +86,7 @@ func BenchmarkDeliveryAlone(b *testing.B) {
 		reportCPU(b, cpu)
 	})
 	b.Run("link", func(b *testing.B) {
-		lnA, lnB := benchListen(b), benchListen(b)
-		a := benchNode(b, "A", lnA, topology.Peer{Name: "B", Addr: lnB.Addr().String()})
-		bb := benchNode(b, "B", lnB, topology.Peer{Name: "A", Addr: lnA.Addr().String()})
-		testutil.Eventually(b, 20*time.Second, func() error {
-			if !a.Reconciled() || !bb.Reconciled() {
-				return fmt.Errorf("A and B have not reconciled")
-			}
-			return nil
-		})
+		a, bb := benchPair(b)
 		note := bb.store.Subscribe()
 		defer bb.store.Unsubscribe(note)
 		i := 0
@@ -128,6 +112,21 @@ func cpuTime() time.Duration {
 // reportCPU reports the CPU used since start per iteration, in µs.
 func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// benchPair runs two managers, A and B, linked to each other, until the
+// benchmark ends, and returns them once the link is reconciled.
+func benchPair(b *testing.B) (a, bb *Manager) {
+	lnA, lnB := benchListen(b), benchListen(b)
+	a = benchNode(b, "A", lnA, topology.Peer{Name: "B", Addr: lnB.Addr().String()})
+	bb = benchNode(b, "B", lnB, topology.Peer{Name: "A", Addr: lnA.Addr().String()})
+	testutil.Eventually(b, 20*time.Second, func() error {
+		if !a.Reconciled() || !bb.Reconciled() {
+			return fmt.Errorf("A and B have not reconciled")
+		}
+		return nil
+	})
+	return a, bb
 }
 
 func benchListen(b *testing.B) net.Listener {
