@@ -1,8 +1,9 @@
 # shellcheck shell=sh
 # What the measurement scripts of docker/ share (compare-redis,
 # compare-memory, measure-fill): sourced from the repository's root once
-# the script has made $work, its temporary directory, and defined fail,
-# which reports, keeps the logs in $work and exits.
+# the script has made $work, its temporary directory. Its functions call
+# fail, which the script defines: it reports, keeps the logs in $work and
+# exits.
 
 # need_redis installs Debian's redis-server where it is missing, as root.
 need_redis() {
@@ -49,4 +50,20 @@ classic_peers() {
 		peers="$peers${peers:+,}$(name_of "$j")=127.0.0.1:$(($2 + j))"
 	done
 	echo "$peers"
+}
+
+# start_classic i base: starts classic server i as `herd serve` with its
+# journal in $work/<name> and its log appended to $work/<name>.log,
+# listening on 127.0.0.1 for clients on base+i, for peers on base+100+i
+# and for metrics on base+200+i, with the peer secret $secret and
+# GOMAXPROCS=1 as compose.yaml runs it (export GOMAXPROCS to change it);
+# sets $pid.
+start_classic() {
+	name=$(name_of "$1")
+	mkdir -p "$work/$name"
+	GOMAXPROCS=${GOMAXPROCS-1} HERD_NAME=$name HERD_PEERS=$(classic_peers "$1" $(($2 + 100))) \
+		HERD_PEER_SECRET=$secret HERD_DATA_DIR=$work/$name HERD_PLACES=offline \
+		HERD_CLIENT_ADDR=127.0.0.1:$(($2 + $1)) HERD_PEER_ADDR=127.0.0.1:$(($2 + 100 + $1)) \
+		HERD_METRICS_ADDR=127.0.0.1:$(($2 + 200 + $1)) "$herd" serve 2>>"$work/$name.log" &
+	pid=$!
 }
