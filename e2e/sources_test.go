@@ -12,14 +12,9 @@ import (
 	"testing"
 )
 
-// imageInputs are the files besides the Go sources that the image and the
-// compose run are built from, relative to the repository root.
-var imageInputs = []string{"go.mod", "go.sum", "Dockerfile", ".dockerignore", "compose.yaml", "docker/build-image"}
-
-// sourcesDigest reads every file the herd image is built from: the Go
-// source and embedded files of every package of this module that
-// services/herd imports, and imageInputs. It returns their number and a
-// digest of their contents.
+// sourcesDigest reads every file the herd image is built from, as
+// docker/image-sources lists them, and compose.yaml, which the compose run
+// is built from. It returns their number and a digest of their contents.
 //
 // Reading them is what matters. This test binary imports none of the
 // server's packages, and the image is built by a separate go build and
@@ -31,28 +26,21 @@ var imageInputs = []string{"go.mod", "go.sum", "Dockerfile", ".dockerignore", "c
 // instead of printing "(cached)". It must run inside m.Run, where the
 // testing package logs the opens; requireDocker calls it.
 var sourcesDigest = sync.OnceValues(func() (string, error) {
-	list := exec.Command("go", "list", "-deps", "-f",
-		`{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
-		"./services/herd")
-	list.Dir = repoRoot
-	out, err := list.Output()
+	out, err := exec.Command(filepath.Join(repoRoot, "docker", "image-sources")).Output()
 	if err != nil {
-		return "", fmt.Errorf("go list: %w", err)
+		return "", fmt.Errorf("docker/image-sources: %w", err)
 	}
-	files := strings.Fields(string(out))
-	for _, f := range imageInputs {
-		files = append(files, filepath.Join(repoRoot, f))
-	}
+	files := append(strings.Fields(string(out)), "compose.yaml")
 	if len(files) < 20 {
-		return "", fmt.Errorf("go list found %d source files of services/herd", len(files))
+		return "", fmt.Errorf("docker/image-sources listed %d files", len(files))
 	}
 	h := sha256.New()
 	for _, name := range files {
-		f, err := os.Open(name)
+		f, err := os.Open(filepath.Join(repoRoot, name))
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s\n", filepath.Base(name))
+		fmt.Fprintf(h, "%s\n", name)
 		_, err = io.Copy(h, f)
 		f.Close()
 		if err != nil {

@@ -25,10 +25,6 @@ import (
 	"testing"
 )
 
-// imageInputs are the files besides the Go sources that the image is
-// built from, relative to the repository's root.
-var imageInputs = []string{"go.mod", "go.sum", "Dockerfile", ".dockerignore", "docker/build-image"}
-
 // BuildImage builds the herd image from this tree with
 // docker/build-image, tagged image, after Track.
 func BuildImage(t testing.TB, image string) {
@@ -39,9 +35,9 @@ func BuildImage(t testing.TB, image string) {
 	}
 }
 
-// Track reads every file the herd image is built from (the Go source and
-// embedded files of the packages services/herd is built from, and
-// imageInputs) through deploy/.herd, and returns the repository's root.
+// Track reads every file the herd image is built from, as
+// docker/image-sources lists them, through deploy/.herd, and returns the
+// repository's root.
 // It must run in a test, where go test logs what the test opens.
 func Track(t testing.TB) (repo string) {
 	t.Helper()
@@ -69,27 +65,16 @@ var sources = sync.OnceValues(func() (read, error) {
 	if err := linkTo(link, ".."); err != nil {
 		return none, err
 	}
-	list := exec.Command("go", "list", "-deps", "-f",
-		`{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .GoFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{range .EmbedFiles}}{{$d}}/{{.}}{{"\n"}}{{end}}{{end}}{{end}}`,
-		"./services/herd")
-	list.Dir = repo
-	if out, err = list.Output(); err != nil {
-		return none, fmt.Errorf("go list in %s: %w", repo, err)
+	if out, err = exec.Command(filepath.Join(repo, "docker", "image-sources")).Output(); err != nil {
+		return none, fmt.Errorf("docker/image-sources: %w", err)
 	}
 	files := strings.Fields(string(out))
 	if len(files) < 20 {
-		return none, fmt.Errorf("go list found %d source files of services/herd", len(files))
-	}
-	for _, f := range imageInputs {
-		files = append(files, filepath.Join(repo, f))
+		return none, fmt.Errorf("docker/image-sources listed %d files", len(files))
 	}
 	h := sha256.New()
 	for _, name := range files {
-		rel, err := filepath.Rel(repo, name)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			return none, fmt.Errorf("%s is outside %s", name, repo)
-		}
-		if err := hashFile(h, filepath.Join(link, rel)); err != nil {
+		if err := hashFile(h, link, name); err != nil {
 			return none, err
 		}
 	}
@@ -112,13 +97,15 @@ func linkTo(link, target string) error {
 	return err
 }
 
-func hashFile(h io.Writer, name string) error {
-	f, err := os.Open(name)
+// hashFile writes name, a path relative to dir, and the file's contents
+// to h.
+func hashFile(h io.Writer, dir, name string) error {
+	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fmt.Fprintf(h, "%s\n", filepath.Base(name))
+	fmt.Fprintf(h, "%s\n", name)
 	_, err = io.Copy(h, f)
 	return err
 }
