@@ -365,17 +365,18 @@ func TestIdleTimeoutWaitsForLookup(t *testing.T) {
 // TestBusyConnectionIsNotIdle: the idle deadline is set once, not per
 // read, and passes while a client is talking; the connection stays open,
 // and closes as idle only a whole IdleTimeout after its last line. The
-// client talks every tenth of the time-out: with every fifth, a client
-// goroutine held up for 80 ms under a loaded -race run was idle for real.
+// client talks every twentieth of the time-out and the time-out is 2 s:
+// at 300 ms, a loaded -race CI run held the client goroutine up for
+// 750 ms between two lines, and the server was right to close.
 func TestBusyConnectionIsNotIdle(t *testing.T) {
 	t.Parallel()
-	const idle = 300 * time.Millisecond
+	const idle = 2 * time.Second
 	ts := newTestServer(t, Config{IdleTimeout: idle})
 	c := dial(t, ts.Addr())
-	for start := time.Now(); time.Since(start) < 4*idle; {
+	for start := time.Now(); time.Since(start) < 3*idle; {
 		c.send(kiwi + "\n")
 		c.expect(kiwiAT)
-		<-time.After(idle / 10) // pacing: a client with something to say every 30 ms
+		<-time.After(idle / 20) // pacing: a client with something to say every 100 ms
 	}
 	last := time.Now()
 	c.send(kiwi + "\n")
