@@ -1,0 +1,83 @@
+package rawio
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/herdkit/herd/internal/testutil"
+)
+
+// TestFileWrite: writes small (raw) and large (through os.File) land in
+// order at the file's offset.
+func TestFileWrite(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "f")
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rf, err := NewFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for i, size := range []int{1, 100, MaxFileWrite, MaxFileWrite + 1, 3 << 20, 10} {
+		b := bytes.Repeat([]byte{byte('a' + i)}, size)
+		if n, err := rf.Write(b); n != size || err != nil {
+			t.Fatalf("write of %d bytes: %d, %v", size, n, err)
+		}
+		want = append(want, b...)
+	}
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes, not the %d written in order", len(got), len(want))
+	}
+}
+
+// TestFileWriteFails: a write that fails says so as os.File's does:
+// closed, or no space left.
+func TestFileWriteFails(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rf, err := NewFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if _, err := rf.Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
+			t.Fatalf("write to a closed file: %v, want os.ErrClosed", err)
+		}
+	})
+	t.Run("no space", func(t *testing.T) {
+		dir := testutil.Tmpfs(t, "64k")
+		f, err := os.Create(filepath.Join(dir, "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rf, err := NewFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 4096)
+		for i := 0; i < 64; i++ {
+			if _, err = rf.Write(b); err != nil {
+				break
+			}
+		}
+		var pe *os.PathError
+		if !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &pe) || pe.Path != f.Name() {
+			t.Fatalf("writing 256 KiB to a 64 KiB file system: %v, want ENOSPC naming the file", err)
+		}
+	})
+}
