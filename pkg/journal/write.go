@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -211,8 +212,12 @@ func (j *Journal) rotate() error {
 	if err != nil {
 		return err
 	}
+	raw, err := rawio.NewFile(f)
 	header := appendIncarnation(nil, j.inc)
-	if _, err = f.Write(header); err == nil {
+	if err == nil {
+		_, err = f.Write(header)
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if err == nil && j.f != nil {
@@ -232,7 +237,7 @@ func (j *Journal) rotate() error {
 		j.f.Close()
 	}
 	j.seg++
-	j.f, j.size = f, int64(len(header))
+	j.f, j.raw, j.size = f, raw, int64(len(header))
 	j.sinceSnapshot += j.size
 	j.m.JournalBytes.Add(float64(len(header)))
 	return nil
@@ -242,7 +247,7 @@ func (j *Journal) rotate() error {
 // segment is cut back to its last whole entry, so that a retry does not
 // leave a torn entry in the middle of the file.
 func (j *Journal) write(b []byte) error {
-	if _, err := j.f.Write(b); err != nil {
+	if _, err := j.raw.Write(b); err != nil {
 		j.f.Truncate(j.size)
 		j.f.Seek(j.size, 0)
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/herdkit/herd/pkg/accept"
 	"github.com/herdkit/herd/pkg/logging"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/secret"
 	"github.com/herdkit/herd/pkg/store"
 	"github.com/herdkit/herd/pkg/topology"
@@ -209,7 +210,7 @@ func (mg *Manager) accept(nc net.Conn, src netip.Addr, deadline time.Time) {
 		return mg.cfg.Secret, ok
 	}
 	nc.SetDeadline(deadline)
-	nc, err := mg.secureAccept(nc)
+	nc, err := mg.secureAccept(rawio.Wrap(nc))
 	var other hello
 	var br *bufio.Reader
 	if err == nil {

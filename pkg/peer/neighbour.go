@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -106,7 +107,7 @@ func (n *neighbour) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err = n.mgr.secureDial(dctx, nc)
+	nc, err = n.mgr.secureDial(dctx, rawio.Wrap(nc))
 	if err == nil {
 		br := bufio.NewReaderSize(nc, handshakeBuffer)
 		var other hello

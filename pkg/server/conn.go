@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/pkg/protocol"
+	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -82,7 +83,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, ctx: ctx, cancel: cancel, id: id, remote: remote,
 		log:    s.log.With("conn", id, "remote", remote),
 		iamats: iamatLog{lines: s.lines, conn: id, remote: remote}}
-	c.dc.init(nc, s.cfg.IdleTimeout, s.cfg.WriteTimeout, c.log, cancel)
+	c.dc.init(rawio.Wrap(nc), s.cfg.IdleTimeout, s.cfg.WriteTimeout, c.log, cancel)
 	c.replies.init(&c.dc, s.cfg.MaxInflight)
 	return c
 }
