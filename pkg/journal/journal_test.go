@@ -16,6 +16,7 @@ import (
 
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
+	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -314,5 +315,24 @@ func TestRecoveryAppliesTheLimit(t *testing.T) {
 	defer j3.Close()
 	if got := contents(st3.Store); fmt.Sprint(got) != fmt.Sprint(want[40:]) {
 		t.Errorf("recovered under a limit of 10:\n%v\nwant\n%v", got, want[40:])
+	}
+}
+
+// TestSegmentsWrittenRaw: the journal writes its segment through rawio
+// (docs/benchmarks.md, "Raw system calls"), the first and the next after
+// a rotation.
+func TestSegmentsWrittenRaw(t *testing.T) {
+	j, _, _ := open(t, Config{Dir: t.TempDir(), FsyncInterval: 10 * time.Millisecond}, nil)
+	j.wlock <- struct{}{} // rotate's caller holds the writer's lock
+	defer j.unlockWriter()
+	if j.raw == (rawio.File{}) {
+		t.Fatalf("segment %d is not written through rawio", j.seg)
+	}
+	first := j.raw
+	if err := j.rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if j.raw == first || j.raw == (rawio.File{}) {
+		t.Fatalf("segment %d, after a rotation, is not written through a rawio.File of its own", j.seg)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herdkit/herd/internal/testutil"
+	"github.com/herdkit/herd/pkg/rawio"
 )
 
 // TestReadFailed: what a read that ended in an error means: why the
@@ -103,5 +104,25 @@ func TestWakeUpBeforeFirstRead(t *testing.T) {
 			}
 			testutil.Eventually(t, 5*time.Second, testutil.ValueIs(ts.m.ClientDisconnects.WithLabelValues(tt.reason), 1))
 		})
+	}
+}
+
+// TestClientConnectionsOverRawSockets: a client connection reads and
+// writes its socket through rawio (docs/benchmarks.md, "Raw system
+// calls").
+func TestClientConnectionsOverRawSockets(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := dial(t, ts.Addr())
+	c.send(kiwi + "\n")
+	c.expect(kiwiAT)
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if len(ts.conns) != 1 {
+		t.Fatalf("%d connections open, want 1", len(ts.conns))
+	}
+	for sc := range ts.conns {
+		if _, ok := sc.dc.nc.(*rawio.Conn); !ok {
+			t.Errorf("the connection reads and writes through %T, not a rawio.Conn", sc.dc.nc)
+		}
 	}
 }
