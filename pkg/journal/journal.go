@@ -62,7 +62,7 @@ type Journal struct {
 	st            *store.Store
 	watermarks    func() map[string]store.Watermark
 	f             *os.File                   // the current segment
-	raw           rawio.File                 // f, for its writes (rawio: a write wakes no runtime thread)
+	raw           *rawio.File                // f, for its writes (rawio: a write wakes no runtime thread)
 	seg           uint64                     // its index
 	size          int64                      // its size: everything before is written and valid
 	sinceSnapshot int64                      // bytes in segments since the last snapshot

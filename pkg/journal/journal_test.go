@@ -16,7 +16,6 @@ import (
 
 	"github.com/herdkit/herd/internal/testutil"
 	"github.com/herdkit/herd/pkg/metrics"
-	"github.com/herdkit/herd/pkg/rawio"
 	"github.com/herdkit/herd/pkg/store"
 )
 
@@ -325,14 +324,14 @@ func TestSegmentsWrittenRaw(t *testing.T) {
 	j, _, _ := open(t, Config{Dir: t.TempDir(), FsyncInterval: 10 * time.Millisecond}, nil)
 	j.wlock <- struct{}{} // rotate's caller holds the writer's lock
 	defer j.unlockWriter()
-	if j.raw == (rawio.File{}) {
+	if j.raw == nil {
 		t.Fatalf("segment %d is not written through rawio", j.seg)
 	}
 	first := j.raw
 	if err := j.rotate(); err != nil {
 		t.Fatal(err)
 	}
-	if j.raw == first || j.raw == (rawio.File{}) {
+	if j.raw == first || j.raw == nil {
 		t.Fatalf("segment %d, after a rotation, is not written through a rawio.File of its own", j.seg)
 	}
 }

@@ -4,14 +4,30 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
 // Conn is a *net.TCPConn whose Read and Write are raw system calls; the
 // rest (deadlines, Close, CloseWrite, addresses) is the TCPConn's own.
+// A Read and a Write allocate nothing: each direction keeps its call's
+// state and the function RawConn calls.
 type Conn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+	rd call // the Read under way
+	wr call // the Write under way
+}
+
+// call is the state of a Read or a Write under way, which the function
+// RawConn calls (do) reads and writes. mu serializes the calls of one
+// direction, as net.Conn's own lock does.
+type call struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	do    func(fd uintptr) bool
 }
 
 // Wrap returns nc as a *Conn when it is a *net.TCPConn, and nc itself
@@ -25,7 +41,9 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &Conn{TCPConn: tc, rc: rc}
+	c := &Conn{TCPConn: tc, rc: rc}
+	c.rd.do, c.wr.do = c.rd.read, c.wr.write
+	return c
 }
 
 // Read reads into p as net.Conn's Read does: one read that brings data,
@@ -35,20 +53,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = read(fd, p)
-			switch errno {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false // wait in the netpoller, then read again
-			}
-			return true
-		}
-	})
+	c.rd.mu.Lock()
+	c.rd.p, c.rd.n, c.rd.errno = p, 0, 0
+	err := c.rc.Read(c.rd.do)
+	n, errno := c.rd.n, c.rd.errno
+	c.rd.p = nil
+	c.rd.mu.Unlock()
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -60,28 +70,31 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// read is what RawConn calls for a Read: one read, again after EINTR, or
+// false to wait in the netpoller on EAGAIN.
+func (r *call) read(fd uintptr) bool {
+	for {
+		r.n, r.errno = read(fd, r.p)
+		switch r.errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
+	}
+}
+
 // Write writes all of p as net.Conn's Write does, waiting in the
 // netpoller while the socket's buffer is full, until the write deadline,
 // and returns how much it wrote.
 func (c *Conn) Write(p []byte) (int, error) {
-	n := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			k, e := write(fd, p[n:])
-			switch e {
-			case 0:
-				n += k
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait in the netpoller, then write the rest
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	c.wr.mu.Lock()
+	c.wr.p, c.wr.n, c.wr.errno = p, 0, 0
+	err := c.rc.Write(c.wr.do)
+	n, errno := c.wr.n, c.wr.errno
+	c.wr.p = nil
+	c.wr.mu.Unlock()
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -89,6 +102,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, c.opError("write", os.NewSyscallError("write", errno))
 	}
 	return n, nil
+}
+
+// write is what RawConn calls for a Write: writes until all of p is
+// written or one fails, or false to wait in the netpoller on EAGAIN.
+func (w *call) write(fd uintptr) bool {
+	for w.n < len(w.p) {
+		k, e := write(fd, w.p[w.n:])
+		switch e {
+		case 0:
+			w.n += k
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			w.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError wraps err as package net wraps its own, so that callers see the

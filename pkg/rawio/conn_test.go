@@ -182,3 +182,36 @@ func TestWrapOther(t *testing.T) {
 		t.Fatalf("Wrap(pipe) = %T, want the pipe itself", got)
 	}
 }
+
+// TestNoAllocations: a Read and a Write allocate nothing, on a connection
+// as on a file: they are on the path of every request and record.
+func TestNoAllocations(t *testing.T) {
+	a, b := pair(t)
+	msg, buf := make([]byte, 100), make([]byte, 100)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := a.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(b, buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a Write and a Read allocate %v times, want 0", n)
+	}
+	f, err := os.Create(t.TempDir() + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rf, err := NewFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := rf.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a File's Write allocates %v times, want 0", n)
+	}
+}

@@ -11,43 +11,33 @@ import (
 const MaxFileWrite = 64 << 10
 
 // File is a regular file opened for writing, whose small writes are raw
-// system calls. Its writes must not be concurrent.
+// system calls. A Write allocates nothing; Writes must not be concurrent.
 type File struct {
 	f  *os.File
 	rc syscall.RawConn
+	wr call // the Write under way
 }
 
 // NewFile returns f as a File.
-func NewFile(f *os.File) (File, error) {
+func NewFile(f *os.File) (*File, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return File{}, err
+		return nil, err
 	}
-	return File{f: f, rc: rc}, nil
+	rf := &File{f: f, rc: rc}
+	rf.wr.do = rf.wr.writeFile
+	return rf, nil
 }
 
 // Write writes all of b at the file's offset, as os.File's Write does.
-func (f File) Write(b []byte) (int, error) {
+func (f *File) Write(b []byte) (int, error) {
 	if len(b) > MaxFileWrite {
 		return f.f.Write(b)
 	}
-	n := 0
-	var errno syscall.Errno
-	err := f.rc.Write(func(fd uintptr) bool {
-		for n < len(b) && errno == 0 {
-			k, e := write(fd, b[n:])
-			switch {
-			case e == syscall.EINTR:
-			case e != 0:
-				errno = e
-			case k == 0:
-				errno = syscall.EIO // no progress and no error: fail rather than loop
-			default:
-				n += k
-			}
-		}
-		return true
-	})
+	f.wr.p, f.wr.n, f.wr.errno = b, 0, 0
+	err := f.rc.Write(f.wr.do)
+	n, errno := f.wr.n, f.wr.errno
+	f.wr.p = nil
 	switch {
 	case err != nil:
 		err = os.ErrClosed // RawConn.Write fails only as the file closes, as os.File's Write does
@@ -58,4 +48,23 @@ func (f File) Write(b []byte) (int, error) {
 		return n, &os.PathError{Op: "write", Path: f.f.Name(), Err: err}
 	}
 	return n, nil
+}
+
+// writeFile is what RawConn calls for a File's Write: a regular file
+// never returns EAGAIN, so it writes until all of p is written or one
+// fails.
+func (w *call) writeFile(fd uintptr) bool {
+	for w.n < len(w.p) && w.errno == 0 {
+		k, e := write(fd, w.p[w.n:])
+		switch {
+		case e == syscall.EINTR:
+		case e != 0:
+			w.errno = e
+		case k == 0:
+			w.errno = syscall.EIO // no progress and no error: fail rather than loop
+		default:
+			w.n += k
+		}
+	}
+	return true
 }
