@@ -11,23 +11,35 @@ import (
 // Conn is a *net.TCPConn whose Read and Write are raw system calls; the
 // rest (deadlines, Close, CloseWrite, addresses) is the TCPConn's own.
 // A Read and a Write allocate nothing: each direction keeps its call's
-// state and the function RawConn calls.
+// state and the functions RawConn calls.
 type Conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
 	rd call // the Read under way
 	wr call // the Write under way
 }
 
-// call is the state of a Read or a Write under way, which the function
-// RawConn calls (do) reads and writes. mu serializes the calls of one
-// direction, as net.Conn's own lock does.
+// call is one direction of a Conn, or a File's writes: the state of the
+// call under way, which do (read or write) reads and writes, and via,
+// RawConn's Read or Write, which runs do as the netpoller allows. mu
+// serializes the calls, as net.Conn's own lock does.
 type call struct {
 	mu    sync.Mutex
 	p     []byte
 	n     int
 	errno syscall.Errno
 	do    func(fd uintptr) bool
+	via   func(func(fd uintptr) bool) error
+}
+
+// run makes the call on p and returns how much it moved, the system
+// call's error, and RawConn's (a deadline, a close).
+func (k *call) run(p []byte) (int, syscall.Errno, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.p, k.n, k.errno = p, 0, 0
+	err := k.via(k.do)
+	k.p = nil
+	return k.n, k.errno, err
 }
 
 // Wrap returns nc as a *Conn when it is a *net.TCPConn, and nc itself
@@ -41,8 +53,9 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	c := &Conn{TCPConn: tc, rc: rc}
-	c.rd.do, c.wr.do = c.rd.read, c.wr.write
+	c := &Conn{TCPConn: tc}
+	c.rd.do, c.rd.via = c.rd.read, rc.Read
+	c.wr.do, c.wr.via = c.wr.write, rc.Write
 	return c
 }
 
@@ -53,12 +66,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rd.mu.Lock()
-	c.rd.p, c.rd.n, c.rd.errno = p, 0, 0
-	err := c.rc.Read(c.rd.do)
-	n, errno := c.rd.n, c.rd.errno
-	c.rd.p = nil
-	c.rd.mu.Unlock()
+	n, errno, err := c.rd.run(p)
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
@@ -72,10 +80,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // read is what RawConn calls for a Read: one read, again after EINTR, or
 // false to wait in the netpoller on EAGAIN.
-func (r *call) read(fd uintptr) bool {
+func (k *call) read(fd uintptr) bool {
 	for {
-		r.n, r.errno = read(fd, r.p)
-		switch r.errno {
+		k.n, k.errno = read(fd, k.p)
+		switch k.errno {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -89,12 +97,7 @@ func (r *call) read(fd uintptr) bool {
 // netpoller while the socket's buffer is full, until the write deadline,
 // and returns how much it wrote.
 func (c *Conn) Write(p []byte) (int, error) {
-	c.wr.mu.Lock()
-	c.wr.p, c.wr.n, c.wr.errno = p, 0, 0
-	err := c.rc.Write(c.wr.do)
-	n, errno := c.wr.n, c.wr.errno
-	c.wr.p = nil
-	c.wr.mu.Unlock()
+	n, errno, err := c.wr.run(p)
 	switch {
 	case err != nil:
 		return n, c.opError("write", err)
@@ -104,20 +107,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// write is what RawConn calls for a Write: writes until all of p is
-// written or one fails, or false to wait in the netpoller on EAGAIN.
-func (w *call) write(fd uintptr) bool {
-	for w.n < len(w.p) {
-		k, e := write(fd, w.p[w.n:])
-		switch e {
-		case 0:
-			w.n += k
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+// write is what RawConn calls for a Write, of a socket or a file: writes
+// until all of p is written or one fails, or false to wait in the
+// netpoller on EAGAIN (a socket's buffer is full; a regular file never
+// says so).
+func (k *call) write(fd uintptr) bool {
+	for k.n < len(k.p) {
+		n, e := write(fd, k.p[k.n:])
+		switch {
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false
-		default:
-			w.errno = e
+		case e != 0:
+			k.errno = e
 			return true
+		case n == 0:
+			k.errno = syscall.EIO // no progress and no error: fail rather than loop
+			return true
+		default:
+			k.n += n
 		}
 	}
 	return true

@@ -1,9 +1,6 @@
 package rawio
 
-import (
-	"os"
-	"syscall"
-)
+import "os"
 
 // MaxFileWrite is the largest write File makes raw: copying 64 KiB into
 // the page cache takes some microseconds. A larger one goes through
@@ -11,10 +8,9 @@ import (
 const MaxFileWrite = 64 << 10
 
 // File is a regular file opened for writing, whose small writes are raw
-// system calls. A Write allocates nothing; Writes must not be concurrent.
+// system calls. A Write allocates nothing.
 type File struct {
 	f  *os.File
-	rc syscall.RawConn
 	wr call // the Write under way
 }
 
@@ -24,8 +20,8 @@ func NewFile(f *os.File) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	rf := &File{f: f, rc: rc}
-	rf.wr.do = rf.wr.writeFile
+	rf := &File{f: f}
+	rf.wr.do, rf.wr.via = rf.wr.write, rc.Write
 	return rf, nil
 }
 
@@ -34,10 +30,7 @@ func (f *File) Write(b []byte) (int, error) {
 	if len(b) > MaxFileWrite {
 		return f.f.Write(b)
 	}
-	f.wr.p, f.wr.n, f.wr.errno = b, 0, 0
-	err := f.rc.Write(f.wr.do)
-	n, errno := f.wr.n, f.wr.errno
-	f.wr.p = nil
+	n, errno, err := f.wr.run(b)
 	switch {
 	case err != nil:
 		err = os.ErrClosed // RawConn.Write fails only as the file closes, as os.File's Write does
@@ -48,23 +41,4 @@ func (f *File) Write(b []byte) (int, error) {
 		return n, &os.PathError{Op: "write", Path: f.f.Name(), Err: err}
 	}
 	return n, nil
-}
-
-// writeFile is what RawConn calls for a File's Write: a regular file
-// never returns EAGAIN, so it writes until all of p is written or one
-// fails.
-func (w *call) writeFile(fd uintptr) bool {
-	for w.n < len(w.p) && w.errno == 0 {
-		k, e := write(fd, w.p[w.n:])
-		switch {
-		case e == syscall.EINTR:
-		case e != 0:
-			w.errno = e
-		case k == 0:
-			w.errno = syscall.EIO // no progress and no error: fail rather than loop
-		default:
-			w.n += k
-		}
-	}
-	return true
 }
