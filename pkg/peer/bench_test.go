@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,21 +75,21 @@ func BenchmarkDeliveryAlone(b *testing.B) {
 		}
 		defer c.Close()
 		frame := []byte("F 1 A 1621464827000000000 1 " + text + "\n")
-		cpu := cpuTime()
+		cpu := testutil.CPUTime()
 		for b.Loop() {
 			if _, err := c.Write(frame); err != nil {
 				b.Fatal(err)
 			}
 			<-got
 		}
-		reportCPU(b, cpu)
+		testutil.ReportCPU(b, cpu)
 	})
 	b.Run("link", func(b *testing.B) {
 		a, bb := benchPair(b)
 		note := bb.store.Subscribe()
 		defer bb.store.Unsubscribe(note)
 		i := 0
-		cpu := cpuTime()
+		cpu := testutil.CPUTime()
 		for b.Loop() {
 			i++
 			testutil.Apply(a.store, store.Record{Text: fmt.Sprintf("alone-%07d +34.068930-118.445127 1621464827.5", i), Origin: "A", Recv: 1}, store.Local)
@@ -98,20 +97,8 @@ func BenchmarkDeliveryAlone(b *testing.B) {
 				<-note
 			}
 		}
-		reportCPU(b, cpu)
+		testutil.ReportCPU(b, cpu)
 	})
-}
-
-// cpuTime returns the CPU this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// reportCPU reports the CPU used since start per iteration, in µs.
-func reportCPU(b *testing.B, start time.Duration) {
-	b.ReportMetric(float64(cpuTime()-start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 }
 
 // benchPair runs two managers, A and B, linked to each other, until the

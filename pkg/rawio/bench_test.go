@@ -3,9 +3,9 @@ package rawio
 import (
 	"io"
 	"net"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/herdkit/herd/internal/testutil"
 )
 
 // BenchmarkPingPong sends a 100-byte request and its reply back and forth
@@ -54,7 +54,7 @@ func BenchmarkPingPong(b *testing.B) {
 			c := bc.wrap(nc)
 			defer c.Close()
 			buf := make([]byte, 100)
-			cpu := cpuTime()
+			cpu := testutil.CPUTime()
 			b.ResetTimer()
 			for b.Loop() {
 				if _, err := c.Write(buf); err != nil {
@@ -64,14 +64,7 @@ func BenchmarkPingPong(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+			testutil.ReportCPU(b, cpu)
 		})
 	}
-}
-
-// cpuTime returns the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
