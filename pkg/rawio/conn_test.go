@@ -198,15 +198,7 @@ func TestNoAllocations(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("a Write and a Read allocate %v times, want 0", n)
 	}
-	f, err := os.Create(t.TempDir() + "/f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rf, err := NewFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, rf := newFile(t, t.TempDir())
 	if n := testing.AllocsPerRun(200, func() {
 		if _, err := rf.Write(msg); err != nil {
 			t.Fatal(err)

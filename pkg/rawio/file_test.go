@@ -14,16 +14,7 @@ import (
 // TestFileWrite: writes small (raw) and large (through os.File) land in
 // order at the file's offset.
 func TestFileWrite(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "f")
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rf, err := NewFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, rf := newFile(t, t.TempDir())
 	var want []byte
 	for i, size := range []int{1, 100, MaxFileWrite, MaxFileWrite + 1, 3 << 20, 10} {
 		b := bytes.Repeat([]byte{byte('a' + i)}, size)
@@ -32,7 +23,7 @@ func TestFileWrite(t *testing.T) {
 		}
 		want = append(want, b...)
 	}
-	got, err := os.ReadFile(name)
+	got, err := os.ReadFile(f.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,31 +36,16 @@ func TestFileWrite(t *testing.T) {
 // closed, or no space left.
 func TestFileWriteFails(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
-		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rf, err := NewFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, rf := newFile(t, t.TempDir())
 		f.Close()
 		if _, err := rf.Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
 			t.Fatalf("write to a closed file: %v, want os.ErrClosed", err)
 		}
 	})
 	t.Run("no space", func(t *testing.T) {
-		dir := testutil.Tmpfs(t, "64k")
-		f, err := os.Create(filepath.Join(dir, "f"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		rf, err := NewFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		f, rf := newFile(t, testutil.Tmpfs(t, "64k"))
 		b := make([]byte, 4096)
+		var err error
 		for i := 0; i < 64; i++ {
 			if _, err = rf.Write(b); err != nil {
 				break
@@ -80,4 +56,20 @@ func TestFileWriteFails(t *testing.T) {
 			t.Fatalf("writing 256 KiB to a 64 KiB file system: %v, want ENOSPC naming the file", err)
 		}
 	})
+}
+
+// newFile creates the file f in dir, closed when the test ends, and
+// returns it with its File.
+func newFile(t *testing.T, dir string) (*os.File, *File) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	rf, err := NewFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, rf
 }
