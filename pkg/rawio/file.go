@@ -2,10 +2,10 @@ package rawio
 
 import "os"
 
-// MaxFileWrite is the largest write File makes raw: copying 64 KiB into
+// maxFileWrite is the largest write File makes raw: copying 64 KiB into
 // the page cache takes some microseconds. A larger one goes through
 // os.File, as a call that may take long.
-const MaxFileWrite = 64 << 10
+const maxFileWrite = 64 << 10
 
 // File is a regular file opened for writing, whose small writes are raw
 // system calls. A Write allocates nothing.
@@ -27,7 +27,7 @@ func NewFile(f *os.File) (*File, error) {
 
 // Write writes all of b at the file's offset, as os.File's Write does.
 func (f *File) Write(b []byte) (int, error) {
-	if len(b) > MaxFileWrite {
+	if len(b) > maxFileWrite {
 		return f.f.Write(b)
 	}
 	n, errno, err := f.wr.run(b)

@@ -16,7 +16,7 @@ import (
 func TestFileWrite(t *testing.T) {
 	f, rf := newFile(t, t.TempDir())
 	var want []byte
-	for i, size := range []int{1, 100, MaxFileWrite, MaxFileWrite + 1, 3 << 20, 10} {
+	for i, size := range []int{1, 100, maxFileWrite, maxFileWrite + 1, 3 << 20, 10} {
 		b := bytes.Repeat([]byte{byte('a' + i)}, size)
 		if n, err := rf.Write(b); n != size || err != nil {
 			t.Fatalf("write of %d bytes: %d, %v", size, n, err)
